@@ -1,0 +1,29 @@
+// ctnn — compile-time neural networks. The umbrella header: the whole public surface.
+//
+//   #include <ctnn/ctnn.hpp>
+//   namespace nn = ctnn::nn;
+//   using Net = nn::Sequential<nn::Linear<4, 8>, nn::ReLU, nn::LazyLinear<1>>;
+//   ctnn::Model<Net, ctnn::Shape<4>> net;       // shapes inferred and checked by the compiler
+//
+// See docs/guide.md for a tour and docs/design.md for how it is built.
+#pragma once
+
+#include <boost/hana/integral_constant.hpp>
+
+#include "ctnn/core/diagnostics.hpp"
+#include "ctnn/core/random.hpp"
+#include "ctnn/core/shape.hpp"
+#include "ctnn/core/tensor.hpp"
+#include "ctnn/core/threads.hpp"
+#include "ctnn/model.hpp"
+#include "ctnn/nn/activation.hpp"
+#include "ctnn/nn/flatten.hpp"
+#include "ctnn/nn/init.hpp"
+#include "ctnn/nn/linear.hpp"
+#include "ctnn/nn/module.hpp"
+#include "ctnn/nn/sequential.hpp"
+
+namespace ctnn::literals {
+/// 2_c: a compile-time index for net[2_c] (Boost.Hana's integral constant literal).
+using namespace boost::hana::literals;
+}  // namespace ctnn::literals

@@ -1,0 +1,211 @@
+// Model<Net, Shape<...>>: a network spec bound to a per-sample input shape — the value you hold.
+//
+// It owns the bound layers (parameters, initialized as PyTorch does, from a seeded generator)
+// and a workspace that holds every activation for a batch of N samples. The workspace grows
+// when a larger batch arrives and is reused otherwise, so once it exists, forward allocates
+// nothing (use forward(X) for a view of the output, or forward(X, Y) to write into yours).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ctnn/core/diagnostics.hpp"
+#include "ctnn/core/random.hpp"
+#include "ctnn/core/tensor.hpp"
+#include "ctnn/nn/module.hpp"
+#include "ctnn/nn/sequential.hpp"
+
+namespace ctnn {
+
+namespace detail {
+
+template <class In>
+struct check_model_input {
+  static_assert(is_shape_v<In>, "ctnn::Model<Net, In>: In must be a ctnn::Shape<...>");
+  static constexpr std::size_t zero = first_zero_dim<In>();
+  static constexpr bool ok =
+      check<zero == In::rank, ERROR_zero_sized_dimension<model_input, dim<zero>, In>>::value;
+  using shape = std::conditional_t<ok && zero == In::rank, In, poisoned_shape>;
+};
+
+/// One row of Model::summary().
+struct SummaryRow {
+  std::string name;   // "Linear-0.2"
+  std::string shape;  // "[N, 8]"
+  std::size_t params;
+  int depth;
+};
+
+template <class B>
+void summary_rows(const B& layer, const std::string& path, int depth, std::vector<SummaryRow>& rows) {
+  std::string shape = "[N";
+  for (auto d : B::output_shape::dims) shape += ", " + std::to_string(d);
+  shape += "]";
+  rows.push_back({B::type_name() + (path.empty() ? "" : "-" + path), shape, B::parameter_count, depth});
+  if constexpr (nn::is_sequential<B>) {
+    layer.for_each_indexed([&](const auto& child, std::size_t i) {
+      summary_rows(child, path.empty() ? std::to_string(i) : path + "." + std::to_string(i), depth + 1, rows);
+    });
+  }
+}
+
+}  // namespace detail
+
+template <class Net, class In>
+class Model {
+  using checked_input = typename detail::check_model_input<In>::shape;
+
+ public:
+  /// The bound network (for a Sequential spec, an nn::BoundSequential).
+  using network_type = nn::bind_t<Net, checked_input>;
+  using input_shape_type = In;
+  using output_shape_type = typename network_type::output_shape;
+  static constexpr In input_shape{};
+  static constexpr output_shape_type output_shape{};
+  static constexpr std::size_t parameter_count = network_type::parameter_count;
+
+  /// PyTorch's default initialization, drawn from ctnn::default_generator().
+  Model() : Model(default_generator()) {}
+  /// PyTorch's default initialization, drawn from `gen`.
+  explicit Model(Generator& gen) { net_.reset_parameters(gen); }
+  /// PyTorch's default initialization from a fresh generator seeded with `seed`.
+  explicit Model(std::uint64_t seed) {
+    Generator gen(seed);
+    net_.reset_parameters(gen);
+  }
+
+  // ---- forward ---------------------------------------------------------------------------
+
+  /// net(X): a new batch holding the output.
+  Batch<output_shape_type> operator()(ConstBatchView<In> x) {
+    Batch<output_shape_type> y(check_batch(x.batch_size()));
+    forward(x, y);
+    return y;
+  }
+  Batch<output_shape_type> operator()(const Batch<In>& x) { return (*this)(x.view()); }
+  /// net(x) on a single sample.
+  Tensor<output_shape_type> operator()(const Tensor<In>& x) {
+    Tensor<output_shape_type> y;
+    forward(ConstBatchView<In>(x.data(), 1), BatchView<output_shape_type>(y.data(), 1));
+    return y;
+  }
+  /// A tensor whose shape is known only at run time (data read from a file, a TensorRef):
+  /// its shape must be [N, *input_shape] with N >= 1, or this throws shape_error.
+  Batch<output_shape_type> operator()(const TensorRef& x) {
+    const auto& s = x.shape();
+    const bool ok = s.size() == In::rank + 1 && std::equal(In::dims.begin(), In::dims.end(), s.begin() + 1);
+    if (!ok)
+      throw shape_error("ctnn::Model: input of shape " + x.shape_str() + " does not match [N, " +
+                        In::str().substr(1));
+    return (*this)(ConstBatchView<In>(x.data(), s[0]));
+  }
+
+  /// The output as a view into the workspace (valid until the next forward): no allocation
+  /// once the workspace has room for x's batch size.
+  ConstBatchView<output_shape_type> forward(ConstBatchView<In> x) {
+    const std::size_t n = check_batch(x.batch_size());
+    reserve(n);
+    const float* y = net_.forward(x.data(), n, activations_.get(), scratch_.get());
+    return {y, n};
+  }
+  /// Writes the output into y (same batch size as x).
+  void forward(ConstBatchView<In> x, BatchView<output_shape_type> y) {
+    if (y.batch_size() != x.batch_size())
+      throw shape_error("ctnn::Model::forward: output batch of " + std::to_string(y.batch_size()) +
+                        " samples for an input batch of " + std::to_string(x.batch_size()));
+    const auto out = forward(x);
+    std::copy_n(out.data(), out.numel(), y.data());
+  }
+
+  /// Make room in the workspace for batches of up to n samples.
+  void reserve(std::size_t n) {
+    if (n <= capacity_ && scratch_) return;
+    activations_ = detail::allocate_floats(std::max<std::size_t>(1, n * network_type::activation_floats));
+    if (!scratch_) scratch_ = detail::allocate_floats(std::max<std::size_t>(1, network_type::scratch_floats));
+    capacity_ = n;
+  }
+
+  // ---- parameters and layers -------------------------------------------------------------
+
+  /// net[I] as net.get<I>() (for a Sequential net); nested: net.get<1>().get<0>().
+  template <std::size_t I>
+  auto& get() {
+    return net_.template get<I>();
+  }
+  template <std::size_t I>
+  const auto& get() const {
+    return net_.template get<I>();
+  }
+  /// net[2_c]
+  template <class C>
+    requires requires { C::value; }
+  auto& operator[](C c) {
+    return net_[c];
+  }
+  template <class C>
+    requires requires { C::value; }
+  const auto& operator[](C c) const {
+    return net_[c];
+  }
+  /// The whole bound network.
+  network_type& network() { return net_; }
+  const network_type& network() const { return net_; }
+
+  /// ("0.weight", tensor), ... in PyTorch's names and order; the tensors are views of the parameters.
+  StateDict state_dict() const { return net_.state_dict(); }
+  StateDict named_parameters() const { return net_.named_parameters(); }
+  /// torch's Module.apply: f(layer) for every layer, children before their parent.
+  template <class F>
+  Model& apply(F&& f) {
+    net_.apply(f);
+    return *this;
+  }
+  /// Re-draw every parameter with PyTorch's default initialization.
+  void reset_parameters(Generator& gen = default_generator()) { net_.reset_parameters(gen); }
+
+  /// A torchinfo-style table: layer, output shape, parameter count.
+  std::string summary() const {
+    std::vector<detail::SummaryRow> rows;
+    detail::summary_rows(net_, "", 0, rows);
+    std::size_t w = 20;
+    for (auto& r : rows) w = std::max(w, r.name.size() + 2 * r.depth + 2);
+    std::ostringstream os;
+    const std::string rule(w + 36, '=');
+    os << rule << '\n'
+       << std::left << std::setw(static_cast<int>(w)) << "Layer (type)" << std::setw(24) << "Output Shape"
+       << "Param #\n"
+       << rule << '\n';
+    for (std::size_t i = 1; i < rows.size(); ++i) {  // row 0 is the net itself
+      const auto& r = rows[i];
+      os << std::left << std::setw(static_cast<int>(w)) << (std::string(2 * (r.depth - 1), ' ') + r.name)
+         << std::setw(24) << r.shape << r.params << '\n';
+    }
+    os << rule << '\n'
+       << "Input shape: [N, " << In::str().substr(1) << '\n'
+       << "Total params: " << parameter_count << '\n'
+       << rule << '\n';
+    return os.str();
+  }
+  /// PyTorch's repr of the module tree.
+  friend std::ostream& operator<<(std::ostream& os, const Model& m) {
+    m.net_.print(os, 0);
+    return os;
+  }
+
+ private:
+  static std::size_t check_batch(std::size_t n) {
+    if (n == 0) throw shape_error("ctnn::Model: a batch of 0 samples (expected N >= 1) for input [N, " + In::str().substr(1));
+    return n;
+  }
+
+  network_type net_;
+  detail::aligned_floats activations_, scratch_;
+  std::size_t capacity_ = 0;
+};
+
+}  // namespace ctnn

@@ -1,0 +1,120 @@
+// nn::Linear<In, Out, Bias> and nn::LazyLinear<Out, Bias> — torch.nn.Linear / LazyLinear.
+//
+//   y = x W^T + b      x: [N, *, In], W: [Out, In], b: [Out], y: [N, *, Out]
+//
+// Acts on the last dimension of the sample, as PyTorch does; LazyLinear takes In from the
+// shape that reaches it. Rules (compile errors, see docs/errors.md):
+//   ERROR_linear_in_features_mismatch   In differs from the last extent of the input
+//   ERROR_zero_sized_dimension          In or Out is 0
+//   ERROR_input_rank_too_small          the input sample has no dimensions
+#pragma once
+
+#include <cstddef>
+#include <limits>
+#include <variant>
+#include <ostream>
+#include <string>
+
+#include "ctnn/kernels/gemm.hpp"
+#include "ctnn/nn/init.hpp"
+#include "ctnn/nn/module.hpp"
+
+namespace ctnn::nn {
+
+/// The bound Linear layer: exact-size weight [Out, In] and bias [Out].
+template <class InShape, std::size_t Out, bool Bias>
+struct BoundLinear : Module<BoundLinear<InShape, Out, Bias>> {
+  static constexpr std::size_t in_features = InShape::dims[InShape::rank - 1];
+  static constexpr std::size_t out_features = Out;
+  static constexpr bool has_bias = Bias;
+  using input_shape = InShape;
+  using output_shape = replace_last_t<InShape, Out>;
+  static constexpr std::size_t rows_per_sample = InShape::size / in_features;  // the "*" in [N, *, In]
+
+  static constexpr std::size_t parameter_count = Out * in_features + (Bias ? Out : 0);
+  static constexpr std::size_t activation_floats = output_shape::size;
+  static constexpr std::size_t scratch_floats = kernels::linear_scratch_floats<in_features, Out>;
+
+  Parameter<Shape<Out, in_features>> weight;
+  /// Present only when Bias (torch's bias=None otherwise).
+  [[no_unique_address]] std::conditional_t<Bias, Parameter<Shape<Out>>, std::monostate> bias;
+
+  void reset_parameters(Generator& gen) {
+    if constexpr (Bias) init::default_reset_(weight, &bias, gen);
+    else init::default_reset_(weight, static_cast<Tensor<Shape<Out>>*>(nullptr), gen);
+  }
+
+  // forward: y = Op(x W^T + b), Op fused into the GEMM epilogue (identity when alone).
+  template <class Op>
+  const float* forward_fused(const float* x, std::size_t n, float* act, float* scratch) const {
+    const float* b = nullptr;
+    if constexpr (Bias) b = bias.data();
+    kernels::linear_forward<in_features, Out, Op>(x, weight.data(), b, act, n * rows_per_sample, scratch);
+    return act;
+  }
+  const float* forward(const float* x, std::size_t n, float* act, float* scratch) const {
+    return forward_fused<kernels::identity_op>(x, n, act, scratch);
+  }
+
+  // backward: the training issue adds it here, beside forward.
+
+  template <class F>
+  void for_each_parameter(const std::string& prefix, F&& f) {
+    f(prefix + "weight", TensorRef(weight));
+    if constexpr (Bias) f(prefix + "bias", TensorRef(bias));
+  }
+  template <class F>
+  void apply(F&& f) {
+    f(*this);
+  }
+  static std::string type_name() { return "Linear"; }
+  void print(std::ostream& os, int) const {
+    os << "Linear(in_features=" << in_features << ", out_features=" << Out << ", bias=" << (Bias ? "True" : "False")
+       << ')';
+  }
+};
+
+namespace detail {
+
+inline constexpr std::size_t lazy_features = std::numeric_limits<std::size_t>::max();
+
+template <class In, class Path, std::size_t InFeatures, std::size_t Out, bool Bias>
+struct bind_linear {
+  static constexpr std::size_t inferred = [] {
+    if constexpr (In::rank == 0) return std::size_t{0};
+    else return In::dims[In::rank - 1];
+  }();
+  // One rule fails at a time, in this order, so one mistake gives one error.
+  static constexpr int failed = In::rank == 0                                         ? 1
+                                : Out == 0                                            ? 2
+                                : InFeatures == 0                                     ? 3
+                                : InFeatures != lazy_features && InFeatures != inferred ? 4
+                                                                                      : 0;
+  static constexpr bool ok =
+      ctnn::detail::check<failed != 1, ERROR_input_rank_too_small<Path, In>>::value &&
+      ctnn::detail::check<failed != 2, ERROR_zero_sized_dimension<Path, out_features<Out>>>::value &&
+      ctnn::detail::check<failed != 3, ERROR_zero_sized_dimension<Path, in_features<InFeatures>>>::value &&
+      ctnn::detail::check<failed != 4, ERROR_linear_in_features_mismatch<Path, in_features<InFeatures>, inferred_in_features<inferred>>>::value;
+  using type = std::conditional_t<ok && failed == 0, BoundLinear<In, Out, Bias>, PoisonedLayer>;
+};
+
+template <class In, std::size_t Out, bool Bias>
+struct is_linear_impl<BoundLinear<In, Out, Bias>> : std::true_type {};
+
+}  // namespace detail
+
+/// torch.nn.Linear(In, Out, bias=Bias)
+template <std::size_t In, std::size_t Out, bool Bias = true>
+struct Linear {
+  template <class InShape, class Path>
+  using bind = typename detail::bind_linear<InShape, Path, In, Out, Bias>::type;
+};
+
+/// torch.nn.LazyLinear(Out, bias=Bias): in_features is the last extent of the input.
+template <std::size_t Out, bool Bias = true>
+struct LazyLinear {
+  template <class InShape, class Path>
+  using bind = typename detail::bind_linear<InShape, Path, detail::lazy_features, Out, Bias>::type;
+};
+
+}  // namespace ctnn::nn

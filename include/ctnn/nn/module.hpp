@@ -1,0 +1,179 @@
+// What every bound layer shares: parameters, state_dict, traits, and the binding protocol.
+//
+// Spec -> bind -> model. A layer *spec* is a type the user writes (nn::LazyLinear<120>).
+// `bind_t<Spec, InShape, layer<Path...>>` turns it into a *bound layer*: a concrete type
+// with exact-size parameters and this small interface (dlib and micrograd style —
+// every layer answers the same questions):
+//
+//   using input_shape, output_shape;                 // Shape<...> types
+//   static constexpr std::size_t parameter_count;
+//   static constexpr std::size_t activation_floats;  // workspace floats per sample forward writes
+//   static constexpr std::size_t scratch_floats;     // workspace floats shared by all samples
+//   const float* forward(const float* x, std::size_t n, float* act, float* scratch);
+//       // returns where the output is: inside `act`, or `x` itself for a view (Flatten)
+//   void for_each_parameter(const std::string& prefix, F f);  // f(name, TensorRef)
+//   void apply(F f);                                 // every sub-layer, then this one
+//   void reset_parameters(Generator&);               // PyTorch's default initialization
+//   void print(std::ostream&, int indent) const;     // PyTorch's module repr
+//
+// Producers (Linear) also have `forward_fused<Op>`, which applies an elementwise activation
+// in their epilogue; activations expose that `Op` as `op`. Sequential fuses the pair.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ctnn/core/diagnostics.hpp"
+#include "ctnn/core/random.hpp"
+#include "ctnn/core/shape.hpp"
+#include "ctnn/core/tensor.hpp"
+
+namespace ctnn {
+
+/// (name, tensor) pairs in registration order, like PyTorch's OrderedDict state_dict.
+class StateDict {
+ public:
+  using value_type = std::pair<std::string, TensorRef>;
+
+  void add(std::string name, TensorRef t) { items_.emplace_back(std::move(name), std::move(t)); }
+  std::size_t size() const { return items_.size(); }
+  bool contains(const std::string& name) const { return find(name) != items_.end(); }
+  /// sd["0.weight"]; an unknown key throws std::out_of_range naming it.
+  const TensorRef& operator[](const std::string& name) const {
+    auto it = find(name);
+    if (it == items_.end()) throw std::out_of_range("ctnn::StateDict: no tensor named '" + name + "'");
+    return it->second;
+  }
+  const TensorRef& at(const std::string& name) const { return (*this)[name]; }
+  std::vector<std::string> keys() const {
+    std::vector<std::string> k;
+    for (auto& [name, t] : items_) k.push_back(name);
+    return k;
+  }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+
+  /// OrderedDict([('weight', tensor(...)), ('bias', tensor(...))]), as PyTorch prints it.
+  friend std::ostream& operator<<(std::ostream& os, const StateDict& sd) {
+    os << "OrderedDict([";
+    for (std::size_t i = 0; i < sd.items_.size(); ++i)
+      os << (i ? ", " : "") << "('" << sd.items_[i].first << "', " << sd.items_[i].second << ')';
+    return os << "])";
+  }
+
+ private:
+  std::vector<value_type>::const_iterator find(const std::string& name) const {
+    for (auto it = items_.begin(); it != items_.end(); ++it)
+      if (it->first == name) return it;
+    return items_.end();
+  }
+  std::vector<value_type> items_;
+};
+
+namespace nn {
+
+/// A learnable tensor: its values and its gradient (zero until a backward pass fills it).
+template <class S>
+struct Parameter : Tensor<S> {
+  using Tensor<S>::Tensor;
+  using Tensor<S>::operator=;
+  Tensor<S> grad;
+};
+
+/// CRTP base of bound layers: the parts of nn.Module that follow from for_each_parameter.
+template <class Derived>
+struct Module {
+  /// net[2].state_dict(): this layer's parameters, named relative to it ("weight", "bias").
+  StateDict state_dict() const {
+    StateDict sd;
+    const_cast<Derived&>(self()).for_each_parameter("", [&](std::string name, TensorRef t) {
+      sd.add(std::move(name), std::move(t));
+    });
+    return sd;
+  }
+  /// Same names as state_dict (ctnn layers hold no buffers).
+  StateDict named_parameters() const { return state_dict(); }
+
+  friend std::ostream& operator<<(std::ostream& os, const Derived& m) {
+    m.print(os, 0);
+    return os;
+  }
+
+ private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+};
+
+/// Layers without parameters (activations, Flatten): the no-op half of the interface.
+template <class Derived>
+struct ParameterFree : Module<Derived> {
+  static constexpr std::size_t parameter_count = 0;
+  template <class F>
+  void for_each_parameter(const std::string&, F&&) {}
+  void reset_parameters(Generator&) {}
+  template <class F>
+  void apply(F&& f) {
+    f(static_cast<Derived&>(*this));
+  }
+};
+
+// ---- Traits (they see through references: nn::is_linear<decltype(layer)> in apply) -------
+
+namespace detail {
+template <class T> struct is_linear_impl : std::false_type {};
+template <class T> struct is_sequential_impl : std::false_type {};
+template <class T, class Op> struct is_activation_impl : std::false_type {};
+template <class T> struct is_flatten_impl : std::false_type {};
+template <class T> struct is_identity_impl : std::false_type {};
+}  // namespace detail
+
+/// Layer type tests for apply(): `if constexpr (nn::is_linear<decltype(layer)>)`.
+template <class T> inline constexpr bool is_linear = detail::is_linear_impl<std::remove_cvref_t<T>>::value;
+template <class T> inline constexpr bool is_sequential = detail::is_sequential_impl<std::remove_cvref_t<T>>::value;
+template <class T> inline constexpr bool is_flatten = detail::is_flatten_impl<std::remove_cvref_t<T>>::value;
+template <class T> inline constexpr bool is_identity = detail::is_identity_impl<std::remove_cvref_t<T>>::value;
+
+// ---- Binding --------------------------------------------------------------------------------
+
+namespace detail {
+
+/// What a layer binds to after an earlier failed check: accepts anything, checks nothing.
+struct PoisonedLayer : ParameterFree<PoisonedLayer> {
+  using input_shape = ctnn::detail::poisoned_shape;
+  using output_shape = ctnn::detail::poisoned_shape;
+  static constexpr std::size_t activation_floats = 0, scratch_floats = 0;
+  const float* forward(const float* x, std::size_t, float*, float*) const { return x; }
+  void print(std::ostream& os, int) const { os << "<error>"; }
+  static std::string type_name() { return "<error>"; }
+};
+
+template <class Spec, class In, class Path>
+struct bind_impl {
+  using type = typename Spec::template bind<In, Path>;
+};
+template <class Spec, class Path>
+struct bind_impl<Spec, ctnn::detail::poisoned_shape, Path> {
+  using type = PoisonedLayer;
+};
+
+template <class Path, std::size_t I>
+struct path_append;
+template <std::size_t... P, std::size_t I>
+struct path_append<layer<P...>, I> {
+  using type = layer<P..., I>;
+};
+
+}  // namespace detail
+
+/// The bound layer of `Spec` on per-sample input shape `In`, at position `Path` (a ctnn::layer<...>).
+template <class Spec, class In, class Path = layer<>>
+using bind_t = typename detail::bind_impl<Spec, In, Path>::type;
+
+}  // namespace nn
+}  // namespace ctnn

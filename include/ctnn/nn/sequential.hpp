@@ -1,0 +1,206 @@
+// nn::Sequential<Specs...> — torch.nn.Sequential.
+//
+// Binding folds left to right: spec i binds to the output shape of layer i-1, at position
+// layer<Path..., i> (so errors and state_dict names say where it is, "1.0.weight").
+// Sequentials nest. Binding also makes the plan:
+//   - fusion: an activation right after a producer (Linear) runs in the producer's epilogue
+//     and gets no buffer of its own;
+//   - workspace: each layer that writes gets a slice of n * activation_floats at a
+//     compile-time offset; views (Flatten, Identity) pass their input through.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <boost/hana/at.hpp>
+#include <boost/hana/for_each.hpp>
+#include <boost/hana/tuple.hpp>
+#include <cstddef>
+#include <ostream>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "ctnn/nn/activation.hpp"
+#include "ctnn/nn/module.hpp"
+
+namespace ctnn::nn {
+
+namespace detail {
+/// Producers whose kernel can apply an activation in its epilogue.
+template <class B>
+concept has_epilogue = requires(const B& b, const float* x, float* p) {
+  b.template forward_fused<kernels::identity_op>(x, std::size_t{}, p, p);
+};
+}  // namespace detail
+
+template <class... Bs>
+struct BoundSequential : Module<BoundSequential<Bs...>> {
+  static constexpr std::size_t L = sizeof...(Bs);
+  template <std::size_t I>
+  using layer_type = std::tuple_element_t<I, std::tuple<Bs...>>;
+
+  using input_shape = typename layer_type<0>::input_shape;
+  using output_shape = typename layer_type<L - 1>::output_shape;
+  static constexpr std::size_t parameter_count = (Bs::parameter_count + ... + 0);
+
+  /// fused[i]: layer i is an activation applied in layer i-1's epilogue.
+  static constexpr std::array<bool, L> fused = [] {
+    constexpr bool producer[] = {detail::has_epilogue<Bs>...};
+    constexpr bool activation[] = {detail::is_eltwise_activation<Bs>::value...};
+    std::array<bool, L> f{};
+    for (std::size_t i = 1; i < L; ++i) f[i] = producer[i - 1] && activation[i];
+    return f;
+  }();
+  /// Per-sample workspace offset of each layer's output; the total is activation_floats.
+  static constexpr std::array<std::size_t, L + 1> offsets = [] {
+    constexpr std::size_t floats[] = {Bs::activation_floats...};
+    std::array<std::size_t, L + 1> o{};
+    for (std::size_t i = 0; i < L; ++i) o[i + 1] = o[i] + (fused[i] ? 0 : floats[i]);
+    return o;
+  }();
+  static constexpr std::size_t activation_floats = offsets[L];
+  static constexpr std::size_t scratch_floats = std::max({Bs::scratch_floats...});
+
+  boost::hana::tuple<Bs...> layers;
+
+  /// net[I]: layer I (counting from 0); out of range is ERROR_layer_index_out_of_range.
+  template <std::size_t I>
+  auto& get() {
+    if constexpr (I < L) {
+      return boost::hana::at_c<I>(layers);
+    } else {
+      static_assert(ctnn::detail::check<false, ERROR_layer_index_out_of_range<index<I>, num_layers<L>>>::value);
+      return poisoned_;
+    }
+  }
+  template <std::size_t I>
+  const auto& get() const {
+    return const_cast<BoundSequential&>(*this).template get<I>();
+  }
+  /// net[2_c]
+  template <class C>
+    requires requires { C::value; }
+  auto& operator[](C) {
+    return get<static_cast<std::size_t>(C::value)>();
+  }
+  template <class C>
+    requires requires { C::value; }
+  const auto& operator[](C) const {
+    return get<static_cast<std::size_t>(C::value)>();
+  }
+  static constexpr std::size_t size() { return L; }
+
+  // forward: x -> layer 0 -> ... -> layer L-1, fused pairs as one stage.
+  const float* forward(const float* x, std::size_t n, float* act, float* scratch) const {
+    const float* cur = x;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((cur = forward_stage<I>(cur, n, act, scratch)), ...);
+    }(std::make_index_sequence<L>{});
+    return cur;
+  }
+
+  // backward: the training issue adds it here, the stages in reverse.
+
+  void reset_parameters(Generator& gen) {
+    boost::hana::for_each(layers, [&](auto& l) { l.reset_parameters(gen); });
+  }
+  template <class F>
+  void for_each_parameter(const std::string& prefix, F&& f) {
+    for_each_indexed([&](auto& l, std::size_t i) { l.for_each_parameter(prefix + std::to_string(i) + ".", f); });
+  }
+  /// Every sub-layer (recursively), then this Sequential, as torch's Module.apply.
+  template <class F>
+  void apply(F&& f) {
+    boost::hana::for_each(layers, [&](auto& l) { l.apply(f); });
+    f(*this);
+  }
+  /// Calls f(layer, index) for each direct child.
+  template <class F>
+  void for_each_indexed(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (f(boost::hana::at_c<I>(layers), I), ...);
+    }(std::make_index_sequence<L>{});
+  }
+  template <class F>
+  void for_each_indexed(F&& f) const {
+    const_cast<BoundSequential&>(*this).for_each_indexed([&](const auto& l, std::size_t i) { f(l, i); });
+  }
+
+  static std::string type_name() { return "Sequential"; }
+  void print(std::ostream& os, int indent) const {
+    os << "Sequential(\n";
+    for_each_indexed([&](const auto& l, std::size_t i) {
+      os << std::string(indent + 2, ' ') << '(' << i << "): ";
+      l.print(os, indent + 2);
+      os << '\n';
+    });
+    os << std::string(indent, ' ') << ')';
+  }
+
+ private:
+  template <std::size_t I>
+  const float* forward_stage(const float* x, std::size_t n, float* act, float* scratch) const {
+    if constexpr (fused[I]) {
+      return x;  // already applied by layer I-1
+    } else if constexpr (I + 1 < L && fused[I + 1]) {
+      using Op = typename layer_type<I + 1>::op;
+      return boost::hana::at_c<I>(layers).template forward_fused<Op>(x, n, act + n * offsets[I], scratch);
+    } else {
+      return boost::hana::at_c<I>(layers).forward(x, n, act + n * offsets[I], scratch);
+    }
+  }
+  [[no_unique_address]] detail::PoisonedLayer poisoned_;
+};
+
+namespace detail {
+
+template <class... Bs>
+struct is_sequential_impl<BoundSequential<Bs...>> : std::true_type {};
+
+template <class... Bs>
+struct bound_list {};
+template <class B, class List>
+struct prepend;
+template <class B, class... Bs>
+struct prepend<B, bound_list<Bs...>> {
+  using type = bound_list<B, Bs...>;
+};
+
+/// Binds specs I, I+1, ... left to right, each on the previous one's output shape.
+template <class In, class Path, std::size_t I, class... Specs>
+struct bind_chain {
+  using type = bound_list<>;
+};
+template <class In, class Path, std::size_t I, class S0, class... Rest>
+struct bind_chain<In, Path, I, S0, Rest...> {
+  using B0 = bind_t<S0, In, typename path_append<Path, I>::type>;
+  using type = typename prepend<B0, typename bind_chain<typename B0::output_shape, Path, I + 1, Rest...>::type>::type;
+};
+
+template <class List>
+struct to_sequential;
+template <class... Bs>
+struct to_sequential<bound_list<Bs...>> {
+  using type = BoundSequential<Bs...>;
+};
+
+template <class In, class Path, class... Specs>
+struct bind_sequential {
+  using type = typename to_sequential<typename bind_chain<In, Path, 0, Specs...>::type>::type;
+};
+template <class In, class Path>
+struct bind_sequential<In, Path> {
+  static constexpr bool ok = ctnn::detail::check<false, ERROR_empty_sequential<Path>>::value;
+  using type = std::conditional_t<ok, PoisonedLayer, PoisonedLayer>;
+};
+
+}  // namespace detail
+
+/// torch.nn.Sequential(*layers); nests.
+template <class... Specs>
+struct Sequential {
+  template <class In, class Path>
+  using bind = typename detail::bind_sequential<In, Path, Specs...>::type;
+};
+
+}  // namespace ctnn::nn
