@@ -4,7 +4,7 @@
 #pragma once
 
 #include <cstddef>
-#include <xsimd/xsimd.hpp>
+#include "ctnn/kernels/simd.hpp"
 
 namespace ctnn::kernels {
 
@@ -22,8 +22,7 @@ struct identity_op {
 
 /// y = max(x, 0)
 struct relu_op {
-  // select, not xsimd::max: g++ 12 warns falsely inside _mm512_max_ps (GCC bug 105593)
-  static vfloat forward(vfloat x) { return xsimd::select(x > vfloat(0.0f), x, vfloat(0.0f)); }
+  static vfloat forward(vfloat x) { return xsimd::max(x, vfloat(0.0f)); }
   static float forward(float x) { return x > 0.0f ? x : 0.0f; }
   static vfloat backward(vfloat y, vfloat dy) { return xsimd::select(y > vfloat(0.0f), dy, vfloat(0.0f)); }
   static float backward(float y, float dy) { return y > 0.0f ? dy : 0.0f; }

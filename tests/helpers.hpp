@@ -1,0 +1,51 @@
+// Shared test helpers: PyTorch reference loading into models, closeness checks, allocation counting.
+#ifndef CTNN_TEST_HELPERS_HPP
+#define CTNN_TEST_HELPERS_HPP
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string>
+
+#include "reference.hpp"
+
+namespace ctnn_test {
+
+/// Global operator new calls so far (tests/main.cpp replaces operator new).
+std::atomic<long>& allocation_counter();
+inline long allocations() { return allocation_counter().load(); }
+
+/// |a - e| <= atol + rtol * |e| for every element, reporting the first mismatch.
+inline void check_close(std::span<const float> actual, std::span<const float> expected, float rtol = 1e-5f,
+                        float atol = 1e-6f, const std::string& what = "") {
+  REQUIRE_MESSAGE(actual.size() == expected.size(), what << ": size " << actual.size() << " vs " << expected.size());
+  std::size_t bad = 0, first = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    if (!(std::fabs(actual[i] - expected[i]) <= atol + rtol * std::fabs(expected[i]))) {
+      if (bad++ == 0) first = i;
+    }
+  }
+  CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << actual.size() << " elements differ; first at " << first
+                                << ": " << (bad ? actual[first] : 0.f) << " vs expected "
+                                << (bad ? expected[first] : 0.f));
+}
+
+/// Copies every tensor of the model's state_dict from the reference file (shapes must match).
+template <class ModelT>
+void load_parameters(ModelT& net, const std::map<std::string, RefTensor>& ref) {
+  for (auto&& [name, t] : net.state_dict()) {
+    auto it = ref.find(name);
+    REQUIRE_MESSAGE(it != ref.end(), "reference has no tensor " << name);
+    REQUIRE_MESSAGE(it->second.shape == t.shape(), name << ": reference shape differs from " << t.shape_str());
+    std::copy(it->second.values.begin(), it->second.values.end(), t.data());
+  }
+}
+
+}  // namespace ctnn_test
+
+#endif

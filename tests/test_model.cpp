@@ -1,0 +1,167 @@
+// Model: static shapes and counts, parameter access, state_dict, apply, run-time errors,
+// allocation-free forward, printing.
+#include <doctest/doctest.h>
+
+#include <ctnn/ctnn.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "helpers.hpp"
+
+namespace nn = ctnn::nn;
+using ctnn::Batch, ctnn::Model, ctnn::Shape, ctnn::Tensor;
+using namespace ctnn::literals;
+
+using SmallNet = nn::Sequential<nn::Linear<4, 8>, nn::ReLU, nn::LazyLinear<1>>;
+
+TEST_CASE("Model exposes input_shape, output_shape and parameter_count at compile time") {
+  using M = Model<SmallNet, Shape<4>>;
+  static_assert(M::input_shape == Shape<4>{});
+  static_assert(M::output_shape == Shape<1>{});
+  static_assert(M::parameter_count == 49);
+  static_assert(Model<nn::Sequential<nn::Linear<4, 3, false>>, Shape<4>>::parameter_count == 12);
+  using Nested = nn::Sequential<nn::Sequential<nn::LazyLinear<8>, nn::ReLU>, nn::Sequential<nn::LazyLinear<2>>>;
+  static_assert(Model<Nested, Shape<3>>::parameter_count == 3 * 8 + 8 + 8 * 2 + 2);
+  CHECK(M::parameter_count == 49);
+}
+
+TEST_CASE("get<I>, net[I_c] and nested get reach layers and their weight and bias") {
+  Model<nn::Sequential<nn::Linear<4, 8>, nn::Sequential<nn::Linear<8, 3>, nn::Tanh>>, Shape<4>> net;
+  auto& l0 = net.get<0>();
+  static_assert(std::is_same_v<std::remove_cvref_t<decltype(l0.weight)>, nn::Parameter<Shape<8, 4>>>);
+  CHECK(&net[0_c] == &l0);
+  auto& inner = net.get<1>().get<0>();
+  static_assert(std::remove_cvref_t<decltype(inner)>::out_features == 3);
+  CHECK(&net[1_c][0_c] == &inner);
+  inner.bias[2] = 5.0f;
+  CHECK(net.state_dict()["1.0.bias"][2] == 5.0f);
+  const auto& cnet = net;
+  CHECK(&cnet.get<1>().get<0>() == &inner);
+}
+
+TEST_CASE("state_dict has PyTorch's names, order and shapes, and views the parameters") {
+  Model<SmallNet, Shape<4>> net;
+  auto sd = net.state_dict();
+  CHECK(sd.keys() == std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"});
+  CHECK(sd["0.weight"].shape() == std::vector<std::size_t>{8, 4});
+  CHECK(sd["2.bias"].shape() == std::vector<std::size_t>{1});
+  CHECK_THROWS_AS(sd["1.weight"], std::out_of_range);
+  sd["2.weight"][3] = 7.0f;
+  CHECK(net.get<2>().weight(0, 3) == 7.0f);
+  std::size_t count = 0;
+  for (auto&& [name, t] : net.named_parameters()) count += t.numel();
+  CHECK(count == 49);
+  auto layer_sd = net.get<2>().state_dict();
+  CHECK(layer_sd.keys() == std::vector<std::string>{"weight", "bias"});
+  Model<nn::Sequential<nn::Linear<4, 3, false>>, Shape<4>> nobias;
+  CHECK(nobias.state_dict().keys() == std::vector<std::string>{"0.weight"});
+}
+
+TEST_CASE("apply visits every layer, nested ones too, children before parents, as torch does") {
+  Model<nn::Sequential<nn::Linear<4, 8>, nn::ReLU, nn::Sequential<nn::Linear<8, 8>, nn::Sigmoid>, nn::Linear<8, 1>>,
+        Shape<4>>
+      net;
+  std::vector<std::string> order;
+  net.apply([&](auto& layer) {
+    using L = decltype(layer);
+    order.push_back(nn::is_linear<L> ? "linear" : nn::is_relu<L> ? "relu" : nn::is_sigmoid<L> ? "sigmoid"
+                                                  : nn::is_sequential<L> ? "seq" : "?");
+    if constexpr (nn::is_linear<L>) {
+      nn::init::constant_(layer.weight, 1.0f);
+      nn::init::zeros_(layer.bias);
+    }
+  });
+  CHECK(order == std::vector<std::string>{"linear", "relu", "linear", "sigmoid", "seq", "linear", "seq"});
+  CHECK(net.get<2>().get<0>().weight(3, 3) == 1.0f);
+  CHECK(net.get<3>().bias[0] == 0.0f);
+  static_assert(nn::is_linear<const std::remove_reference_t<decltype(net.get<0>())>&>);
+  static_assert(!nn::is_linear<decltype(net.get<1>())>);
+}
+
+TEST_CASE("forward works for any batch size and a single sample gives the same row") {
+  Model<nn::Sequential<nn::Linear<5, 16>, nn::Tanh, nn::Linear<16, 3>>, Shape<5>> net(1);
+  auto X = ctnn::randn<Shape<5>>(9);
+  auto Y = net(X);
+  CHECK(Y.batch_size() == 9);
+  for (std::size_t n : {0u, 4u, 8u}) {
+    Tensor<Shape<5>> x;
+    std::copy_n(X[n].data(), 5, x.data());
+    auto y = net(x);
+    ctnn_test::check_close(y.to_vector(), std::vector<float>(Y[n].begin(), Y[n].end()), 1e-6f, 1e-7f, "sample");
+  }
+  for (std::size_t n : {1u, 2u, 3u, 7u, 64u}) {  // every size through the same workspace
+    auto Xn = ctnn::randn<Shape<5>>(n);
+    auto Yn = net(Xn);
+    Tensor<Shape<5>> x;
+    std::copy_n(Xn[n - 1].data(), 5, x.data());
+    ctnn_test::check_close(net(x).to_vector(), std::vector<float>(Yn[n - 1].begin(), Yn[n - 1].end()), 1e-6f, 1e-7f,
+                           "last sample");
+  }
+}
+
+TEST_CASE("run-time shape errors are clear exceptions") {
+  Model<SmallNet, Shape<4>> net;
+  Batch<Shape<4>> empty(0);
+  CHECK_THROWS_WITH_AS(net(empty), doctest::Contains("batch of 0 samples"), ctnn::shape_error);
+  std::vector<float> data(10);
+  ctnn::TensorRef wrong(data.data(), {2, 5});
+  CHECK_THROWS_WITH_AS(net(wrong), doctest::Contains("[2, 5] does not match [N, 4]"), ctnn::shape_error);
+  ctnn::TensorRef right(data.data(), {2, 4});
+  CHECK(net(right).batch_size() == 2);
+  Batch<Shape<4>> X(3);
+  Batch<Shape<1>> Y(2);
+  CHECK_THROWS_AS(net.forward(X, Y), ctnn::shape_error);
+}
+
+TEST_CASE("once the workspace exists, forward allocates nothing") {
+  Model<nn::Sequential<nn::Linear<20, 256>, nn::ReLU, nn::Linear<256, 10>>, Shape<20>> net;
+  auto X = ctnn::rand<Shape<20>>(64);
+  Batch<Shape<10>> Y(64);
+  net.reserve(64);
+  const long before = ctnn_test::allocations();
+  auto view = net.forward(X);
+  net.forward(X, Y);
+  auto small = net.forward(ctnn::ConstBatchView<Shape<20>>(X.data(), 10));  // a smaller N fits too
+  CHECK(ctnn_test::allocations() == before);
+  CHECK(view.batch_size() == 64);
+  CHECK(small.batch_size() == 10);
+}
+
+TEST_CASE("a model prints PyTorch's repr and a torchinfo-style summary") {
+  Model<nn::Sequential<nn::Linear<4, 8>, nn::ReLU, nn::Sequential<nn::Linear<8, 2, false>, nn::Sigmoid>, nn::Flatten>,
+        Shape<4>>
+      net;
+  std::ostringstream os;
+  os << net;
+  CHECK(os.str() ==
+        "Sequential(\n"
+        "  (0): Linear(in_features=4, out_features=8, bias=True)\n"
+        "  (1): ReLU()\n"
+        "  (2): Sequential(\n"
+        "    (0): Linear(in_features=8, out_features=2, bias=False)\n"
+        "    (1): Sigmoid()\n"
+        "  )\n"
+        "  (3): Flatten(start_dim=1, end_dim=-1)\n"
+        ")");
+  const std::string s = net.summary();
+  CHECK(s.find("Linear-0") != std::string::npos);
+  CHECK(s.find("Linear-2.0") != std::string::npos);
+  CHECK(s.find("[N, 2]") != std::string::npos);
+  CHECK(s.find("Total params: 56") != std::string::npos);
+}
+
+// A 20-layer network (docs/design.md reports its compile time): binding and forward work.
+using Deep = nn::Sequential<nn::LazyLinear<32>, nn::ReLU, nn::LazyLinear<32>, nn::ReLU, nn::LazyLinear<32>, nn::ReLU,
+                            nn::LazyLinear<32>, nn::ReLU, nn::LazyLinear<32>, nn::ReLU, nn::LazyLinear<32>, nn::ReLU,
+                            nn::LazyLinear<32>, nn::ReLU, nn::LazyLinear<32>, nn::ReLU, nn::LazyLinear<32>, nn::ReLU,
+                            nn::LazyLinear<4>, nn::Sigmoid>;
+TEST_CASE("a 20-layer network binds and runs") {
+  Model<Deep, Shape<16>> net;
+  static_assert(decltype(net)::parameter_count == 16 * 32 + 32 + 8 * (32 * 32 + 32) + 32 * 4 + 4);
+  auto Y = net(ctnn::rand<Shape<16>>(3));
+  for (float v : Y) {
+    CHECK(v > 0.0f);
+    CHECK(v < 1.0f);
+  }
+}
