@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# ctnn's two entry points (README's quick start):
+#   ./run.sh        install what is missing, build (release), run the main job
+#   ./run.sh test   install what is missing, build with g++ 12 and clang 19 (warnings are errors),
+#                   run every test, then the unit tests again under AddressSanitizer + UBSan
+# Debian 12; as root, or with sudo. Builds go to build/<name>/ and are reused.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(meson ninja-build pkg-config cmake python3 g++ clang-19 libclang-rt-19-dev
+          libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev)
+JOBS=${JOBS:-2}
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "== installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# configure NAME CXX [meson options...]: set up build/NAME once, reconfigure otherwise.
+configure() {
+  local name=$1 cxx=$2
+  shift 2
+  if [ -f "build/$name/build.ninja" ]; then
+    meson configure "build/$name" "$@" >/dev/null
+  else
+    CXX=$cxx meson setup "build/$name" "$@" >/dev/null
+  fi
+  echo "== building build/$name ($cxx)"
+  ninja -C "build/$name" -j "$JOBS"
+}
+
+main_job() {
+  configure release g++ -Dbuildtype=release -Dtests=disabled -Dbenchmarks=disabled -Dexamples=enabled
+  for example in blocks conv; do
+    if [ -x "build/release/examples/$example" ]; then
+      echo "== examples/$example"
+      "build/release/examples/$example"
+    fi
+  done
+}
+
+run_tests() {
+  local status=0 passed=0 failed=0
+  configure gcc g++ --werror -Dtests=enabled -Dexamples=enabled -Dbenchmarks=disabled
+  configure clang clang++-19 --werror -Dtests=enabled -Dexamples=enabled -Dbenchmarks=disabled
+  configure sanitize g++ --werror -Dtests=enabled -Dexamples=disabled -Dbenchmarks=disabled \
+    -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fno-sanitize-recover=all
+  for name in gcc clang sanitize; do
+    local suites=()
+    [ "$name" = sanitize ] && suites=(unit)  # compile-fail cases gain nothing from sanitizers
+    echo "== meson test (build/$name)"
+    if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+       meson test -C "build/$name" --print-errorlogs "${suites[@]}"; then :; else status=1; fi
+    local counts
+    counts=$(python3 - "build/$name/meson-logs/testlog.json" <<'PY'
+import json, sys
+ok = bad = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line).get("result")
+    ok += r in ("OK", "EXPECTEDFAIL", "SKIP")
+    bad += r not in ("OK", "EXPECTEDFAIL", "SKIP")
+print(ok, bad)
+PY
+)
+    passed=$((passed + ${counts% *}))
+    failed=$((failed + ${counts#* }))
+  done
+  echo "ctnn test suites (g++, clang, sanitizers): $passed passed, $failed failed"
+  return $status
+}
+
+install_packages
+case "${1:-main}" in
+  main) main_job ;;
+  test) run_tests ;;
+  *) echo "usage: $0 [test]" >&2; exit 2 ;;
+esac
