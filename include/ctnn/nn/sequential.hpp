@@ -69,7 +69,7 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
     if constexpr (I < L) {
       return boost::hana::at_c<I>(layers);
     } else {
-      static_assert(ctnn::detail::check<false, ERROR_layer_index_out_of_range<index<I>, num_layers<L>>>::value);
+      (void)ctnn::detail::check<false, ERROR_layer_index_out_of_range<index<I>, num_layers<L>>>::value;
       return poisoned_;
     }
   }
