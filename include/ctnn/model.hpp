@@ -1,9 +1,15 @@
 // Model<Net, Shape<...>>: a network spec bound to a per-sample input shape — the value you hold.
 //
 // It owns the bound layers (parameters, initialized as PyTorch does, from a seeded generator)
-// and a workspace that holds every activation for a batch of N samples. The workspace grows
-// when a larger batch arrives and is reused otherwise, so once it exists, forward allocates
-// nothing (use forward(X) for a view of the output, or forward(X, Y) to write into yours).
+// and a workspace that holds every activation for a batch of N samples, plus (from the first
+// backward) a mirror of it for the gradients. The workspace grows when a larger batch arrives
+// and is reused otherwise, so once it exists, forward and backward allocate nothing (use
+// forward(X) for a view of the output, or forward(X, Y) to write into yours).
+//
+// Training step, as in PyTorch:
+//   auto logits = net.forward(X);               // keeps a pointer to X: keep X alive until backward
+//   float loss = net.backward(criterion, y);    // dL/dlogits from the loss, then every layer's backward
+//   opt.step(net);  net.zero_grad();
 #pragma once
 
 #include <algorithm>
@@ -111,7 +117,45 @@ class Model {
     const std::size_t n = check_batch(x.batch_size());
     reserve(n);
     const float* y = net_.forward(x.data(), n, activations_.get(), scratch_.get());
+    last_input_ = x.data();
+    last_output_ = y;
+    last_n_ = n;
     return {y, n};
+  }
+
+  // ---- backward --------------------------------------------------------------------------
+
+  /// Where a loss writes dL/d(output) for the last forward's batch (a view into the workspace).
+  BatchView<output_shape_type> output_grad() {
+    require_forward("output_grad");
+    ensure_grads();
+    return {output_grad_ptr(), last_n_};
+  }
+  /// Backpropagates output_grad() through every layer of the last forward, adding into each
+  /// parameter's .grad (gradients accumulate until zero_grad(), as in PyTorch). The last
+  /// forward's input must still be alive.
+  void backward() {
+    require_forward("backward");
+    ensure_grads();
+    net_.backward(last_input_, input_requires_grad_ ? input_grads_.get() : nullptr, last_n_, activations_.get(),
+                  grads_.get(), scratch_.get());
+  }
+  /// loss.backward(output, target, output_grad()) then backward(): the loss value is returned.
+  /// `loss` is an nn::CrossEntropyLoss, nn::MSELoss, or anything with that backward signature.
+  template <class Loss, class Target>
+  float backward(const Loss& loss, const Target& target) {
+    require_forward("backward");
+    const float value = loss.backward(ConstBatchView<output_shape_type>(last_output_, last_n_), target, output_grad());
+    backward();
+    return value;
+  }
+  /// Also compute dL/d(input) in backward() (off by default, as an input has requires_grad=False).
+  void set_input_requires_grad(bool on) { input_requires_grad_ = on; }
+  /// dL/d(input) of the last backward (requires set_input_requires_grad(true)).
+  ConstBatchView<In> input_grad() const {
+    if (!input_requires_grad_ || !input_grads_)
+      throw std::logic_error("ctnn::Model::input_grad: call set_input_requires_grad(true) before backward()");
+    return {input_grads_.get(), last_n_};
   }
   /// Writes the output into y (same batch size as x).
   void forward(ConstBatchView<In> x, BatchView<output_shape_type> y) {
@@ -127,7 +171,10 @@ class Model {
     if (n <= capacity_ && scratch_) return;
     activations_ = detail::allocate_floats(std::max<std::size_t>(1, n * network_type::activation_floats));
     if (!scratch_) scratch_ = detail::allocate_floats(std::max<std::size_t>(1, network_type::scratch_floats));
+    grads_.reset();  // re-made at the next backward, at the new size
+    input_grads_.reset();
     capacity_ = n;
+    last_input_ = last_output_ = nullptr;
   }
 
   // ---- parameters and layers -------------------------------------------------------------
@@ -159,6 +206,14 @@ class Model {
   /// ("0.weight", tensor), ... in PyTorch's names and order; the tensors are views of the parameters.
   StateDict state_dict() const { return net_.state_dict(); }
   StateDict named_parameters() const { return net_.named_parameters(); }
+  /// f(name, parameter) for every parameter in state_dict order; parameter is an nn::Parameter<S>&
+  /// (values, and .grad). Optimizers walk the model with it.
+  template <class F>
+  void for_each_parameter(F&& f) {
+    net_.for_each_parameter("", f);
+  }
+  /// Set every parameter's gradient to zero.
+  void zero_grad() { net_.zero_grad(); }
   /// torch's Module.apply: f(layer) for every layer, children before their parent.
   template <class F>
   Model& apply(F&& f) {
@@ -180,9 +235,10 @@ class Model {
        << std::left << std::setw(static_cast<int>(w)) << "Layer (type)" << std::setw(24) << "Output Shape"
        << "Param #\n"
        << rule << '\n';
-    for (std::size_t i = 1; i < rows.size(); ++i) {  // row 0 is the net itself
+    const std::size_t first = nn::is_sequential<network_type> ? 1 : 0;  // a Sequential's own row is the total
+    for (std::size_t i = first; i < rows.size(); ++i) {
       const auto& r = rows[i];
-      os << std::left << std::setw(static_cast<int>(w)) << (std::string(2 * (r.depth - 1), ' ') + r.name)
+      os << std::left << std::setw(static_cast<int>(w)) << (std::string(2 * (r.depth - int(first)), ' ') + r.name)
          << std::setw(24) << r.shape << r.params << '\n';
     }
     os << rule << '\n'
@@ -198,14 +254,31 @@ class Model {
   }
 
  private:
+  void require_forward(const char* what) const {
+    if (!last_input_) throw std::logic_error(std::string("ctnn::Model::") + what + ": call forward(X) first");
+  }
+  void ensure_grads() {
+    if (!grads_) grads_ = detail::allocate_floats(std::max<std::size_t>(1, capacity_ * network_type::activation_floats));
+    if (!input_grads_) input_grads_ = detail::allocate_floats(capacity_ * In::size);
+  }
+  /// dL/d(output) lives where the output lives, in the gradient mirror of the workspace.
+  float* output_grad_ptr() {
+    if constexpr (network_type::output_offset < 0) return input_grads_.get();  // the net is a view of its input
+    else return grads_.get() + last_n_ * static_cast<std::size_t>(network_type::output_offset);
+  }
   static std::size_t check_batch(std::size_t n) {
     if (n == 0) throw shape_error("ctnn::Model: a batch of 0 samples (expected N >= 1) for input [N, " + In::str().substr(1));
     return n;
   }
 
   network_type net_;
-  detail::aligned_floats activations_, scratch_;
+  detail::aligned_floats activations_, scratch_, grads_, input_grads_;
   std::size_t capacity_ = 0;
+  // The last forward, for backward.
+  const float* last_input_ = nullptr;
+  const float* last_output_ = nullptr;
+  std::size_t last_n_ = 0;
+  bool input_requires_grad_ = false;
 };
 
 }  // namespace ctnn

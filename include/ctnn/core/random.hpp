@@ -5,7 +5,9 @@
 // and standard library. The streams are not torch's: tests compare statistics, not values.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <numbers>
 #include <random>

@@ -250,7 +250,7 @@ class Batch : public BatchAccess<Batch<S>, S> {
   /// N samples from N * S::size row-major values; a wrong count throws shape_error.
   Batch(std::size_t n, std::span<const float> values) : Batch(n) {
     if (values.size() != n * S::size)
-      throw shape_error("ctnn::Batch<" + S::str() + ">(" + std::to_string(n) + "): got " +
+      throw shape_error("ctnn::Batch" + S::str() + "(" + std::to_string(n) + "): got " +
                         std::to_string(values.size()) + " values, expected " + std::to_string(n * S::size));
     std::copy(values.begin(), values.end(), data());
   }

@@ -89,4 +89,107 @@ void linear_forward(const float* x, const float* w, const float* b, float* y, st
   for (; m < M; ++m) detail::gemm_rows<K, O, Epilogue, 1>(x + m * K, panel, bias, y + m * O);
 }
 
+// ---- backward ------------------------------------------------------------------------------
+//
+// With dz = dL/d(x w^T + b) (the activation's derivative already applied):
+//   dx[m, k]  = sum_o dz[m, o] w[o, k]            linear_backward_input   (overwrites dx)
+//   dw[o, k] += sum_m dz[m, o] x[m, k]            linear_backward_params  (accumulates, as torch)
+//   db[o]    += sum_m dz[m, o]
+// Both vectorize along k, where w's and x's rows are contiguous; the last K % simd_width
+// columns are finished with scalar loops.
+
+namespace detail {
+
+/// The MR x NV-vector tile of dx at rows m.., columns k..: sum over all O.
+template <std::size_t K, std::size_t O, std::size_t MR, std::size_t NV>
+inline void dx_tile(const float* dz, const float* w, float* dx, std::size_t k) {
+  vfloat acc[MR][NV];
+  for (std::size_t r = 0; r < MR; ++r)
+    for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat(0.0f);
+  for (std::size_t o = 0; o < O; ++o) {
+    vfloat wv[NV];
+    for (std::size_t v = 0; v < NV; ++v) wv[v] = vfloat::load_unaligned(w + o * K + k + v * simd_width);
+    for (std::size_t r = 0; r < MR; ++r) {
+      const vfloat d(dz[r * O + o]);
+      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(d, wv[v], acc[r][v]);
+    }
+  }
+  for (std::size_t r = 0; r < MR; ++r)
+    for (std::size_t v = 0; v < NV; ++v) acc[r][v].store_unaligned(dx + r * K + k + v * simd_width);
+}
+
+template <std::size_t K, std::size_t O, std::size_t MR>
+inline void dx_rows(const float* dz, const float* w, float* dx) {
+  constexpr std::size_t Kv = K / simd_width * simd_width;  // columns done with vectors
+  std::size_t k = 0;
+  for (; k + 2 * simd_width <= Kv; k += 2 * simd_width) dx_tile<K, O, MR, 2>(dz, w, dx, k);
+  if constexpr (Kv % (2 * simd_width) != 0) dx_tile<K, O, MR, 1>(dz, w, dx, k);
+  for (std::size_t r = 0; r < MR; ++r)
+    for (std::size_t kk = Kv; kk < K; ++kk) {
+      float s = 0.0f;
+      for (std::size_t o = 0; o < O; ++o) s += dz[r * O + o] * w[o * K + kk];
+      dx[r * K + kk] = s;
+    }
+}
+
+/// The OR x NV-vector tile of dw at rows o.., columns k..: sum over all M.
+template <std::size_t K, std::size_t O, std::size_t OR, std::size_t NV>
+inline void dw_tile(const float* dz, const float* x, float* dw, std::size_t M, std::size_t o, std::size_t k) {
+  vfloat acc[OR][NV];
+  for (std::size_t r = 0; r < OR; ++r)
+    for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat::load_unaligned(dw + (o + r) * K + k + v * simd_width);
+  for (std::size_t m = 0; m < M; ++m) {
+    vfloat xv[NV];
+    for (std::size_t v = 0; v < NV; ++v) xv[v] = vfloat::load_unaligned(x + m * K + k + v * simd_width);
+    for (std::size_t r = 0; r < OR; ++r) {
+      const vfloat d(dz[m * O + o + r]);
+      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(d, xv[v], acc[r][v]);
+    }
+  }
+  for (std::size_t r = 0; r < OR; ++r)
+    for (std::size_t v = 0; v < NV; ++v) acc[r][v].store_unaligned(dw + (o + r) * K + k + v * simd_width);
+}
+
+template <std::size_t K, std::size_t O, std::size_t OR>
+inline void dw_rows(const float* dz, const float* x, float* dw, std::size_t M, std::size_t o) {
+  constexpr std::size_t Kv = K / simd_width * simd_width;
+  std::size_t k = 0;
+  for (; k + 2 * simd_width <= Kv; k += 2 * simd_width) dw_tile<K, O, OR, 2>(dz, x, dw, M, o, k);
+  if constexpr (Kv % (2 * simd_width) != 0) dw_tile<K, O, OR, 1>(dz, x, dw, M, o, k);
+  for (std::size_t r = 0; r < OR; ++r)
+    for (std::size_t kk = Kv; kk < K; ++kk) {
+      float s = dw[(o + r) * K + kk];
+      for (std::size_t m = 0; m < M; ++m) s += dz[m * O + o + r] * x[m * K + kk];
+      dw[(o + r) * K + kk] = s;
+    }
+}
+
+}  // namespace detail
+
+/// dx = dz w  (dz: [M, O], w: [O, K], dx: [M, K]); dx is overwritten.
+template <std::size_t K, std::size_t O>
+void linear_backward_input(const float* dz, const float* w, float* dx, std::size_t M) {
+  constexpr std::size_t MR = 4;
+  std::size_t m = 0;
+  for (; m + MR <= M; m += MR) detail::dx_rows<K, O, MR>(dz + m * O, w, dx + m * K);
+  for (; m < M; ++m) detail::dx_rows<K, O, 1>(dz + m * O, w, dx + m * K);
+}
+
+/// dw += dz^T x, db += column sums of dz (db may be null: no bias).
+template <std::size_t K, std::size_t O>
+void linear_backward_params(const float* dz, const float* x, float* dw, float* db, std::size_t M) {
+  constexpr std::size_t OR = 4, Omain = O / OR * OR;  // rows of dw per tile; rows done in tiles
+  for (std::size_t o = 0; o < Omain; o += OR) detail::dw_rows<K, O, OR>(dz, x, dw, M, o);
+  if constexpr (Omain < O)
+    for (std::size_t o = Omain; o < O; ++o) detail::dw_rows<K, O, 1>(dz, x, dw, M, o);
+  if (db) {
+    for (std::size_t m = 0; m < M; ++m) {
+      std::size_t j = 0;
+      for (; j + simd_width <= O; j += simd_width)
+        (vfloat::load_unaligned(db + j) + vfloat::load_unaligned(dz + m * O + j)).store_unaligned(db + j);
+      for (; j < O; ++j) db[j] += dz[m * O + j];
+    }
+  }
+}
+
 }  // namespace ctnn::kernels

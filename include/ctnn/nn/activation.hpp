@@ -20,11 +20,16 @@ struct BoundActivation : ParameterFree<BoundActivation<Op, Name, S>> {
   using input_shape = S;
   using output_shape = S;
   static constexpr std::size_t activation_floats = S::size, scratch_floats = 0;
+  static constexpr std::ptrdiff_t output_offset = 0;
 
   // forward: y = Op(x)
   const float* forward(const float* x, std::size_t n, float* act, float*) const {
     kernels::eltwise_forward<Op>(x, act, n * S::size);
     return act;
+  }
+  // backward: dx = Op'(y) * dy, with Op' written through the output y
+  void backward(const float*, float* dx, std::size_t n, const float* act, float* gact, float*) const {
+    if (dx) kernels::eltwise_backward<Op>(act, gact, dx, n * S::size);
   }
 
   static std::string type_name() { return Name::value; }

@@ -18,9 +18,12 @@ struct BoundView : ParameterFree<BoundView<In, Out, IsFlatten>> {
   using input_shape = In;
   using output_shape = Out;
   static constexpr std::size_t activation_floats = 0, scratch_floats = 0;
+  static constexpr std::ptrdiff_t output_offset = -1;  // the output is the input
 
   // forward: y = x (the same memory, seen with another shape)
   const float* forward(const float* x, std::size_t, float*, float*) const { return x; }
+  // backward: dx = dy, and they are the same memory too: nothing to do
+  void backward(const float*, float*, std::size_t, const float*, float*, float*) const {}
 
   static std::string type_name() { return IsFlatten ? "Flatten" : "Identity"; }
   void print(std::ostream& os, int) const { os << (IsFlatten ? "Flatten(start_dim=1, end_dim=-1)" : "Identity()"); }

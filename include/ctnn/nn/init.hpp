@@ -62,8 +62,8 @@ constexpr void require_fans() {
 /// torch.nn.init._calculate_fan_in_and_fan_out
 inline Fans calculate_fans(std::span<const std::size_t> shape) {
   if (shape.size() < 2)
-    throw std::invalid_argument("ctnn::nn::init: fan in and fan out can not be computed for a tensor with " +
-                                std::to_string(shape.size()) + " dimensions (need at least 2)");
+    throw std::invalid_argument("ctnn::nn::init: fan in and fan out can not be computed for a tensor of rank " +
+                                std::to_string(shape.size()) + " (need at least 2 dimensions)");
   std::size_t receptive = 1;
   for (std::size_t i = 2; i < shape.size(); ++i) receptive *= shape[i];
   return {shape[1] * receptive, shape[0] * receptive};

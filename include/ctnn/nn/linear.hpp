@@ -33,6 +33,7 @@ struct BoundLinear : Module<BoundLinear<InShape, Out, Bias>> {
 
   static constexpr std::size_t parameter_count = Out * in_features + (Bias ? Out : 0);
   static constexpr std::size_t activation_floats = output_shape::size;
+  static constexpr std::ptrdiff_t output_offset = 0;
   static constexpr std::size_t scratch_floats = kernels::linear_scratch_floats<in_features, Out>;
 
   Parameter<Shape<Out, in_features>> weight;
@@ -56,12 +57,25 @@ struct BoundLinear : Module<BoundLinear<InShape, Out, Bias>> {
     return forward_fused<kernels::identity_op>(x, n, act, scratch);
   }
 
-  // backward: the training issue adds it here, beside forward.
+  // backward: dz = Op'(y) * dy (in place: gact holds dy), then
+  //   dx = dz W  [N*, In]      dW += dz^T x  [Out, In]      db += sum over rows of dz  [Out]
+  template <class Op>
+  void backward_fused(const float* x, float* dx, std::size_t n, const float* act, float* gact, float*) {
+    const std::size_t rows = n * rows_per_sample;
+    if constexpr (!std::is_same_v<Op, kernels::identity_op>) kernels::eltwise_backward<Op>(act, gact, gact, rows * Out);
+    float* db = nullptr;
+    if constexpr (Bias) db = bias.grad.data();
+    kernels::linear_backward_params<in_features, Out>(gact, x, weight.grad.data(), db, rows);
+    if (dx) kernels::linear_backward_input<in_features, Out>(gact, weight.data(), dx, rows);
+  }
+  void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
+    backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);
+  }
 
   template <class F>
   void for_each_parameter(const std::string& prefix, F&& f) {
-    f(prefix + "weight", TensorRef(weight));
-    if constexpr (Bias) f(prefix + "bias", TensorRef(bias));
+    f(prefix + "weight", weight);
+    if constexpr (Bias) f(prefix + "bias", bias);
   }
   template <class F>
   void apply(F&& f) {

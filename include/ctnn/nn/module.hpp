@@ -9,15 +9,22 @@
 //   static constexpr std::size_t parameter_count;
 //   static constexpr std::size_t activation_floats;  // workspace floats per sample forward writes
 //   static constexpr std::size_t scratch_floats;     // workspace floats shared by all samples
+//   static constexpr std::ptrdiff_t output_offset;   // where the output is inside `act`, per
+//                                                    // sample (times n), or -1: it is `x` (a view)
 //   const float* forward(const float* x, std::size_t n, float* act, float* scratch);
-//       // returns where the output is: inside `act`, or `x` itself for a view (Flatten)
-//   void for_each_parameter(const std::string& prefix, F f);  // f(name, TensorRef)
+//       // returns where the output is: act + n * output_offset, or x itself for a view (Flatten)
+//   void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch);
+//       // `act` is the region forward wrote; `gact` mirrors it and holds dL/d(output) at the
+//       // output's place. Writes dL/dx into dx (skipped when dx is null) and *adds* the
+//       // parameters' gradients into their .grad, as torch accumulates.
+//   void for_each_parameter(const std::string& prefix, F f);  // f(name, nn::Parameter<S>&)
 //   void apply(F f);                                 // every sub-layer, then this one
 //   void reset_parameters(Generator&);               // PyTorch's default initialization
 //   void print(std::ostream&, int indent) const;     // PyTorch's module repr
 //
-// Producers (Linear) also have `forward_fused<Op>`, which applies an elementwise activation
-// in their epilogue; activations expose that `Op` as `op`. Sequential fuses the pair.
+// Producers (Linear) also have `forward_fused<Op>` / `backward_fused<Op>`, which apply an
+// elementwise activation in their epilogue (and its derivative first, in backward);
+// activations expose that `Op` as `op`. Sequential fuses the pair.
 #pragma once
 
 #include <cstddef>
@@ -93,13 +100,19 @@ struct Module {
   /// net[2].state_dict(): this layer's parameters, named relative to it ("weight", "bias").
   StateDict state_dict() const {
     StateDict sd;
-    const_cast<Derived&>(self()).for_each_parameter("", [&](std::string name, TensorRef t) {
-      sd.add(std::move(name), std::move(t));
+    const_cast<Derived&>(self()).for_each_parameter("", [&](std::string name, auto& param) {
+      sd.add(std::move(name), TensorRef(param));
     });
     return sd;
   }
   /// Same names as state_dict (ctnn layers hold no buffers).
   StateDict named_parameters() const { return state_dict(); }
+  /// Set every parameter's gradient to zero (gradients accumulate until then, as in PyTorch).
+  void zero_grad() {
+    static_cast<Derived&>(*this).for_each_parameter("", [](const std::string&, auto& param) {
+      std::fill(param.grad.begin(), param.grad.end(), 0.0f);
+    });
+  }
 
   friend std::ostream& operator<<(std::ostream& os, const Derived& m) {
     m.print(os, 0);
@@ -138,6 +151,8 @@ template <class T> inline constexpr bool is_linear = detail::is_linear_impl<std:
 template <class T> inline constexpr bool is_sequential = detail::is_sequential_impl<std::remove_cvref_t<T>>::value;
 template <class T> inline constexpr bool is_flatten = detail::is_flatten_impl<std::remove_cvref_t<T>>::value;
 template <class T> inline constexpr bool is_identity = detail::is_identity_impl<std::remove_cvref_t<T>>::value;
+/// A layer with a bias parameter (Linear or Conv2d with bias = true): `layer.bias` exists.
+template <class T> inline constexpr bool has_bias = requires { requires std::remove_cvref_t<T>::has_bias; };
 
 // ---- Binding --------------------------------------------------------------------------------
 
@@ -148,7 +163,9 @@ struct PoisonedLayer : ParameterFree<PoisonedLayer> {
   using input_shape = ctnn::detail::poisoned_shape;
   using output_shape = ctnn::detail::poisoned_shape;
   static constexpr std::size_t activation_floats = 0, scratch_floats = 0;
+  static constexpr std::ptrdiff_t output_offset = -1;
   const float* forward(const float* x, std::size_t, float*, float*) const { return x; }
+  void backward(const float*, float*, std::size_t, const float*, float*, float*) const {}
   void print(std::ostream& os, int) const { os << "<error>"; }
   static std::string type_name() { return "<error>"; }
 };

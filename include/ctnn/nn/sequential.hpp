@@ -61,6 +61,21 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
   static constexpr std::size_t activation_floats = offsets[L];
   static constexpr std::size_t scratch_floats = std::max({Bs::scratch_floats...});
 
+  /// Per-sample offset (inside this Sequential's region) of layer I's output, or -1 when it is
+  /// this Sequential's input (only views before it). A fused activation's output is its producer's.
+  template <std::size_t I>
+  static constexpr std::ptrdiff_t output_offset_of() {
+    if constexpr (fused[I]) {
+      return output_offset_of<I - 1>();
+    } else if constexpr (layer_type<I>::output_offset < 0) {
+      if constexpr (I == 0) return -1;
+      else return output_offset_of<I - 1>();
+    } else {
+      return static_cast<std::ptrdiff_t>(offsets[I]) + layer_type<I>::output_offset;
+    }
+  }
+  static constexpr std::ptrdiff_t output_offset = output_offset_of<L - 1>();
+
   boost::hana::tuple<Bs...> layers;
 
   /// net[I]: layer I (counting from 0); out of range is ERROR_layer_index_out_of_range.
@@ -99,7 +114,13 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
     return cur;
   }
 
-  // backward: the training issue adds it here, the stages in reverse.
+  // backward: the stages in reverse. dL/d(output of layer i) sits in `gact` where layer i's output
+  // sits in `act`, so views (Flatten) and fused activations need no step of their own.
+  void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (backward_stage<L - 1 - I>(x, dx, n, act, gact, scratch), ...);
+    }(std::make_index_sequence<L>{});
+  }
 
   void reset_parameters(Generator& gen) {
     boost::hana::for_each(layers, [&](auto& l) { l.reset_parameters(gen); });
@@ -147,6 +168,31 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
       return boost::hana::at_c<I>(layers).template forward_fused<Op>(x, n, act + n * offsets[I], scratch);
     } else {
       return boost::hana::at_c<I>(layers).forward(x, n, act + n * offsets[I], scratch);
+    }
+  }
+  template <std::size_t I>
+  void backward_stage(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
+    if constexpr (fused[I] || layer_type<I>::output_offset < 0) {
+      return;  // done by layer I-1 / gradient memory shared with the input
+    } else {
+      // Layer I's input and the place for its gradient: layer I-1's output, or this Sequential's input.
+      const float* in = x;
+      float* din = dx;
+      if constexpr (I > 0) {
+        constexpr std::ptrdiff_t prev = output_offset_of<I - 1>();
+        if constexpr (prev >= 0) {
+          in = act + n * static_cast<std::size_t>(prev);
+          din = gact + n * static_cast<std::size_t>(prev);
+        }
+      }
+      auto& layer = boost::hana::at_c<I>(layers);
+      const float* a = act + n * offsets[I];
+      float* g = gact + n * offsets[I];
+      if constexpr (I + 1 < L && fused[I + 1]) {
+        layer.template backward_fused<typename layer_type<I + 1>::op>(in, din, n, a, g, scratch);
+      } else {
+        layer.backward(in, din, n, a, g, scratch);
+      }
     }
   }
   [[no_unique_address]] detail::PoisonedLayer poisoned_;
