@@ -46,8 +46,15 @@ class Generator {
     return static_cast<float>(r * std::cos(theta));
   }
   float normal(float mean, float std) { return mean + std * normal(); }
-  /// A uniformly random integer in [0, n).
-  std::uint64_t randint(std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(engine_); }
+  /// A uniformly random integer in [0, n), n >= 1 (rejection sampling on 64 random bits, so the
+  /// result is the same with every standard library, unlike std::uniform_int_distribution).
+  std::uint64_t randint(std::uint64_t n) {
+    const std::uint64_t limit = ~std::uint64_t{0} - (~std::uint64_t{0} % n);  // a multiple of n
+    for (;;) {
+      const std::uint64_t r = (std::uint64_t{engine_()} << 32) | engine_();
+      if (r < limit) return r % n;
+    }
+  }
 
  private:
   std::mt19937 engine_;
