@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(meson ninja-build pkg-config cmake python3 g++ clang-19 libclang-rt-19-dev
-          libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev)
+          libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist)
 JOBS=${JOBS:-2}
 
 install_packages() {

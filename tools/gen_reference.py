@@ -223,6 +223,231 @@ CASES = [
 ]
 
 
+# --------------------------------------------------------------------------
+# Convolution and pooling (tests/test_conv.cpp). Each case is a small
+# nn.Sequential, so its state_dict names ("0.weight") match ctnn's.
+# --------------------------------------------------------------------------
+
+def _make_module_case(name, seed, build, input_shape, comment, randn=True):
+    """A case that seeds torch, builds ``build()``, runs it on one random input."""
+    def case(out_dir):
+        torch.manual_seed(seed)
+        net = build()
+        x = torch.randn(*input_shape) if randn else torch.rand(*input_shape)
+        tensors = model_tensors(net)
+        tensors["input"] = x
+        tensors["output"] = run_model(net, x)
+        write_case(os.path.join(out_dir, name + ".txt"),
+                   "%s\ninput = torch.%s%s; seed %d" % (comment, "randn" if randn else "rand",
+                                                         tuple(input_shape), seed),
+                   tensors)
+    case.__name__ = "case_" + name
+    return case
+
+
+# (name, Sequential source, input shape); seeds count up from 100 in this order.
+_CONV_GRID = [
+    ("conv_rect_kernel", "nn.Conv2d(2, 3, (3, 5))", (2, 2, 7, 9)),
+    ("conv_stride_2_1", "nn.Conv2d(2, 3, 3, stride=(2, 1))", (2, 2, 9, 8)),
+    ("conv_padding_1_2", "nn.Conv2d(2, 3, 3, padding=(1, 2))", (2, 2, 6, 7)),
+    ("conv_dilation_2", "nn.Conv2d(2, 3, 3, padding=1, dilation=2)", (2, 2, 9, 10)),
+    ("conv_groups_2", "nn.Conv2d(4, 6, 3, padding=1, groups=2)", (2, 4, 7, 8)),
+    ("conv_depthwise", "nn.Conv2d(3, 3, 3, padding=1, groups=3)", (2, 3, 8, 9)),
+    ("conv_depthwise_mult_strided", "nn.Conv2d(3, 6, (3, 2), stride=2, padding=(1, 0), groups=3)", (2, 3, 9, 11)),
+    ("conv_depthwise_reflect_dilated", "nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=4, padding_mode='reflect')", (2, 4, 6, 21)),
+    ("conv_no_bias", "nn.Conv2d(3, 4, 3, bias=False)", (2, 3, 6, 5)),
+    ("conv_reflect", "nn.Conv2d(2, 3, (3, 5), padding=(1, 2), padding_mode='reflect')", (2, 2, 5, 6)),
+    ("conv_replicate", "nn.Conv2d(2, 3, (3, 5), padding=(1, 2), padding_mode='replicate')", (2, 2, 5, 6)),
+    ("conv_circular", "nn.Conv2d(2, 3, (3, 5), padding=(1, 2), padding_mode='circular')", (2, 2, 5, 6)),
+    ("conv_circular_full_wrap", "nn.Conv2d(1, 2, 3, padding=3, padding_mode='circular')", (2, 1, 3, 4)),
+    ("conv_reflect_strided", "nn.Conv2d(2, 3, 3, stride=2, padding=2, padding_mode='reflect')", (2, 2, 7, 8)),
+    ("conv_same_odd", "nn.Conv2d(2, 3, (3, 5), padding='same')", (2, 2, 6, 7)),
+    ("conv_same_even", "nn.Conv2d(2, 3, (4, 2), padding='same', dilation=(1, 3))", (2, 2, 6, 7)),
+    ("conv_same_even_reflect", "nn.Conv2d(2, 3, 4, padding='same', padding_mode='reflect')", (2, 2, 5, 6)),
+    ("conv_same_even_replicate", "nn.Conv2d(2, 3, (2, 4), padding='same', padding_mode='replicate')", (2, 2, 5, 6)),
+    ("conv_valid", "nn.Conv2d(2, 3, 3, padding='valid')", (2, 2, 5, 6)),
+    ("conv_1x1", "nn.Conv2d(5, 7, 1)", (2, 5, 4, 4)),
+    ("conv_1x1_odd", "nn.Conv2d(5, 7, 1)", (2, 5, 5, 3)),
+    ("conv_1x1_groups", "nn.Conv2d(4, 6, 1, groups=2)", (2, 4, 3, 5)),
+    ("conv_1x1_strided", "nn.Conv2d(3, 4, 1, stride=2)", (2, 3, 5, 5)),
+    ("conv_multi_relu", "nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU()", (2, 3, 13, 11)),
+    ("conv_multi_sigmoid", "nn.Conv2d(3, 9, (5, 3), stride=(3, 2), padding=(2, 1), dilation=(1, 2)), nn.Sigmoid()", (2, 3, 11, 13)),
+    ("conv_wide", "nn.Conv2d(12, 10, 3, padding=1), nn.ReLU(), nn.Conv2d(10, 6, 3)", (1, 12, 8, 19)),
+    ("maxpool_k2", "nn.MaxPool2d(2)", (2, 3, 7, 9)),
+    ("maxpool_ceil", "nn.MaxPool2d(3, stride=2, ceil_mode=True)", (2, 2, 8, 9)),
+    ("maxpool_ceil_k2", "nn.MaxPool2d(2, ceil_mode=True)", (2, 2, 5, 5)),
+    ("maxpool_pad_dilation", "nn.MaxPool2d((3, 2), stride=(2, 1), padding=1, dilation=2)", (2, 2, 9, 8)),
+    ("maxpool_pad_dilation_ceil", "nn.MaxPool2d(3, stride=2, padding=1, dilation=2, ceil_mode=True)", (2, 2, 10, 9)),
+    ("maxpool_stride1_wide", "nn.MaxPool2d(3, stride=1, padding=1)", (2, 2, 5, 37)),
+    ("avgpool_k2", "nn.AvgPool2d(2)", (2, 3, 7, 9)),
+    ("avgpool_pad_ceil", "nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True)", (2, 2, 6, 8)),
+    ("avgpool_pad_ceil_exclude", "nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)", (2, 2, 6, 8)),
+    ("avgpool_pad_exclude", "nn.AvgPool2d((3, 2), stride=(1, 2), padding=(1, 1), count_include_pad=False)", (2, 2, 5, 7)),
+    ("avgpool_divisor_override", "nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, divisor_override=5)", (2, 2, 6, 8)),
+    ("avgpool_ceil_k2", "nn.AvgPool2d(2, ceil_mode=True)", (2, 2, 5, 7)),
+    ("adaptive_7x5_3x2", "nn.AdaptiveAvgPool2d((3, 2))", (2, 3, 7, 5)),
+    ("adaptive_1x1", "nn.AdaptiveAvgPool2d(1)", (2, 3, 7, 23)),
+    ("adaptive_up_3x3_5x4", "nn.AdaptiveAvgPool2d((5, 4))", (2, 2, 3, 3)),
+    ("conv_pool_stack", "nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3), nn.AdaptiveAvgPool2d(1)", (2, 3, 10, 11)),
+]
+
+_CONV_CASES = [
+    _make_module_case(name, 100 + i, (lambda src=src: eval("nn.Sequential(" + src + ")")), shape,
+                      "nn.Sequential(" + src + ")")
+    for i, (name, src, shape) in enumerate(_CONV_GRID)
+]
+
+
+def formula_value(i, salt, fan_in):
+    """Deterministic parameter values that C++ recomputes bit for bit (double, then float)."""
+    return ((i * 7919 + salt * 104729) % 2001 - 1000) / 1000.0 * (1.0 / math.sqrt(fan_in))
+
+
+def formula_fill_(net):
+    """Fill every parameter with formula_value: state_dict entry k gets salt k; a bias
+    uses the fan_in of the weight before it."""
+    fan_in = 1
+    with torch.no_grad():
+        for k, (name, p) in enumerate(net.state_dict().items()):
+            if p.dim() >= 2:
+                fan_in = p.shape[1] * int(torch.tensor(p.shape[2:]).prod().item() if p.dim() > 2 else 1)
+            vals = [formula_value(i, k, fan_in) for i in range(p.numel())]
+            p.copy_(torch.tensor(vals, dtype=torch.float64).to(torch.float32).reshape(p.shape))
+
+
+def case_lenet_d2l(out_dir):
+    """D2L's LeNet (sigmoid, avg pooling); parameters from formula_value so the file stays small."""
+    torch.manual_seed(150)
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(84, 10))
+    formula_fill_(net)
+    x = torch.rand(4, 1, 28, 28)
+    tensors = {"input": x, "output": run_model(net, x)}
+    with torch.no_grad():  # per-stage outputs, to locate a mismatch
+        tensors["stage5"] = net[:6](x)
+    write_case(os.path.join(out_dir, "lenet_d2l.txt"),
+               "D2L LeNet: Conv2d(1, 6, 5, padding=2), Sigmoid, AvgPool2d(2, 2), Conv2d(6, 16, 5), Sigmoid,\n"
+               "AvgPool2d(2, 2), Flatten, Linear(400, 120), Sigmoid, Linear(120, 84), Sigmoid, Linear(84, 10)\n"
+               "parameters: state_dict entry k (in order), element i = ((i*7919 + k*104729) % 2001 - 1000) / 1000\n"
+               "            / sqrt(fan_in), in double then float; fan_in of a bias = its weight's\n"
+               "stage5 = net[:6](input); input = torch.rand(4, 1, 28, 28); seed 150",
+               tensors)
+
+
+CASES += _CONV_CASES + [case_lenet_d2l]
+
+
+# --------------------------------------------------------------------------
+# Losses and optimizers (tests/test_optim.cpp). Class labels are stored as
+# integer-valued floats (the format stores floats only).
+# --------------------------------------------------------------------------
+
+def _cross_entropy_tensors(prefix, logits, target):
+    logits = logits.clone().requires_grad_(True)
+    loss = nn.CrossEntropyLoss()(logits, target)
+    loss.backward()
+    return {prefix + "logits": logits.detach(), prefix + "target": target.to(torch.float32),
+            prefix + "loss": loss.detach().reshape(1), prefix + "dlogits": logits.grad}
+
+
+def case_cross_entropy(out_dir):
+    torch.manual_seed(200)
+    tensors = {}
+    tensors.update(_cross_entropy_tensors("", torch.randn(6, 5) * 3, torch.randint(0, 5, (6,))))
+    big = torch.tensor([[1e4, -1e4, 1e4, -1e4, 0.0], [-1e4] * 5,
+                        [9999.0, -1e4, 1e4, 1e4, 1e4], [1e4, 1e4, 1e4, -1e4, 1e4]])
+    tensors.update(_cross_entropy_tensors("big_", big, torch.tensor([0, 1, 2, 3])))
+    tensors.update(_cross_entropy_tensors("c10_", torch.randn(32, 10) * 2, torch.randint(0, 10, (32,))))
+    write_case(os.path.join(out_dir, "cross_entropy.txt"),
+               "nn.CrossEntropyLoss() (mean): loss = mean_n(logsumexp(logits[n]) - logits[n, target[n]])\n"
+               "dlogits = d loss / d logits by autograd; targets are class indices stored as floats\n"
+               "logits = torch.randn(6, 5) * 3, target = randint(0, 5, (6,));\n"
+               "big_: hand-written logits of +-1e4 ([4, 5], last target at -1e4); c10_: logits = torch.randn(32, 10) * 2; seed 200",
+               tensors)
+
+
+def case_mse(out_dir):
+    torch.manual_seed(201)
+    x = torch.randn(4, 3, 2).requires_grad_(True)
+    t = torch.randn(4, 3, 2)
+    loss = nn.MSELoss()(x, t)
+    loss.backward()
+    write_case(os.path.join(out_dir, "mse.txt"),
+               "nn.MSELoss() (mean over all elements); input, target = torch.randn(4, 3, 2); seed 201\n"
+               "dinput = d loss / d input by autograd",
+               {"input": x.detach(), "target": t, "loss": loss.detach().reshape(1), "dinput": x.grad})
+
+
+_OPTIM_STEPS = 5
+
+
+def _optimizer_trajectory(prefix, seed, make_optimizer):
+    """Parameters of a Linear(4, 3) stepped _OPTIM_STEPS times with given random gradients."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(4, 3))
+    opt = make_optimizer(net.parameters())
+    tensors = {prefix + k: v.clone() for k, v in net.state_dict().items()}
+    named = list(net.named_parameters())
+    for t in range(1, _OPTIM_STEPS + 1):
+        for name, p in named:
+            g = torch.randn_like(p)
+            p.grad = g
+            tensors["%sgrad_step%d.%s" % (prefix, t, name)] = g.clone()
+        opt.step()
+        for name, p in named:
+            tensors["%sparam_step%d.%s" % (prefix, t, name)] = p.detach().clone()
+    return tensors
+
+
+_SGD_CONFIGS = [
+    ("plain_", "lr=0.1", dict(lr=0.1)),
+    ("momentum_", "lr=0.1, momentum=0.9", dict(lr=0.1, momentum=0.9)),
+    ("damp_wd_", "lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01",
+     dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    ("nesterov_", "lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True",
+     dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)),
+]
+
+_ADAM_CONFIGS = [
+    ("default_", "defaults (lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)", dict()),
+    ("custom_", "lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1",
+     dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+]
+
+
+def _trajectory_case(file_name, torch_name, configs, seed):
+    def case(out_dir):
+        tensors = {}
+        lines = []
+        for i, (prefix, desc, kwargs) in enumerate(configs):
+            tensors.update(_optimizer_trajectory(prefix, seed + i,
+                                                 lambda ps, kw=kwargs: getattr(torch.optim, torch_name)(ps, **kw)))
+            lines.append("%s: torch.optim.%s(%s); seed %d" % (prefix.rstrip("_"), torch_name, desc, seed + i))
+        write_case(os.path.join(out_dir, file_name + ".txt"),
+                   "nn.Sequential(nn.Linear(4, 3)) stepped %d times; before step t every p.grad is set to\n"
+                   "<config>_grad_step<t>.<name> (torch.randn_like), then opt.step(); the parameters after it are\n"
+                   "<config>_param_step<t>.<name>; <config>_0.weight / _0.bias are the initial values.\n"
+                   % _OPTIM_STEPS + "\n".join(lines),
+                   tensors)
+    case.__name__ = "case_" + file_name
+    return case
+
+
+CASES += [
+    case_cross_entropy,
+    case_mse,
+    _trajectory_case("sgd_trajectory", "SGD", _SGD_CONFIGS, 210),
+    _trajectory_case("adam_trajectory", "Adam", _ADAM_CONFIGS, 220),
+]
+
+
 def _case_name(fn):
     return fn.__name__[len("case_"):]
 

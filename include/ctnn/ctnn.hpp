@@ -15,6 +15,8 @@
 #include "ctnn/core/shape.hpp"
 #include "ctnn/core/tensor.hpp"
 #include "ctnn/core/threads.hpp"
+#include "ctnn/io/data_loader.hpp"
+#include "ctnn/io/idx.hpp"
 #include "ctnn/model.hpp"
 #include "ctnn/nn/activation.hpp"
 #include "ctnn/nn/flatten.hpp"
@@ -27,3 +29,9 @@ namespace ctnn::literals {
 /// 2_c: a compile-time index for net[2_c] (Boost.Hana's integral constant literal).
 using namespace boost::hana::literals;
 }  // namespace ctnn::literals
+#include "ctnn/core/conv_arithmetic.hpp"
+#include "ctnn/nn/conv2d.hpp"
+#include "ctnn/nn/pool2d.hpp"
+#include "ctnn/nn/loss.hpp"
+#include "ctnn/optim/adam.hpp"
+#include "ctnn/optim/sgd.hpp"

@@ -63,3 +63,44 @@ struct poisoned_shape {
 
 }  // namespace detail
 }  // namespace ctnn
+
+// ==== Convolution and pooling (nn/conv2d.hpp, nn/pool2d.hpp; docs/conv.md) =================
+// Zero kernel, stride, dilation, groups or channels reuse ERROR_zero_sized_dimension with
+// these tags (ERROR_zero_sized_dimension<layer<0>, stride<0, 1>>).
+namespace ctnn {
+
+template <std::size_t H, std::size_t W> struct kernel {};
+template <std::size_t H, std::size_t W> struct padding {};
+template <std::size_t H, std::size_t W> struct stride {};
+template <std::size_t H, std::size_t W> struct dilation {};
+template <std::size_t H, std::size_t W> struct input {};
+template <std::size_t H, std::size_t W> struct output_size {};
+template <std::size_t V> struct in_channels {};
+template <std::size_t V> struct inferred_in_channels {};
+template <std::size_t V> struct out_channels {};
+template <std::size_t V> struct groups {};
+
+/// Conv2d/pools need a [C, H, W] sample (PyTorch's unbatched rank 3).
+template <class Layer, class Shape> struct ERROR_input_rank_not_3;
+/// Conv2d whose dilated kernel D*(K-1)+1 spans more than the padded input.
+template <class Layer, class Input, class Padding, class Kernel, class Dilation>
+struct ERROR_conv2d_kernel_larger_than_padded_input;
+/// Conv2d<{.in_channels = C}> on an input with another channel count.
+template <class Layer, class InChannels, class Inferred> struct ERROR_conv2d_in_channels_mismatch;
+/// in_channels % groups != 0
+template <class Layer, class InChannels, class Groups> struct ERROR_conv2d_in_channels_not_divisible_by_groups;
+/// out_channels % groups != 0
+template <class Layer, class OutChannels, class Groups> struct ERROR_conv2d_out_channels_not_divisible_by_groups;
+/// padding = nn::padding_same with a stride other than 1 (PyTorch: not supported for strided convolutions).
+template <class Layer, class Stride> struct ERROR_conv2d_padding_same_with_stride;
+/// padding_mode = reflect with a padding >= the input extent (F.pad's rule).
+template <class Layer, class Padding, class Input> struct ERROR_reflect_padding_not_smaller_than_input;
+/// padding_mode = circular with a padding > the input extent (it would wrap around more than once).
+template <class Layer, class Padding, class Input> struct ERROR_circular_padding_larger_than_input;
+/// MaxPool2d/AvgPool2d with padding > kernel_size / 2.
+template <class Layer, class Padding, class Kernel> struct ERROR_pool2d_padding_larger_than_half_kernel;
+/// A pooling window that fits nowhere: the output would have no rows or columns.
+template <class Layer, class Input, class Kernel, class Padding, class Stride, class Dilation>
+struct ERROR_pool2d_output_size_zero;
+
+}  // namespace ctnn

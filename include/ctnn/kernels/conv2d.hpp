@@ -1,0 +1,299 @@
+// Conv2d forward kernels, specialized on compile-time extents (the layer's Conv2dGeometry).
+//
+//   y[n, o, oh, ow] = Op(b[o] + sum_{c in group(o), kh, kw} w[o, c, kh, kw] * xp[n, c, oh*SH + kh*DH, ow*SW + kw*DW])
+//   x: [N, C, H, W], w: [O, C/g, KH, KW], b: [O], y: [N, O, OH, OW], xp = x padded (F.pad semantics)
+//
+// One sample at a time (the scratch is shared by all samples). Three paths:
+//   - general: pad into scratch (if padded), then the GEMM y_g[Og, P] = W_g[Og, K] panel[K, P]
+//     (K = C/g * KH * KW, P = OH * OW), the panel im2col'ed one L2-sized column block at a time;
+//   - pointwise (1x1, stride 1, no padding): the same GEMM, im2col being a plain packing copy;
+//   - depthwise (groups == C): a direct convolution per channel, vectorized along ow.
+// The GEMM microkernel holds MR output channels x 2 vectors of output pixels in registers,
+// broadcasts weights and streams the panel; bias and the activation Op are its epilogue.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "ctnn/core/conv_arithmetic.hpp"
+#include "ctnn/kernels/eltwise.hpp"
+
+// Register tiles are arrays indexed by loops over compile-time bounds: unroll them fully so the
+// accumulators live in registers (g++ -O2 does not unroll on its own).
+#ifndef CTNN_UNROLL
+#define CTNN_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+namespace ctnn::kernels {
+
+/// Everything a conv kernel needs to know, fixed at compile time.
+struct Conv2dGeometry {
+  std::size_t C, H, W;           // input sample [C, H, W]
+  std::size_t O, KH, KW;         // weight [O, C/groups, KH, KW]
+  std::size_t SH, SW, DH, DW;    // stride, dilation
+  std::size_t PT, PB, PL, PR;    // padding top, bottom, left, right
+  std::size_t groups;
+  PaddingMode mode;
+
+  constexpr std::size_t Hp() const { return H + PT + PB; }
+  constexpr std::size_t Wp() const { return W + PL + PR; }
+  constexpr std::size_t OH() const { return static_cast<std::size_t>(conv::output_size(H, PT, PB, KH, SH, DH)); }
+  constexpr std::size_t OW() const { return static_cast<std::size_t>(conv::output_size(W, PL, PR, KW, SW, DW)); }
+  constexpr std::size_t Cg() const { return C / groups; }
+  constexpr std::size_t Og() const { return O / groups; }
+  constexpr bool padded() const { return PT + PB + PL + PR != 0; }
+  constexpr bool pointwise() const { return KH == 1 && KW == 1 && SH == 1 && SW == 1 && !padded(); }
+  constexpr bool depthwise() const { return groups == C && groups > 1 && !pointwise(); }
+};
+
+inline constexpr std::size_t round_up_to(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+// ---- Padding, exactly as F.pad: constant / reflect / replicate / circular ---------------------
+
+namespace detail {
+/// Source index of padded position i (i counts from -before) along an axis of extent n;
+/// -1 means "a constant".
+template <PaddingMode M>
+constexpr std::ptrdiff_t pad_source(std::ptrdiff_t i, std::ptrdiff_t n) {
+  if (i >= 0 && i < n) return i;
+  if constexpr (M == PaddingMode::zeros) return -1;
+  else if constexpr (M == PaddingMode::reflect) return i < 0 ? -i : 2 * (n - 1) - i;
+  else if constexpr (M == PaddingMode::replicate) return i < 0 ? 0 : n - 1;
+  else return i < 0 ? i + n : i - n;  // circular (padding <= n: one wrap)
+}
+}  // namespace detail
+
+/// xp[c, Hp, LDp] = F.pad(x[c, H, W], (PL, PR, PT, PB), mode, value); row stride LDp >= W + PL + PR.
+/// Padding beyond what reflect/circular allow is rejected at compile time by the layers.
+template <std::size_t C, std::size_t H, std::size_t W, std::size_t PT, std::size_t PB, std::size_t PL, std::size_t PR,
+          std::size_t LDp, PaddingMode M>
+void pad2d(const float* x, float* xp, float value = 0.0f) {
+  constexpr std::size_t Hp = H + PT + PB, Wp = W + PL + PR;
+  static_assert(LDp >= Wp);
+  for (std::size_t c = 0; c < C; ++c) {
+    const float* xc = x + c * H * W;
+    float* pc = xp + c * Hp * LDp;
+    for (std::size_t r = 0; r < Hp; ++r) {
+      float* row = pc + r * LDp;
+      const std::ptrdiff_t sr = detail::pad_source<M>(static_cast<std::ptrdiff_t>(r) - static_cast<std::ptrdiff_t>(PT), H);
+      if (sr < 0) {
+        std::fill_n(row, Wp, value);
+        continue;
+      }
+      const float* src = xc + static_cast<std::size_t>(sr) * W;
+      for (std::size_t j = 0; j < PL; ++j) {
+        const auto s = detail::pad_source<M>(static_cast<std::ptrdiff_t>(j) - static_cast<std::ptrdiff_t>(PL), W);
+        row[j] = s < 0 ? value : src[s];
+      }
+      std::copy_n(src, W, row + PL);
+      for (std::size_t j = 0; j < PR; ++j) {
+        const auto s = detail::pad_source<M>(static_cast<std::ptrdiff_t>(W + j), W);
+        row[PL + W + j] = s < 0 ? value : src[s];
+      }
+    }
+  }
+}
+
+// ---- The conv GEMM: y[o, p] = Op(b[o] + sum_k w[o, k] * panel[k, p]) ------------------------
+//
+// The panel is never built whole: for each block of BW = 2 vector widths of output pixels,
+// im2col packs its K x BW slice contiguously (K * BW floats, in L1/L2) and every group of MR
+// output channels streams it, so im2col traffic stays in cache.
+
+inline constexpr std::size_t conv_block_width = 2 * simd_width;       // BW: columns per panel block
+inline constexpr std::size_t conv_tile_rows = simd_width >= 16 ? 8 : 4;  // MR: 32 vector registers vs 16
+
+namespace detail {
+
+/// MR output channels x BW columns of block jb, accumulated over all K.
+template <std::size_t K, std::size_t P, bool Bias, class Op, std::size_t MR>
+inline void conv_gemm_tile(const float* w, const float* b, const float* block, float* y, std::size_t j) {
+  constexpr std::size_t NV = conv_block_width / simd_width;
+  vfloat acc[MR][NV];
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat(Bias ? b[r] : 0.0f);
+  for (std::size_t k = 0; k < K; ++k) {
+    vfloat pv[NV];
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) pv[v] = vfloat::load_aligned(block + k * conv_block_width + v * simd_width);
+    CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
+      const vfloat wv(w[r * K + k]);
+      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(wv, pv[v], acc[r][v]);
+    }
+  }
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) {
+      const std::size_t col = j + v * simd_width;
+      if (col >= P) break;
+      const vfloat out = Op::forward(acc[r][v]);
+      float* dst = y + r * P + col;
+      if (col + simd_width <= P) {
+        out.store_unaligned(dst);
+      } else {  // the last, partial vector of a row
+        alignas(64) float tmp[simd_width];
+        out.store_aligned(tmp);
+        std::memcpy(dst, tmp, (P - col) * sizeof(float));
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+/// y[O, P] = Op(w[O, K] panel[K, P] + b) one column block at a time: pack(j, block) writes the
+/// K x BW slice of columns [j, j + BW) into `block` (K * BW floats, 64-byte aligned; columns past
+/// P zero), then every group of MR channels consumes it. `b` is read only when Bias.
+template <std::size_t O, std::size_t K, std::size_t P, bool Bias, class Op, class Pack>
+void conv_gemm(const float* w, const float* b, Pack&& pack, float* block, float* y) {
+  constexpr std::size_t MR = conv_tile_rows, BW = conv_block_width;
+  for (std::size_t j = 0; j < P; j += BW) {
+    pack(j, block);
+    std::size_t o = 0;
+    for (; o + MR <= O; o += MR)
+      detail::conv_gemm_tile<K, P, Bias, Op, MR>(w + o * K, Bias ? b + o : b, block, y + o * P, j);
+    if constexpr (O % MR != 0)
+      detail::conv_gemm_tile<K, P, Bias, Op, O % MR>(w + o * K, Bias ? b + o : b, block, y + o * P, j);
+  }
+}
+
+// ---- im2col, one column block at a time ------------------------------------------------------
+
+/// block[k, i] = xp[c, oh*SH + kh*DH, ow*SW + kw*DW] for k = (c*KH + kh)*KW + kw over the Cg
+/// channels of a group and columns p = j + i = oh*OW + ow (i < BW; zero past P). The (padded)
+/// input has Hx rows of stride LDx per channel. For a pointwise conv this is a plain copy.
+template <Conv2dGeometry G, std::size_t Hx, std::size_t LDx>
+void im2col_block(const float* xp, float* block, std::size_t j) {
+  constexpr std::size_t OW = G.OW(), P = G.OH() * OW, BW = conv_block_width;
+  const std::size_t cols = std::min(BW, P - j), oh0 = j / OW, ow0 = j % OW;
+  for (std::size_t c = 0; c < G.Cg(); ++c) {
+    for (std::size_t kh = 0; kh < G.KH; ++kh) {
+      for (std::size_t kw = 0; kw < G.KW; ++kw) {
+        float* d = block + ((c * G.KH + kh) * G.KW + kw) * BW;
+        const float* src = xp + c * Hx * LDx + kh * G.DH * LDx + kw * G.DW;
+        std::size_t oh = oh0, ow = ow0, i = 0;
+        while (i < cols) {  // runs along one output row
+          const std::size_t run = std::min(OW - ow, cols - i);
+          const float* s = src + oh * G.SH * LDx + ow * G.SW;
+          if constexpr (G.SW == 1) std::copy_n(s, run, d + i);
+          else for (std::size_t t = 0; t < run; ++t) d[i + t] = s[t * G.SW];
+          i += run;
+          ow = 0;
+          ++oh;
+        }
+        if (cols < BW) std::fill(d + cols, d + BW, 0.0f);
+      }
+    }
+  }
+}
+
+// ---- Depthwise: one channel at a time, vectorized along ow ----------------------------------
+
+namespace detail {
+template <std::size_t SW>
+inline vfloat load_strided(const float* p) {
+  if constexpr (SW == 1) {
+    return vfloat::load_unaligned(p);
+  } else {
+    using ibatch = xsimd::batch<std::int32_t>;
+    static const ibatch idx = [] {
+      alignas(64) std::int32_t v[simd_width];
+      for (std::size_t i = 0; i < simd_width; ++i) v[i] = static_cast<std::int32_t>(i * SW);
+      return ibatch::load_aligned(v);
+    }();
+    return vfloat::gather(p, idx);
+  }
+}
+}  // namespace detail
+
+/// y[o] = Op(b[o] + sum_{kh,kw} w[o, 0, kh, kw] * xp[o / M, ...]) with M = O / C output channels per input channel.
+/// xp: the padded input, row stride LDx, readable SW * simd_width floats past its end.
+template <Conv2dGeometry G, std::size_t LDx, bool Bias, class Op>
+void depthwise_conv(const float* xp, const float* w, const float* b, float* y) {
+  constexpr std::size_t OH = G.OH(), OW = G.OW(), M = G.O / G.C, Hp = G.Hp();
+  constexpr std::size_t KK = G.KH * G.KW;
+  for (std::size_t o = 0; o < G.O; ++o) {
+    const float* xc = xp + (o / M) * Hp * LDx;
+    const float* wo = w + o * KK;
+    float* yo = y + o * OH * OW;
+    const vfloat bias(Bias ? b[o] : 0.0f);
+    for (std::size_t oh = 0; oh < OH; ++oh) {
+      const float* xr = xc + oh * G.SH * LDx;
+      for (std::size_t ow = 0; ow < OW; ow += simd_width) {
+        vfloat acc = bias;
+        for (std::size_t kh = 0; kh < G.KH; ++kh)
+          for (std::size_t kw = 0; kw < G.KW; ++kw)
+            acc = xsimd::fma(vfloat(wo[kh * G.KW + kw]),
+                             detail::load_strided<G.SW>(xr + kh * G.DH * LDx + ow * G.SW + kw * G.DW), acc);
+        const vfloat out = Op::forward(acc);
+        float* dst = yo + oh * OW + ow;
+        if (ow + simd_width <= OW) {
+          out.store_unaligned(dst);
+        } else {
+          alignas(64) float tmp[simd_width];
+          out.store_aligned(tmp);
+          std::memcpy(dst, tmp, (OW - ow) * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
+// ---- The layer's entry point ----------------------------------------------------------------
+
+namespace detail {
+template <Conv2dGeometry G>
+struct conv2d_plan {
+  static constexpr std::size_t OH = G.OH(), OW = G.OW(), P = OH * OW;
+  static constexpr std::size_t K = G.Cg() * G.KH * G.KW;
+  // The (padded) input in scratch: row stride, rows per channel, floats (+ slack for
+  // vector reads past the last row by the depthwise path and gathers).
+  static constexpr std::size_t LDx = G.Wp();
+  static constexpr std::size_t xp_floats = G.padded() || G.depthwise()
+                                               ? round_up_to(G.C * G.Hp() * LDx + (G.SW + 1) * simd_width + G.KW * G.DW, 16)
+                                               : 0;
+  static constexpr std::size_t panel_floats = G.depthwise() ? 0 : K * conv_block_width;
+  static constexpr std::size_t scratch_floats = xp_floats + panel_floats;
+};
+}  // namespace detail
+
+/// Scratch floats conv2d_forward<G> needs (shared by all samples).
+template <Conv2dGeometry G>
+inline constexpr std::size_t conv2d_scratch_floats = detail::conv2d_plan<G>::scratch_floats;
+
+/// y = Op(conv2d(x, w) + b) for n samples; `b` is read only when Bias. `scratch` holds
+/// conv2d_scratch_floats<G> floats, 64-byte aligned.
+template <Conv2dGeometry G, bool Bias, class Op = identity_op>
+void conv2d_forward(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch) {
+  using plan = detail::conv2d_plan<G>;
+  constexpr std::size_t P = plan::P, K = plan::K, Og = G.Og(), Cg = G.Cg();
+  constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * P;
+  float* xp = scratch;
+  float* panel = scratch + plan::xp_floats;
+  for (std::size_t s = 0; s < n; ++s) {
+    const float* xs = x + s * in_floats;
+    float* ys = y + s * out_floats;
+    if constexpr (G.depthwise()) {
+      pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, plan::LDx, G.mode>(xs, xp);
+      depthwise_conv<G, plan::LDx, Bias, Op>(xp, w, b, ys);
+    } else {
+      // pointwise (1x1, stride 1, no padding): packing x_g [Cg, P] is all im2col does, then the GEMM
+      const float* src = xs;
+      if constexpr (G.padded()) {
+        pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, plan::LDx, G.mode>(xs, xp);
+        src = xp;
+      }
+      for (std::size_t g = 0; g < G.groups; ++g) {
+        const float* xg = src + g * Cg * G.Hp() * plan::LDx;
+        conv_gemm<Og, K, P, Bias, Op>(
+            w + g * Og * K, b + (Bias ? g * Og : 0),
+            [xg](std::size_t j, float* block) { im2col_block<G, G.Hp(), plan::LDx>(xg, block, j); }, panel,
+            ys + g * Og * P);
+      }
+    }
+  }
+}
+
+}  // namespace ctnn::kernels

@@ -1,0 +1,182 @@
+// Pooling forward kernels, specialized on compile-time extents.
+//
+//   max:      y[c, oh, ow] = max_{kh, kw} x[c, oh*SH - PT + kh*DH, ow*SW - PL + kw*DW]   (outside = -inf)
+//   avg:      y[c, oh, ow] = sum over the window's cells inside the input / divisor(oh, ow)
+//   adaptive: y[c, i, j]   = mean of x[c, hs(i):he(i), ws(j):we(j)]
+//   x: [N, C, H, W], y: [N, C, OH, OW]
+//
+// Separable: for each output row, a vertical pass reduces the KH input rows of its window into
+// one padded row buffer (whole vectors, contiguous), then a horizontal pass reduces KW entries
+// of that buffer per output (contiguous loads for stride 1, a gather otherwise). NaN wins a
+// max, as in PyTorch.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "ctnn/core/conv_arithmetic.hpp"
+#include "ctnn/kernels/conv2d.hpp"
+#include "ctnn/kernels/eltwise.hpp"
+
+namespace ctnn::kernels {
+
+/// MaxPool2d / AvgPool2d geometry, fixed at compile time (PB, PR cover ceil_mode's overhang).
+struct Pool2dGeometry {
+  std::size_t C, H, W;
+  std::size_t KH, KW, SH, SW, DH, DW;
+  std::size_t PH, PW;  // padding (both sides)
+  std::size_t OH, OW;  // output extents (ceil_mode already applied)
+  // Width of the row buffer: every column any window touches, from -PW on.
+  constexpr std::size_t row_width() const { return (OW - 1) * SW + (KW - 1) * DW + 1; }
+  // The buffer must cover the input row too (copied in before the horizontal pass).
+  constexpr std::size_t row_floats() const {
+    return round_up_to(std::max(row_width(), PW + W) + (SW + 1) * simd_width + KW * DW, 16);
+  }
+};
+
+namespace detail {
+
+// xsimd 8.1 on AVX-512 compiles `v != v` as an ordered compare (false for NaN): use isnan.
+inline vfloat max_nan(vfloat m, vfloat v) { return xsimd::select((v > m) || xsimd::isnan(v), v, m); }
+
+template <std::size_t SW>
+inline vfloat load_stride(const float* p) {
+  return load_strided<SW>(p);
+}
+
+inline void store_partial(vfloat v, float* dst, std::size_t count) {
+  if (count >= simd_width) {
+    v.store_unaligned(dst);
+  } else {
+    alignas(64) float tmp[simd_width];
+    v.store_aligned(tmp);
+    std::memcpy(dst, tmp, count * sizeof(float));
+  }
+}
+
+}  // namespace detail
+
+template <Pool2dGeometry G>
+inline constexpr std::size_t pool2d_scratch_floats = G.row_floats();
+
+/// y = max_pool2d(x) for n samples; `scratch` holds pool2d_scratch_floats<G>.
+template <Pool2dGeometry G>
+void maxpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) {
+  constexpr float ninf = -std::numeric_limits<float>::infinity();
+  constexpr std::size_t RF = G.row_floats();
+  float* row = scratch;  // row[j] = max over the window's rows of x[., j - PW]
+  for (std::size_t s = 0; s < n * G.C; ++s) {
+    const float* xc = x + s * G.H * G.W;
+    float* yc = y + s * G.OH * G.OW;
+    for (std::size_t oh = 0; oh < G.OH; ++oh) {
+      std::fill_n(row, RF, ninf);
+      for (std::size_t kh = 0; kh < G.KH; ++kh) {
+        const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * G.SH + kh * G.DH) - static_cast<std::ptrdiff_t>(G.PH);
+        if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(G.H)) continue;
+        const float* xr = xc + static_cast<std::size_t>(ih) * G.W;
+        float* r = row + G.PW;
+        std::size_t j = 0;
+        for (; j + simd_width <= G.W; j += simd_width)
+          detail::max_nan(vfloat::load_unaligned(r + j), vfloat::load_unaligned(xr + j)).store_unaligned(r + j);
+        for (; j < G.W; ++j) r[j] = (xr[j] > r[j] || xr[j] != xr[j]) ? xr[j] : r[j];
+      }
+      for (std::size_t ow = 0; ow < G.OW; ow += simd_width) {
+        vfloat m(ninf);
+        for (std::size_t kw = 0; kw < G.KW; ++kw)
+          m = detail::max_nan(m, detail::load_stride<G.SW>(row + ow * G.SW + kw * G.DW));
+        detail::store_partial(m, yc + oh * G.OW + ow, G.OW - ow);
+      }
+    }
+  }
+}
+
+/// Per-axis divisor factors of AvgPool2d (their product divides each window's sum).
+template <std::size_t O, std::size_t I, std::size_t P, std::size_t K, std::size_t S, bool CountIncludePad>
+inline constexpr auto avg_pool_counts = [] {
+  std::array<float, O> a{};
+  for (std::size_t o = 0; o < O; ++o)
+    a[o] = static_cast<float>(conv::avg_pool_count(o, I, P, K, S, CountIncludePad));
+  return a;
+}();
+
+/// y = avg_pool2d(x) for n samples (DH = DW = 1). Divisor = divisor_override when non-zero,
+/// else PyTorch's window count (count_include_pad: clamped to input + padding; else to input).
+template <Pool2dGeometry G, bool CountIncludePad, std::size_t DivisorOverride>
+void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) {
+  constexpr std::size_t RF = G.row_floats();
+  static constexpr auto ch = avg_pool_counts<G.OH, G.H, G.PH, G.KH, G.SH, CountIncludePad>;
+  static constexpr auto cw = [] {  // padded to whole vectors (the tail is never stored)
+    std::array<float, round_up_to(G.OW, simd_width)> a{};
+    a.fill(1.0f);
+    const auto c = avg_pool_counts<G.OW, G.W, G.PW, G.KW, G.SW, CountIncludePad>;
+    for (std::size_t i = 0; i < G.OW; ++i) a[i] = c[i];
+    return a;
+  }();
+  float* row = scratch;  // row[j] = sum over the window's rows of x[., j - PW] (0 outside)
+  for (std::size_t s = 0; s < n * G.C; ++s) {
+    const float* xc = x + s * G.H * G.W;
+    float* yc = y + s * G.OH * G.OW;
+    for (std::size_t oh = 0; oh < G.OH; ++oh) {
+      std::fill_n(row, RF, 0.0f);
+      for (std::size_t kh = 0; kh < G.KH; ++kh) {
+        const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * G.SH + kh) - static_cast<std::ptrdiff_t>(G.PH);
+        if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(G.H)) continue;
+        const float* xr = xc + static_cast<std::size_t>(ih) * G.W;
+        float* r = row + G.PW;
+        std::size_t j = 0;
+        for (; j + simd_width <= G.W; j += simd_width)
+          (vfloat::load_unaligned(r + j) + vfloat::load_unaligned(xr + j)).store_unaligned(r + j);
+        for (; j < G.W; ++j) r[j] += xr[j];
+      }
+      for (std::size_t ow = 0; ow < G.OW; ow += simd_width) {
+        vfloat sum(0.0f);
+        for (std::size_t kw = 0; kw < G.KW; ++kw) sum += detail::load_stride<G.SW>(row + ow * G.SW + kw);
+        vfloat div;
+        if constexpr (DivisorOverride != 0) div = vfloat(static_cast<float>(DivisorOverride));
+        else div = vfloat(ch[oh]) * vfloat::load_unaligned(cw.data() + ow);
+        detail::store_partial(sum / div, yc + oh * G.OW + ow, G.OW - ow);
+      }
+    }
+  }
+}
+
+/// Scratch of adaptive_avgpool2d_forward: one row of W sums.
+template <std::size_t W>
+inline constexpr std::size_t adaptive_pool_scratch_floats = round_up_to(W, 16);
+
+/// y = adaptive_avg_pool2d(x, (OH, OW)) for n samples of [C, H, W].
+template <std::size_t C, std::size_t H, std::size_t W, std::size_t OH, std::size_t OW>
+void adaptive_avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) {
+  float* row = scratch;  // row[j] = sum over the window's rows of x[., j]
+  for (std::size_t s = 0; s < n * C; ++s) {
+    const float* xc = x + s * H * W;
+    float* yc = y + s * OH * OW;
+    for (std::size_t i = 0; i < OH; ++i) {
+      constexpr auto hs = [] { std::array<std::size_t, OH> a{}; for (std::size_t k = 0; k < OH; ++k) a[k] = conv::adaptive_start(k, H, OH); return a; }();
+      constexpr auto he = [] { std::array<std::size_t, OH> a{}; for (std::size_t k = 0; k < OH; ++k) a[k] = conv::adaptive_end(k, H, OH); return a; }();
+      std::fill_n(row, W, 0.0f);
+      for (std::size_t ih = hs[i]; ih < he[i]; ++ih) {
+        const float* xr = xc + ih * W;
+        std::size_t j = 0;
+        for (; j + simd_width <= W; j += simd_width)
+          (vfloat::load_unaligned(row + j) + vfloat::load_unaligned(xr + j)).store_unaligned(row + j);
+        for (; j < W; ++j) row[j] += xr[j];
+      }
+      for (std::size_t o = 0; o < OW; ++o) {
+        const std::size_t ws = conv::adaptive_start(o, W, OW), we = conv::adaptive_end(o, W, OW);
+        vfloat acc(0.0f);
+        std::size_t j = ws;
+        for (; j + simd_width <= we; j += simd_width) acc += vfloat::load_unaligned(row + j);
+        float sum = xsimd::hadd(acc);
+        for (; j < we; ++j) sum += row[j];
+        yc[i * OW + o] = sum / static_cast<float>((he[i] - hs[i]) * (we - ws));
+      }
+    }
+  }
+}
+
+}  // namespace ctnn::kernels

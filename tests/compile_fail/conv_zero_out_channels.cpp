@@ -1,0 +1,19 @@
+// LazyConv2d with out_channels = 0.
+// EXPECT: ERROR_zero_sized_dimension<ctnn::layer<0(UL)?>,\s?ctnn::out_channels<0(UL)?>\s?>
+// EXPECT-ERRORS: 1
+#include <ctnn/ctnn.hpp>
+
+namespace nn = ctnn::nn;
+
+#ifdef CTNN_EXPECT_COMPILE_FAIL
+using Net = nn::Sequential<nn::LazyConv2d<{.out_channels = 0, .kernel_size = 3}>>;
+using In = ctnn::Shape<1, 28, 28>;
+#else
+using Net = nn::Sequential<nn::LazyConv2d<{.out_channels = 4, .kernel_size = 3}>>;
+using In = ctnn::Shape<1, 28, 28>;
+#endif
+
+int main() {
+  ctnn::Model<Net, In> net;
+  (void)net;
+}
