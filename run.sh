@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ctnn's two entry points (README's quick start):
-#   ./run.sh        install what is missing, build (release), run the main job
+#   ./run.sh        install what is missing, build (release), run the main job (LeNet on Fashion-MNIST)
+#   ./run.sh -- OPTIONS   the same, passing OPTIONS to the trainer (--epochs 2, --modern, --help)
 #   ./run.sh test   install what is missing, build with g++ 12 and clang 19 (warnings are errors),
 #                   run every test, then the unit tests again under AddressSanitizer + UBSan
 # Debian 12; as root, or with sudo. Builds go to build/<name>/ and are reused.
@@ -8,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(meson ninja-build pkg-config cmake python3 g++ clang-19 libclang-rt-19-dev
-          libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist)
+          libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist
+          nlohmann-json3-dev)
 JOBS=${JOBS:-2}
 
 install_packages() {
@@ -37,14 +39,13 @@ configure() {
   ninja -C "build/$name" -j "$JOBS"
 }
 
+# The main job: train D2L's LeNet on Fashion-MNIST (options after `--` go to the trainer).
 main_job() {
   configure release g++ -Dbuildtype=release -Dtests=disabled -Dbenchmarks=disabled -Dexamples=enabled
-  for example in blocks conv; do
-    if [ -x "build/release/examples/$example" ]; then
-      echo "== examples/$example"
-      "build/release/examples/$example"
-    fi
-  done
+  # By default the trained weights are saved (safetensors) and reloaded into a fresh model.
+  [ $# -eq 0 ] && set -- --save build/release/lenet_fashion_mnist.safetensors
+  echo "== examples/lenet_fashion_mnist $*"
+  build/release/examples/lenet_fashion_mnist "$@"
 }
 
 run_tests() {
@@ -73,6 +74,23 @@ PY
     passed=$((passed + ${counts% *}))
     failed=$((failed + ${counts#* }))
   done
+  # Fuzz the safetensors loader for 60 s on a copy of the seed corpus (clang build only).
+  local fuzzer=build/clang/tests/fuzz/fuzz_safetensors
+  if [ -x "$fuzzer" ]; then
+    echo "== fuzzing the safetensors loader for 60 s ($fuzzer, log in build/clang/fuzz.log)"
+    local corpus
+    corpus=$(mktemp -d)
+    cp tests/fuzz/corpus/* "$corpus"/
+    if "$fuzzer" -max_total_time=60 -rss_limit_mb=4096 -artifact_prefix=build/clang/ "$corpus" >build/clang/fuzz.log 2>&1; then
+      passed=$((passed + 1))
+      grep -E '^#[0-9]+ +DONE|^Done' build/clang/fuzz.log || true
+    else
+      failed=$((failed + 1))
+      status=1
+      tail -n 40 build/clang/fuzz.log
+    fi
+    rm -rf "$corpus"
+  fi
   echo "ctnn test suites (g++, clang, sanitizers): $passed passed, $failed failed"
   return $status
 }
@@ -80,6 +98,7 @@ PY
 install_packages
 case "${1:-main}" in
   main) main_job ;;
+  --) shift; main_job "$@" ;;
   test) run_tests ;;
-  *) echo "usage: $0 [test]" >&2; exit 2 ;;
+  *) echo "usage: $0 [test | -- trainer options]" >&2; exit 2 ;;
 esac

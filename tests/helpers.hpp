@@ -46,6 +46,28 @@ void load_parameters(ModelT& net, const std::map<std::string, RefTensor>& ref) {
   }
 }
 
+/// tools/gen_reference.py's formula_value, bit for bit: parameter values a reference file can
+/// describe by a formula instead of listing them.
+inline float formula_value(std::size_t i, std::size_t salt, std::size_t fan_in) {
+  const auto v = static_cast<double>(static_cast<long long>((i * 7919 + salt * 104729) % 2001) - 1000);
+  return static_cast<float>(v / 1000.0 * (1.0 / std::sqrt(static_cast<double>(fan_in))));
+}
+/// gen_reference.py's formula_fill_: state_dict entry k gets salt k; a bias uses the fan_in of
+/// the weight before it.
+template <class M>
+void formula_fill(M& net) {
+  std::size_t k = 0, fan_in = 1;
+  for (auto&& [name, t] : net.state_dict()) {
+    const auto& s = t.shape();
+    if (s.size() >= 2) {
+      fan_in = 1;
+      for (std::size_t d = 1; d < s.size(); ++d) fan_in *= s[d];
+    }
+    for (std::size_t i = 0; i < t.numel(); ++i) t[i] = formula_value(i, k, fan_in);
+    ++k;
+  }
+}
+
 }  // namespace ctnn_test
 
 #endif

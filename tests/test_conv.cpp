@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "helpers.hpp"
 #include "reference.hpp"
 
 namespace nn = ctnn::nn;
@@ -290,26 +291,7 @@ TEST_CASE("Conv2d, ReLU, MaxPool2d, LazyConv2d, AdaptiveAvgPool2d stack matches 
                   Shape<3, 10, 11>>("conv_pool_stack");
 }
 
-namespace {
-/// tools/gen_reference.py's formula_value, bit for bit.
-float formula_value(std::size_t i, std::size_t salt, std::size_t fan_in) {
-  const auto v = static_cast<double>(static_cast<long long>((i * 7919 + salt * 104729) % 2001) - 1000);
-  return static_cast<float>(v / 1000.0 * (1.0 / std::sqrt(static_cast<double>(fan_in))));
-}
-template <class M>
-void formula_fill(M& net) {
-  std::size_t k = 0, fan_in = 1;
-  for (auto&& [name, t] : net.state_dict()) {
-    const auto& s = t.shape();
-    if (s.size() >= 2) {
-      fan_in = 1;
-      for (std::size_t d = 1; d < s.size(); ++d) fan_in *= s[d];
-    }
-    for (std::size_t i = 0; i < t.numel(); ++i) t[i] = formula_value(i, k, fan_in);
-    ++k;
-  }
-}
-}  // namespace
+using ctnn_test::formula_fill;
 
 TEST_CASE("D2L LeNet forward on a batch of 4 matches PyTorch") {
   const auto ref = ctnn_test::load_reference(ctnn_test::reference_path("lenet_d2l.txt"));

@@ -344,6 +344,47 @@ def case_lenet_d2l(out_dir):
 CASES += _CONV_CASES + [case_lenet_d2l]
 
 
+def case_lenet_sgd_steps(out_dir):
+    """D2L's LeNet trained 3 SGD steps (lr 0.9, cross-entropy) from formula_value weights."""
+    torch.manual_seed(151)
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(84, 10))
+    formula_fill_(net)
+    x = torch.rand(8, 1, 28, 28)
+    y = torch.randint(0, 10, (8,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.9)
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    tensors = {"input": x, "labels": y.to(torch.float32), "losses": torch.tensor(losses)}
+    sd = net.state_dict()
+    for name in ["0.weight", "0.bias", "3.bias", "7.bias", "9.bias", "11.weight", "11.bias"]:
+        tensors["trained." + name] = sd[name]
+    # Every tensor, summarized: sum of squares (float64), to catch an error in the big weights too.
+    tensors["sum_of_squares"] = torch.tensor([float((p.double() ** 2).sum()) for p in sd.values()])
+    write_case(os.path.join(out_dir, "lenet_sgd_steps.txt"),
+               "D2L LeNet (as lenet_d2l.txt, formula_value parameters) trained 3 steps:\n"
+               "torch.optim.SGD(lr=0.9), cross_entropy, the same batch each step;\n"
+               "input = torch.rand(8, 1, 28, 28), labels = torch.randint(0, 10, (8,)); seed 151\n"
+               "losses = the loss of each step; trained.* = parameters after the 3 steps;\n"
+               "sum_of_squares = sum of squares of each state_dict tensor after the 3 steps, in order",
+               tensors)
+
+
+CASES += [case_lenet_sgd_steps]
+
+
 # --------------------------------------------------------------------------
 # Losses and optimizers (tests/test_optim.cpp). Class labels are stored as
 # integer-valued floats (the format stores floats only).
@@ -448,6 +489,138 @@ CASES += [
 ]
 
 
+
+# --------------------------------------------------------------------------
+# Backward through convolution and pooling (tests/test_conv_backward.cpp).
+# --------------------------------------------------------------------------
+
+def case_conv_pool_backward(out_dir):
+    """Gradients of L = sum(dy * net(x)) by autograd for a conv + pool net with many options."""
+    torch.manual_seed(300)
+    net = nn.Sequential(
+        nn.Conv2d(2, 3, 3, stride=(2, 1), padding=(1, 2), dilation=2, padding_mode="reflect"), nn.ReLU(),
+        nn.MaxPool2d(2, ceil_mode=True),
+        nn.Conv2d(3, 4, (2, 3)), nn.Sigmoid(),
+        nn.AvgPool2d(2, padding=1, count_include_pad=False),
+        nn.Flatten(),
+        nn.LazyLinear(5))
+    x = torch.randn(2, 2, 11, 9)
+    net(x)  # materialize LazyLinear's parameters (drawn from the seeded generator)
+    tensors = model_tensors(net)
+    xg = x.clone().requires_grad_(True)
+    y = net(xg)
+    dy = torch.randn_like(y)
+    (dy * y).sum().backward()
+    tensors["input"] = x
+    tensors["output"] = y.detach()
+    tensors["dy"] = dy
+    for name, p in net.named_parameters():
+        tensors["grad." + name] = p.grad
+    tensors["grad.input"] = xg.grad
+    write_case(os.path.join(out_dir, "conv_pool_backward.txt"),
+               "nn.Sequential(nn.Conv2d(2, 3, 3, stride=(2, 1), padding=(1, 2), dilation=2, padding_mode='reflect'),\n"
+               "              nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True), nn.Conv2d(3, 4, (2, 3)), nn.Sigmoid(),\n"
+               "              nn.AvgPool2d(2, padding=1, count_include_pad=False), nn.Flatten(), nn.LazyLinear(5))\n"
+               "input = torch.randn(2, 2, 11, 9); output = net(input); dy = torch.randn_like(output); seed 300\n"
+               "grad.<name> = d sum(dy * output) / d <name> by autograd; grad.input likewise for the input",
+               tensors)
+
+
+CASES += [case_conv_pool_backward]
+
+# --------------------------------------------------------------------------
+# safetensors interop (tests/test_safetensors.cpp). The safetensors Python
+# package is not a Debian package, so the format is written here directly:
+# an 8-byte little-endian header length, the JSON header (padded with spaces
+# to a multiple of 8, as the reference implementation pads it), then the data.
+# --------------------------------------------------------------------------
+
+_ST_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16"}
+
+
+def _tensor_bytes(t):
+    t = t.detach().contiguous().cpu()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return t.view(torch.int16).numpy().tobytes()
+    return t.numpy().tobytes()
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Write dict name -> tensor as a safetensors file, laid out as safetensors.torch.save_file
+    does: data ordered by dtype size (largest first), then by name; metadata {"format": "pt"}."""
+    import json
+    import struct
+    assert sys.byteorder == "little"
+    metadata = {"format": "pt"} if metadata is None else metadata
+    names = sorted(tensors, key=lambda n: (-tensors[n].element_size(), n))
+    header = {"__metadata__": metadata} if metadata else {}
+    chunks, offset = [], 0
+    for n in names:
+        t = tensors[n]
+        data = _tensor_bytes(t)
+        header[n] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for c in chunks:
+            f.write(c)
+
+
+def _st_case(name, seed, build, input_shape, comment):
+    """PyTorch's default init (seeded), state_dict -> <name>.safetensors; input/output -> <name>.txt."""
+    def case(out_dir):
+        torch.manual_seed(seed)
+        net = build()
+        x = torch.randn(*input_shape)
+        write_safetensors(os.path.join(out_dir, name + ".safetensors"), net.state_dict())
+        write_case(os.path.join(out_dir, name + ".txt"),
+                   "%s\nparameters: PyTorch's default init, seed %d, in %s.safetensors (written by\n"
+                   "gen_reference.py's write_safetensors); input = torch.randn%s"
+                   % (comment, seed, name, tuple(input_shape)),
+                   {"input": x, "output": run_model(net, x)})
+    case.__name__ = "case_" + name
+    return case
+
+
+def _d2l_lenet():
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(84, 10))
+
+
+def case_st_dtypes(out_dir):
+    """One tensor per float dtype; the .txt holds each converted to float32 by PyTorch."""
+    base = torch.tensor([[1.5, -2.25, 3.14159265358979], [1e-6, 65504.0, -0.0],
+                         [float("inf"), 2.0e-7, -7.0e-5]], dtype=torch.float64)
+    tensors = {"f32": base.to(torch.float32), "f64": base, "f16": base.to(torch.float16),
+               "bf16": base.to(torch.bfloat16)}
+    write_safetensors(os.path.join(out_dir, "st_dtypes.safetensors"), tensors)
+    write_case(os.path.join(out_dir, "st_dtypes.txt"),
+               "st_dtypes.safetensors: the same [3, 3] values stored as F32, F64, F16 and BF16;\n"
+               "here each as PyTorch converts it to float32 (t.to(torch.float32))",
+               {k: v.to(torch.float32) for k, v in tensors.items()})
+
+
+CASES += [
+    _st_case("st_mlp", 300, lambda: nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10)), (2, 20),
+             "nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))"),
+    _st_case("st_lenet", 301, _d2l_lenet, (2, 1, 28, 28),
+             "D2L LeNet: Conv2d(1, 6, 5, padding=2), Sigmoid, AvgPool2d(2, 2), Conv2d(6, 16, 5), Sigmoid,\n"
+             "AvgPool2d(2, 2), Flatten, Linear(400, 120), Sigmoid, Linear(120, 84), Sigmoid, Linear(84, 10)"),
+    case_st_dtypes,
+]
+
+
 def _case_name(fn):
     return fn.__name__[len("case_"):]
 
@@ -473,3 +646,4 @@ def main(argv):
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+

@@ -35,3 +35,4 @@ using namespace boost::hana::literals;
 #include "ctnn/nn/loss.hpp"
 #include "ctnn/optim/adam.hpp"
 #include "ctnn/optim/sgd.hpp"
+#include "ctnn/io/safetensors.hpp"

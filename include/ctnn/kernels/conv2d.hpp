@@ -1,4 +1,4 @@
-// Conv2d forward kernels, specialized on compile-time extents (the layer's Conv2dGeometry).
+// Conv2d forward (and, at the end, backward) kernels, specialized on compile-time extents (the layer's Conv2dGeometry).
 //
 //   y[n, o, oh, ow] = Op(b[o] + sum_{c in group(o), kh, kw} w[o, c, kh, kw] * xp[n, c, oh*SH + kh*DH, ow*SW + kw*DW])
 //   x: [N, C, H, W], w: [O, C/g, KH, KW], b: [O], y: [N, O, OH, OW], xp = x padded (F.pad semantics)
@@ -292,6 +292,285 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, st
             [xg](std::size_t j, float* block) { im2col_block<G, G.Hp(), plan::LDx>(xg, block, j); }, panel,
             ys + g * Og * P);
       }
+    }
+  }
+}
+
+
+// ---- backward --------------------------------------------------------------------------------
+//
+// With dz = dL/d(conv output) (the activation's derivative already applied), per sample and group:
+//   col[K, P]  = im2col(xp_g)                          (rows padded to Pp = P rounded up to 16, zeros)
+//   dW_g      += dz_g[Og, P] col^T                     conv_dw: dot products along p, vectorized
+//   db[o]     += sum_p dz[o, p]
+//   dcol[K, P] = W_g^T dz_g                            conv_dcol: a GEMM tile like forward's
+//   dxp_g      = col2im(dcol)                          the padded input's gradient
+//   dx         = the adjoint of F.pad applied to dxp    every padded cell adds into the input cell it
+//                                                      was copied from (zeros mode: dropped)
+// dz is first copied into rows of Pp floats so every loop runs on whole, aligned vectors.
+
+namespace detail {
+
+template <Conv2dGeometry G>
+struct conv2d_backward_plan {
+  static_assert(16 % simd_width == 0);
+  static constexpr std::size_t OH = G.OH(), OW = G.OW(), P = OH * OW;
+  static constexpr std::size_t Pp = round_up_to(P, 16);
+  static constexpr std::size_t K = G.Cg() * G.KH * G.KW;
+  static constexpr std::size_t LDx = G.Wp();
+  static constexpr std::size_t xp_floats = G.padded() ? round_up_to(G.C * G.Hp() * LDx, 16) : 0;
+  static constexpr std::size_t col_floats = K * Pp;
+  static constexpr std::size_t dz_floats = G.O * Pp;
+  // col2im reads up to (KW-1)*DW floats before dcol (into dz and this gap) and a vector past it (into dxp)
+  static constexpr std::size_t gap_floats = round_up_to((G.KW - 1) * G.DW, 16);
+  // the (padded) input's gradient, with a vector of slack for col2im's stores
+  static constexpr std::size_t dxp_floats = round_up_to(G.C * G.Hp() * LDx + simd_width, 16);
+  // layout: xp, dz, gap, col, dxp
+  static constexpr std::size_t scratch_floats = xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
+};
+
+/// dw[r, c] += sum_p dz[r, p] col[c, p] for MO rows of dz (stride Pp) and NK rows of col (stride Pp);
+/// dw rows have stride K.
+template <std::size_t Pp, std::size_t K, std::size_t MO, std::size_t NK>
+inline void conv_dw_tile(const float* dz, const float* col, float* dw) {
+  vfloat acc[MO][NK];
+  CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r)
+    CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) acc[r][c] = vfloat(0.0f);
+  for (std::size_t p = 0; p < Pp; p += simd_width) {
+    vfloat a[MO], b[NK];
+    CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r) a[r] = vfloat::load_aligned(dz + r * Pp + p);
+    CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) b[c] = vfloat::load_aligned(col + c * Pp + p);
+    CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r)
+      CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) acc[r][c] = xsimd::fma(a[r], b[c], acc[r][c]);
+  }
+  CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r)
+    CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) dw[r * K + c] += xsimd::hadd(acc[r][c]);
+}
+
+template <std::size_t Og, std::size_t K, std::size_t Pp, std::size_t MO>
+inline void conv_dw_rows(const float* dz, const float* col, float* dw) {
+  constexpr std::size_t NK = 4, Kmain = K / NK * NK;
+  for (std::size_t k = 0; k < Kmain; k += NK) conv_dw_tile<Pp, K, MO, NK>(dz, col + k * Pp, dw + k);
+  if constexpr (Kmain < K) conv_dw_tile<Pp, K, MO, K - Kmain>(dz, col + Kmain * Pp, dw + Kmain);
+}
+
+/// dw[Og, K] += dz[Og, Pp] col[K, Pp]^T
+template <std::size_t Og, std::size_t K, std::size_t Pp>
+inline void conv_dw(const float* dz, const float* col, float* dw) {
+  constexpr std::size_t MO = 4, Omain = Og / MO * MO;
+  for (std::size_t o = 0; o < Omain; o += MO) conv_dw_rows<Og, K, Pp, MO>(dz + o * Pp, col, dw + o * K);
+  if constexpr (Omain < Og) conv_dw_rows<Og, K, Pp, Og - Omain>(dz + Omain * Pp, col, dw + Omain * K);
+}
+
+/// dcol[k.., p..] = sum_o w[o, k..] dz[o, p..]: MR rows of dcol x NV vectors, over all Og.
+template <std::size_t Og, std::size_t K, std::size_t Pp, std::size_t MR, std::size_t NV>
+inline void conv_dcol_tile(const float* w, const float* dz, float* dcol) {
+  vfloat acc[MR][NV];
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat(0.0f);
+  for (std::size_t o = 0; o < Og; ++o) {
+    vfloat d[NV];
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) d[v] = vfloat::load_aligned(dz + o * Pp + v * simd_width);
+    CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
+      const vfloat wv(w[o * K + r]);
+      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(wv, d[v], acc[r][v]);
+    }
+  }
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v].store_aligned(dcol + r * Pp + v * simd_width);
+}
+
+template <std::size_t Og, std::size_t K, std::size_t Pp, std::size_t MR>
+inline void conv_dcol_rows(const float* w, const float* dz, float* dcol) {
+  constexpr std::size_t NV = 2, step = NV * simd_width, Pmain = Pp / step * step;
+  for (std::size_t p = 0; p < Pmain; p += step) conv_dcol_tile<Og, K, Pp, MR, NV>(w, dz + p, dcol + p);
+  if constexpr (Pmain < Pp) conv_dcol_tile<Og, K, Pp, MR, 1>(w, dz + Pmain, dcol + Pmain);
+}
+
+/// dcol[K, Pp] = w[Og, K]^T dz[Og, Pp]
+template <std::size_t Og, std::size_t K, std::size_t Pp>
+inline void conv_dcol(const float* w, const float* dz, float* dcol) {
+  constexpr std::size_t MR = conv_tile_rows, Kmain = K / MR * MR;
+  for (std::size_t k = 0; k < Kmain; k += MR) conv_dcol_rows<Og, K, Pp, MR>(w + k, dz, dcol + k * Pp);
+  if constexpr (Kmain < K) conv_dcol_rows<Og, K, Pp, K - Kmain>(w + Kmain, dz, dcol + Kmain * Pp);
+}
+
+/// x += y for n floats.
+inline void add_to(float* x, const float* y, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + simd_width <= n; i += simd_width)
+    (vfloat::load_unaligned(x + i) + vfloat::load_unaligned(y + i)).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] += y[i];
+}
+
+/// dst[0, N) = src[0, N), N known at compile time: whole vectors, the last one overlapping the one
+/// before it (nothing read or written outside the row).
+template <std::size_t N>
+inline void copy_row(float* dst, const float* src) {
+  if constexpr (N >= simd_width) {
+    std::size_t i = 0;
+    for (; i + simd_width <= N; i += simd_width) vfloat::load_unaligned(src + i).store_unaligned(dst + i);
+    if constexpr (N % simd_width != 0) vfloat::load_unaligned(src + N - simd_width).store_unaligned(dst + N - simd_width);
+  } else {
+    for (std::size_t i = 0; i < N; ++i) dst[i] = src[i];
+  }
+}
+
+}  // namespace detail
+
+/// col[k, p] = xp[c, oh*SH + kh*DH, ow*SW + kw*DW] for all P columns of a group's Cg channels
+/// (rows of LDc floats, zero past P). The (padded) input has Hx rows of stride LDx per channel.
+template <Conv2dGeometry G, std::size_t Hx, std::size_t LDx, std::size_t LDc>
+void im2col(const float* xp, float* col) {
+  constexpr std::size_t OH = G.OH(), OW = G.OW(), P = OH * OW;
+  for (std::size_t c = 0; c < G.Cg(); ++c)
+    for (std::size_t kh = 0; kh < G.KH; ++kh)
+      for (std::size_t kw = 0; kw < G.KW; ++kw) {
+        float* d = col + ((c * G.KH + kh) * G.KW + kw) * LDc;
+        const float* src = xp + c * Hx * LDx + kh * G.DH * LDx + kw * G.DW;
+        for (std::size_t oh = 0; oh < OH; ++oh) {
+          const float* s = src + oh * G.SH * LDx;
+          float* dr = d + oh * OW;
+          if constexpr (G.SW == 1) detail::copy_row<OW>(dr, s);
+          else for (std::size_t ow = 0; ow < OW; ++ow) dr[ow] = s[ow * G.SW];
+        }
+        std::fill(d + P, d + LDc, 0.0f);
+      }
+}
+
+/// The adjoint of im2col: dxp[c, ih, iw] = sum of dcol[k, p] over the (k, p) that im2col read
+/// xp[c, ih, iw] into (dxp is overwritten). With stride 1 along the width, each vector of a dxp row
+/// is summed in a register from masked, shifted loads of the dcol rows that reach it and stored
+/// once (rows in increasing order, so the zero lanes a store spills into the next row are
+/// overwritten later); dcol must be readable (KW-1)*DW floats before and a vector past its ends,
+/// dxp writable a vector past its end. Otherwise dxp is zeroed and the entries scatter-added.
+template <Conv2dGeometry G, std::size_t Hx, std::size_t LDx, std::size_t LDc>
+void col2im(const float* dcol, float* dxp) {
+  constexpr std::size_t OH = G.OH(), OW = G.OW();
+  if constexpr (G.SW == 1) {
+    constexpr std::size_t NV = (LDx + simd_width - 1) / simd_width;  // vectors per dxp row
+    static const vfloat iota = [] {
+      alignas(64) float v[simd_width];
+      for (std::size_t i = 0; i < simd_width; ++i) v[i] = static_cast<float>(i);
+      return vfloat::load_aligned(v);
+    }();
+    for (std::size_t c = 0; c < G.Cg(); ++c)
+      for (std::size_t ih = 0; ih < Hx; ++ih) {
+        float* row = dxp + (c * Hx + ih) * LDx;
+        for (std::size_t v = 0; v < NV; ++v) {
+          const std::size_t j0 = v * simd_width;
+          const vfloat idx = iota + vfloat(static_cast<float>(j0));
+          vfloat acc(0.0f);
+          for (std::size_t kh = 0; kh < G.KH && kh * G.DH <= ih; ++kh) {
+            const std::size_t t = ih - kh * G.DH;
+            if (t % G.SH != 0 || t / G.SH >= OH) continue;
+            const std::size_t oh = t / G.SH;
+            for (std::size_t kw = 0; kw < G.KW; ++kw) {
+              const std::size_t off = kw * G.DW;  // dxp column of ow = 0
+              if (j0 + simd_width <= off || j0 >= off + OW) continue;
+              const float* src = dcol + ((c * G.KH + kh) * G.KW + kw) * LDc + oh * OW;
+              const auto keep = idx >= vfloat(static_cast<float>(off)) && idx < vfloat(static_cast<float>(off + OW));
+              const vfloat d = vfloat::load_unaligned(src + static_cast<std::ptrdiff_t>(j0) - static_cast<std::ptrdiff_t>(off));
+              acc += xsimd::select(keep, d, vfloat(0.0f));
+            }
+          }
+          acc.store_unaligned(row + j0);
+        }
+      }
+  } else {
+    std::fill_n(dxp, G.Cg() * Hx * LDx, 0.0f);
+    for (std::size_t c = 0; c < G.Cg(); ++c)
+      for (std::size_t kh = 0; kh < G.KH; ++kh)
+        for (std::size_t kw = 0; kw < G.KW; ++kw) {
+          const float* d = dcol + ((c * G.KH + kh) * G.KW + kw) * LDc;
+          float* dst = dxp + c * Hx * LDx + kh * G.DH * LDx + kw * G.DW;
+          for (std::size_t oh = 0; oh < OH; ++oh) {
+            float* r = dst + oh * G.SH * LDx;
+            const float* s = d + oh * OW;
+            for (std::size_t ow = 0; ow < OW; ++ow) r[ow * G.SW] += s[ow];
+          }
+        }
+  }
+}
+
+/// The adjoint of pad2d: dx[c, H, W] = sum of dxp[c, Hp, LDp] over the padded cells copied from
+/// each input cell (its own place, and reflect/replicate/circular copies; zeros: constants drop).
+template <std::size_t C, std::size_t H, std::size_t W, std::size_t PT, std::size_t PB, std::size_t PL, std::size_t PR,
+          std::size_t LDp, PaddingMode M>
+void unpad2d_add(const float* dxp, float* dx) {
+  constexpr std::size_t Hp = H + PT + PB;
+  std::fill_n(dx, C * H * W, 0.0f);
+  for (std::size_t c = 0; c < C; ++c) {
+    float* dc = dx + c * H * W;
+    const float* pc = dxp + c * Hp * LDp;
+    for (std::size_t r = 0; r < Hp; ++r) {
+      const std::ptrdiff_t sr = detail::pad_source<M>(static_cast<std::ptrdiff_t>(r) - static_cast<std::ptrdiff_t>(PT), H);
+      if (sr < 0) continue;
+      const float* row = pc + r * LDp;
+      float* dst = dc + static_cast<std::size_t>(sr) * W;
+      for (std::size_t j = 0; j < PL; ++j) {
+        const auto s = detail::pad_source<M>(static_cast<std::ptrdiff_t>(j) - static_cast<std::ptrdiff_t>(PL), W);
+        if (s >= 0) dst[s] += row[j];
+      }
+      detail::add_to(dst, row + PL, W);
+      for (std::size_t j = 0; j < PR; ++j) {
+        const auto s = detail::pad_source<M>(static_cast<std::ptrdiff_t>(W + j), W);
+        if (s >= 0) dst[s] += row[PL + W + j];
+      }
+    }
+  }
+}
+
+/// Scratch floats conv2d_backward<G> needs (shared by all samples).
+template <Conv2dGeometry G>
+inline constexpr std::size_t conv2d_backward_scratch_floats = detail::conv2d_backward_plan<G>::scratch_floats;
+
+/// Backward of conv2d for n samples, given dz = dL/d(conv2d(x, w) + b) [N, O, OH, OW]:
+/// dw += dL/dw, db += dL/db (only when Bias), dx = dL/dx (overwritten; skipped when null).
+/// `scratch` holds conv2d_backward_scratch_floats<G> floats, 64-byte aligned.
+template <Conv2dGeometry G, bool Bias>
+void conv2d_backward(const float* x, const float* w, const float* dz, float* dw, float* db, float* dx, std::size_t n,
+                     float* scratch) {
+  using plan = detail::conv2d_backward_plan<G>;
+  constexpr std::size_t P = plan::P, Pp = plan::Pp, K = plan::K, Og = G.Og(), Cg = G.Cg();
+  constexpr std::size_t Hp = G.Hp(), LDx = plan::LDx;
+  constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * P;
+  float* xp = scratch;
+  float* dzp = xp + plan::xp_floats;
+  float* col = dzp + plan::dz_floats + plan::gap_floats;
+  float* dxp = col + plan::col_floats;
+  for (std::size_t s = 0; s < n; ++s) {
+    const float* xs = x + s * in_floats;
+    const float* dzs = dz + s * out_floats;
+    for (std::size_t o = 0; o < G.O; ++o) {
+      std::copy_n(dzs + o * P, P, dzp + o * Pp);
+      std::fill(dzp + o * Pp + P, dzp + (o + 1) * Pp, 0.0f);
+    }
+    if constexpr (Bias) {
+      for (std::size_t o = 0; o < G.O; ++o) {
+        vfloat acc(0.0f);
+        for (std::size_t p = 0; p < Pp; p += simd_width) acc += vfloat::load_aligned(dzp + o * Pp + p);
+        db[o] += xsimd::hadd(acc);
+      }
+    }
+    const float* src = xs;
+    if constexpr (G.padded()) {
+      pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(xs, xp);
+      src = xp;
+    }
+    float* gx = dx ? dxp : nullptr;  // where col2im writes: the (padded) input's gradient
+    for (std::size_t g = 0; g < G.groups; ++g) {
+      const float* dzg = dzp + g * Og * Pp;
+      im2col<G, Hp, LDx, Pp>(src + g * Cg * Hp * LDx, col);
+      detail::conv_dw<Og, K, Pp>(dzg, col, dw + g * Og * K);
+      if (gx) {
+        detail::conv_dcol<Og, K, Pp>(w + g * Og * K, dzg, col);
+        col2im<G, Hp, LDx, Pp>(col, gx + g * Cg * Hp * LDx);
+      }
+    }
+    if (gx) {
+      if constexpr (G.padded()) unpad2d_add<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(dxp, dx + s * in_floats);
+      else std::memcpy(dx + s * in_floats, dxp, in_floats * sizeof(float));
     }
   }
 }

@@ -1,4 +1,4 @@
-// Pooling forward kernels, specialized on compile-time extents.
+// Pooling forward (and, at the end, backward) kernels, specialized on compile-time extents.
 //
 //   max:      y[c, oh, ow] = max_{kh, kw} x[c, oh*SH - PT + kh*DH, ow*SW - PL + kw*DW]   (outside = -inf)
 //   avg:      y[c, oh, ow] = sum over the window's cells inside the input / divisor(oh, ow)
@@ -174,6 +174,135 @@ void adaptive_avgpool2d_forward(const float* x, float* y, std::size_t n, float* 
         float sum = xsimd::hadd(acc);
         for (; j < we; ++j) sum += row[j];
         yc[i * OW + o] = sum / static_cast<float>((he[i] - hs[i]) * (we - ws));
+      }
+    }
+  }
+}
+
+
+// ---- backward --------------------------------------------------------------------------------
+//
+//   max:      dx[argmax of each window] += dy (ATen's CPU rule: scanning rows then columns, a value
+//             replaces the running max when it is greater or NaN; so the first maximum wins, or the
+//             last NaN; a window of -inf sends its gradient to its first cell inside the input)
+//   avg:      every input cell of a window gets dy / divisor (the forward's divisor; padding cells
+//             receive nothing)
+//   adaptive: every cell of window (i, j) gets dy / kh / kw
+// dx is overwritten. Separable like forward: the avg gradient of an output row is spread along
+// the width into a row buffer once, then added to each of the window's input rows (vectors).
+
+/// dx = max_pool2d backward for n samples of x (the forward's input) and dy.
+template <Pool2dGeometry G>
+void maxpool2d_backward(const float* x, const float* dy, float* dx, std::size_t n) {
+  constexpr auto W = static_cast<std::ptrdiff_t>(G.W);
+  constexpr auto DH = static_cast<std::ptrdiff_t>(G.DH), DW = static_cast<std::ptrdiff_t>(G.DW);
+  // The valid taps of each window along an axis: [first, end) with step D (ATen: start moved
+  // forward by whole dilations out of the left padding, end clamped to the input).
+  static constexpr auto hfirst = [] {
+    std::array<std::ptrdiff_t, G.OH> a{};
+    for (std::size_t o = 0; o < G.OH; ++o) {
+      auto i = static_cast<std::ptrdiff_t>(o * G.SH) - static_cast<std::ptrdiff_t>(G.PH);
+      while (i < 0) i += static_cast<std::ptrdiff_t>(G.DH);
+      a[o] = i;
+    }
+    return a;
+  }();
+  static constexpr auto hend = [] {
+    std::array<std::ptrdiff_t, G.OH> a{};
+    for (std::size_t o = 0; o < G.OH; ++o)
+      a[o] = std::min<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(o * G.SH + (G.KH - 1) * G.DH + 1) -
+                                          static_cast<std::ptrdiff_t>(G.PH), static_cast<std::ptrdiff_t>(G.H));
+    return a;
+  }();
+  static constexpr auto wfirst = [] {
+    std::array<std::ptrdiff_t, G.OW> a{};
+    for (std::size_t o = 0; o < G.OW; ++o) {
+      auto i = static_cast<std::ptrdiff_t>(o * G.SW) - static_cast<std::ptrdiff_t>(G.PW);
+      while (i < 0) i += static_cast<std::ptrdiff_t>(G.DW);
+      a[o] = i;
+    }
+    return a;
+  }();
+  static constexpr auto wend = [] {
+    std::array<std::ptrdiff_t, G.OW> a{};
+    for (std::size_t o = 0; o < G.OW; ++o)
+      a[o] = std::min<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(o * G.SW + (G.KW - 1) * G.DW + 1) -
+                                          static_cast<std::ptrdiff_t>(G.PW), static_cast<std::ptrdiff_t>(G.W));
+    return a;
+  }();
+  constexpr float ninf = -std::numeric_limits<float>::infinity();
+  std::fill_n(dx, n * G.C * G.H * G.W, 0.0f);
+  for (std::size_t s = 0; s < n * G.C; ++s) {
+    const float* xc = x + s * G.H * G.W;
+    const float* dyc = dy + s * G.OH * G.OW;
+    float* dxc = dx + s * G.H * G.W;
+    for (std::size_t oh = 0; oh < G.OH; ++oh) {
+      const std::ptrdiff_t h0 = hfirst[oh], h1 = hend[oh];
+      if (h0 >= h1) continue;  // no tap inside the input
+      for (std::size_t ow = 0; ow < G.OW; ++ow) {
+        const std::ptrdiff_t w0 = wfirst[ow], w1 = wend[ow];
+        if (w0 >= w1) continue;
+        std::ptrdiff_t best = h0 * W + w0;
+        float m = ninf;
+        for (std::ptrdiff_t ih = h0; ih < h1; ih += DH)
+          for (std::ptrdiff_t iw = w0; iw < w1; iw += DW) {
+            const float v = xc[ih * W + iw];
+            if (v > m || v != v) {
+              m = v;
+              best = ih * W + iw;
+            }
+          }
+        dxc[best] += dyc[oh * G.OW + ow];
+      }
+    }
+  }
+}
+
+/// dx = avg_pool2d backward for n samples of dy (DH = DW = 1; the divisor as avgpool2d_forward).
+/// `scratch` holds pool2d_scratch_floats<G>.
+template <Pool2dGeometry G, bool CountIncludePad, std::size_t DivisorOverride>
+void avgpool2d_backward(const float* dy, float* dx, std::size_t n, float* scratch) {
+  static constexpr auto ch = avg_pool_counts<G.OH, G.H, G.PH, G.KH, G.SH, CountIncludePad>;
+  static constexpr auto cw = avg_pool_counts<G.OW, G.W, G.PW, G.KW, G.SW, CountIncludePad>;
+  constexpr std::size_t RW = G.row_width();
+  float* row = scratch;  // row[j]: the gradient of padded column j from this output row's windows
+  std::fill_n(dx, n * G.C * G.H * G.W, 0.0f);
+  for (std::size_t s = 0; s < n * G.C; ++s) {
+    const float* dyc = dy + s * G.OH * G.OW;
+    float* dxc = dx + s * G.H * G.W;
+    for (std::size_t oh = 0; oh < G.OH; ++oh) {
+      std::fill_n(row, std::max(RW, G.PW + G.W), 0.0f);
+      for (std::size_t ow = 0; ow < G.OW; ++ow) {
+        float div;
+        if constexpr (DivisorOverride != 0) div = static_cast<float>(DivisorOverride);
+        else div = ch[oh] * cw[ow];
+        const float g = dyc[oh * G.OW + ow] / div;
+        float* r = row + ow * G.SW;
+        for (std::size_t kw = 0; kw < G.KW; ++kw) r[kw] += g;
+      }
+      for (std::size_t kh = 0; kh < G.KH; ++kh) {
+        const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * G.SH + kh) - static_cast<std::ptrdiff_t>(G.PH);
+        if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(G.H)) continue;
+        detail::add_to(dxc + static_cast<std::size_t>(ih) * G.W, row + G.PW, G.W);
+      }
+    }
+  }
+}
+
+/// dx = adaptive_avg_pool2d backward for n samples of dy [C, OH, OW] (input [C, H, W]).
+template <std::size_t C, std::size_t H, std::size_t W, std::size_t OH, std::size_t OW>
+void adaptive_avgpool2d_backward(const float* dy, float* dx, std::size_t n) {
+  std::fill_n(dx, n * C * H * W, 0.0f);
+  for (std::size_t s = 0; s < n * C; ++s) {
+    const float* dyc = dy + s * OH * OW;
+    float* dxc = dx + s * H * W;
+    for (std::size_t i = 0; i < OH; ++i) {
+      const std::size_t hs = conv::adaptive_start(i, H, OH), he = conv::adaptive_end(i, H, OH);
+      for (std::size_t j = 0; j < OW; ++j) {
+        const std::size_t ws = conv::adaptive_start(j, W, OW), we = conv::adaptive_end(j, W, OW);
+        const float g = dyc[i * OW + j] / static_cast<float>(he - hs) / static_cast<float>(we - ws);
+        for (std::size_t ih = hs; ih < he; ++ih)
+          for (std::size_t iw = ws; iw < we; ++iw) dxc[ih * W + iw] += g;
       }
     }
   }

@@ -19,8 +19,10 @@
 //   ERROR_conv2d_kernel_larger_than_padded_input    D*(K-1)+1 > padded H or W
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 #include <ostream>
 #include <string>
 #include <variant>
@@ -86,7 +88,11 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
 
   static constexpr std::size_t parameter_count = weight_shape::size + (has_bias ? out_channels : 0);
   static constexpr std::size_t activation_floats = output_shape::size;
-  static constexpr std::size_t scratch_floats = kernels::conv2d_scratch_floats<geometry>;
+  static constexpr std::ptrdiff_t output_offset = 0;
+  // Forward (padded input, im2col block) and backward (padded input, im2col panel, padded dz,
+  // padded dx) share the workspace's scratch.
+  static constexpr std::size_t scratch_floats =
+      std::max(kernels::conv2d_scratch_floats<geometry>, kernels::conv2d_backward_scratch_floats<geometry>);
 
   Parameter<weight_shape> weight;
   /// Present only when bias=true (torch's bias=None otherwise).
@@ -110,7 +116,21 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
     return forward_fused<kernels::identity_op>(x, n, act, scratch);
   }
 
-  // backward: the training issue adds it here, beside forward.
+  // backward: dz = Op'(y) * dy (in place: gact holds dy), then
+  //   dW += sum_n dz ⋆ x_pad  [O, C/g, KH, KW]      db += sum over n, oh, ow of dz  [O]
+  //   dx  = the padding's adjoint of conv_transpose(dz, W)  [N, C, H, W]  (padded cells flow back to
+  //         the input cells they were copied from: reflect / replicate / circular accumulate)
+  template <class Op>
+  void backward_fused(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
+    if constexpr (!std::is_same_v<Op, kernels::identity_op>)
+      kernels::eltwise_backward<Op>(act, gact, gact, n * output_shape::size);
+    float* db = nullptr;
+    if constexpr (has_bias) db = bias.grad.data();
+    kernels::conv2d_backward<geometry, has_bias>(x, weight.data(), gact, weight.grad.data(), db, dx, n, scratch);
+  }
+  void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
+    backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);
+  }
 
   template <class F>
   void for_each_parameter(const std::string& prefix, F&& f) {

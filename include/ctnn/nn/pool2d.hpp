@@ -94,6 +94,7 @@ struct BoundMaxPool2d : ParameterFree<BoundMaxPool2d<InShape, Opt, G>> {
   using input_shape = InShape;
   using output_shape = Shape<G.C, G.OH, G.OW>;
   static constexpr std::size_t activation_floats = output_shape::size;
+  static constexpr std::ptrdiff_t output_offset = 0;
   static constexpr std::size_t scratch_floats = kernels::pool2d_scratch_floats<G>;
 
   // forward: y[n, c] = max over each window of x[n, c] (padding = -inf)
@@ -103,7 +104,10 @@ struct BoundMaxPool2d : ParameterFree<BoundMaxPool2d<InShape, Opt, G>> {
     return act;
   }
 
-  // backward: the training issue adds it here, beside forward.
+  // backward: dx[argmax of each window] += dy (the first maximum in scan order, as PyTorch)
+  void backward(const float* x, float* dx, std::size_t n, const float*, float* gact, float*) const {
+    if (dx) kernels::maxpool2d_backward<G>(x, gact, dx, n);
+  }
 
   static std::string type_name() { return "MaxPool2d"; }
   void print(std::ostream& os, int) const {
@@ -122,6 +126,7 @@ struct BoundAvgPool2d : ParameterFree<BoundAvgPool2d<InShape, Opt, G>> {
   using input_shape = InShape;
   using output_shape = Shape<G.C, G.OH, G.OW>;
   static constexpr std::size_t activation_floats = output_shape::size;
+  static constexpr std::ptrdiff_t output_offset = 0;
   static constexpr std::size_t scratch_floats = kernels::pool2d_scratch_floats<G>;
 
   // forward: y[n, c] = sum over each window of x[n, c] / divisor
@@ -131,7 +136,10 @@ struct BoundAvgPool2d : ParameterFree<BoundAvgPool2d<InShape, Opt, G>> {
     return act;
   }
 
-  // backward: the training issue adds it here, beside forward.
+  // backward: each input cell of a window gets dy / divisor (the forward's divisor)
+  void backward(const float*, float* dx, std::size_t n, const float*, float* gact, float* scratch) const {
+    if (dx) kernels::avgpool2d_backward<G, Opt.count_include_pad, Opt.divisor_override>(gact, dx, n, scratch);
+  }
 
   static std::string type_name() { return "AvgPool2d"; }
   void print(std::ostream& os, int) const {
@@ -147,6 +155,7 @@ struct BoundAdaptiveAvgPool2d : ParameterFree<BoundAdaptiveAvgPool2d<InShape, OH
   using input_shape = InShape;
   using output_shape = Shape<C, OH, OW>;
   static constexpr std::size_t activation_floats = output_shape::size;
+  static constexpr std::ptrdiff_t output_offset = 0;
   static constexpr std::size_t scratch_floats = kernels::adaptive_pool_scratch_floats<W>;
 
   // forward: y[n, c, i, j] = mean of x[n, c] over window (i, j)
@@ -156,7 +165,10 @@ struct BoundAdaptiveAvgPool2d : ParameterFree<BoundAdaptiveAvgPool2d<InShape, OH
     return act;
   }
 
-  // backward: the training issue adds it here, beside forward.
+  // backward: each cell of window (i, j) gets dy[i, j] / window size
+  void backward(const float*, float* dx, std::size_t n, const float*, float* gact, float*) const {
+    if (dx) kernels::adaptive_avgpool2d_backward<C, H, W, OH, OW>(gact, dx, n);
+  }
 
   static std::string type_name() { return "AdaptiveAvgPool2d"; }
   void print(std::ostream& os, int) const { os << "AdaptiveAvgPool2d(output_size=(" << OH << ", " << OW << "))"; }

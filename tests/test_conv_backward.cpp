@@ -1,0 +1,348 @@
+// Backward of Conv2d, MaxPool2d, AvgPool2d and AdaptiveAvgPool2d: finite-difference checks of every
+// option family, PyTorch's argmax rule for ties and NaN, one gradient set against PyTorch autograd
+// (tests/reference/conv_pool_backward.txt), and allocation-free LeNet training steps.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <ctnn/ctnn.hpp>
+#include <limits>
+#include <vector>
+
+#include "gradcheck.hpp"
+#include "helpers.hpp"
+
+namespace nn = ctnn::nn;
+using ctnn::Batch, ctnn::Model, ctnn::Shape;
+using ctnn_test::gradcheck;
+
+namespace {
+
+/// gradcheck of Model<Net, In> (seeded) on a random batch of n samples.
+template <class Net, class In>
+std::size_t check_grad(std::size_t n = 2, std::uint64_t seed = 1, const ctnn_test::GradCheckOptions& opt = {}) {
+  Model<Net, In> net(seed);
+  ctnn::Generator gen(seed + 100);
+  Batch<In> X(n);
+  ctnn::randn_(X, gen);
+  return gradcheck(net, X, opt);
+}
+
+/// For ReLU networks: a first-layer weight moves every pre-activation of its channel, so a step of
+/// 1e-2 crosses several ReLU kinks at once; 1e-3 crosses few (float32 noise is still well below atol).
+const ctnn_test::GradCheckOptions relu_net{.step = 1e-3f, .rtol = 2e-2, .atol = 3e-3};
+
+/// LeNet end to end: a strided subset of each tensor keeps the test fast (also under ASan).
+const ctnn_test::GradCheckOptions lenet{.max_elements = 20};
+const ctnn_test::GradCheckOptions lenet_relu{.step = 1e-3f, .rtol = 2e-2, .atol = 3e-3, .max_elements = 20};
+
+using D2LLeNet = nn::Sequential<
+    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
+    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>,
+    nn::Sigmoid, nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>, nn::Sigmoid,
+    nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
+
+using ModernLeNet = nn::Sequential<
+    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::ReLU,
+    nn::MaxPool2d<{.kernel_size = 2, .stride = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::ReLU,
+    nn::MaxPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>, nn::ReLU, nn::LazyLinear<84>,
+    nn::ReLU, nn::LazyLinear<10>>;
+
+}  // namespace
+
+// ---- Conv2d ------------------------------------------------------------------------------------
+
+TEST_CASE("Conv2d backward matches finite differences") {
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3}>, Shape<2, 5, 7>>() == 0);
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 3, .out_channels = 5, .kernel_size = {3, 5}}>, Shape<3, 7, 9>>(3) == 0);
+}
+
+TEST_CASE("Conv2d backward with stride (2, 1) and padding (1, 2) matches finite differences") {
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = {2, 1},
+                               .padding = {1, 2}}>,
+                   Shape<2, 5, 7>>() == 0);
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = {2, 3}, .stride = 3,
+                               .padding = 1}>,
+                   Shape<2, 7, 9>>() == 0);
+}
+
+TEST_CASE("Conv2d backward with dilation 2 matches finite differences") {
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .dilation = 2}>,
+                   Shape<2, 7, 9>>() == 0);
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 4, .kernel_size = {3, 2}, .stride = {1, 2},
+                               .padding = {2, 1}, .dilation = {2, 3}}>,
+                   Shape<2, 5, 7>>() == 0);
+}
+
+TEST_CASE("Conv2d backward with groups 2 matches finite differences") {
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 4, .out_channels = 6, .kernel_size = 3, .padding = 1, .groups = 2}>,
+                   Shape<4, 5, 7>>() == 0);
+}
+
+TEST_CASE("Conv2d backward depthwise (groups == channels) matches finite differences") {
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 3, .out_channels = 3, .kernel_size = 3, .padding = 1, .groups = 3}>,
+                   Shape<3, 5, 7>>() == 0);
+  // multiplier 2, stride 2, a 3x2 kernel
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 3, .out_channels = 6, .kernel_size = {3, 2}, .stride = 2,
+                               .padding = {1, 0}, .groups = 3}>,
+                   Shape<3, 7, 9>>() == 0);
+  // reflect padding and dilation
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 2, .kernel_size = 3, .padding = 2, .dilation = 2,
+                               .groups = 2, .padding_mode = nn::PaddingMode::reflect}>,
+                   Shape<2, 5, 7>>() == 0);
+}
+
+TEST_CASE("Conv2d backward without bias matches finite differences") {
+  using L = nn::bind_t<nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .bias = false}>,
+                       Shape<3, 5, 7>>;
+  static_assert(!L::has_bias);
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .bias = false}>,
+                   Shape<3, 5, 7>>() == 0);
+}
+
+TEST_CASE("Conv2d backward with reflect padding mirroring more than one cell matches finite differences") {
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = {3, 4},
+                               .padding_mode = nn::PaddingMode::reflect}>,
+                   Shape<2, 5, 7>>() == 0);
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 2,
+                               .padding_mode = nn::PaddingMode::reflect}>,
+                   Shape<2, 5, 7>>() == 0);
+}
+
+TEST_CASE("Conv2d backward with replicate padding matches finite differences") {
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = {3, 5}, .padding = {3, 4},
+                               .padding_mode = nn::PaddingMode::replicate}>,
+                   Shape<2, 5, 7>>() == 0);
+}
+
+TEST_CASE("Conv2d backward with circular padding that wraps matches finite differences") {
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = {4, 6},
+                               .padding_mode = nn::PaddingMode::circular}>,
+                   Shape<2, 5, 7>>() == 0);
+  // padding as large as the input: every cell is copied twice more
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 1, .out_channels = 2, .kernel_size = 3, .padding = 3,
+                               .padding_mode = nn::PaddingMode::circular}>,
+                   Shape<1, 3, 5>>() == 0);
+}
+
+TEST_CASE("Conv2d backward with padding='same' and an even kernel matches finite differences") {
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = {4, 2}, .padding = nn::padding_same,
+                               .dilation = {1, 3}}>,
+                   Shape<2, 5, 7>>() == 0);
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 4, .padding = nn::padding_same,
+                               .padding_mode = nn::PaddingMode::reflect}>,
+                   Shape<2, 5, 7>>() == 0);
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = {2, 4}, .padding = nn::padding_same,
+                               .padding_mode = nn::PaddingMode::circular}>,
+                   Shape<2, 5, 7>>() == 0);
+}
+
+TEST_CASE("Conv2d 1x1 backward matches finite differences") {
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 5, .out_channels = 7, .kernel_size = 1}>, Shape<5, 5, 3>>() == 0);
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 4, .out_channels = 6, .kernel_size = 1, .groups = 2}>, Shape<4, 3, 5>>() ==
+        0);
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = 1, .stride = 2}>, Shape<3, 5, 5>>() ==
+        0);
+}
+
+TEST_CASE("Conv2d + ReLU/Sigmoid/Tanh (fused) backward matches finite differences") {
+  using Net = nn::Sequential<nn::Conv2d<{.in_channels = 2, .out_channels = 4, .kernel_size = 3, .padding = 1}>, nn::ReLU,
+                             nn::LazyConv2d<{.out_channels = 3, .kernel_size = {3, 2}, .stride = {1, 2}}>, nn::Sigmoid,
+                             nn::LazyConv2d<{.out_channels = 5, .kernel_size = 2, .padding = 1,
+                                             .padding_mode = nn::PaddingMode::replicate}>,
+                             nn::Tanh>;
+  static_assert(nn::bind_t<Net, Shape<2, 5, 7>>::fused == std::array<bool, 6>{false, true, false, true, false, true});
+  CHECK(check_grad<Net, Shape<2, 5, 7>>(2, 1, relu_net) == 0);
+}
+
+TEST_CASE("Conv2d backward accumulates into .grad and overwrites the input gradient") {
+  using Net = nn::Sequential<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = 1,
+                                         .padding_mode = nn::PaddingMode::reflect}>,
+                             nn::Sigmoid>;
+  Model<Net, Shape<2, 5, 7>> net(7);
+  auto X = ctnn::randn<Shape<2, 5, 7>>(2);
+  net.set_input_requires_grad(true);
+  auto step = [&] {
+    net.forward(X);
+    auto dy = net.output_grad();
+    std::fill(dy.begin(), dy.end(), 0.5f);
+    net.backward();
+  };
+  step();
+  const auto w1 = net.get<0>().weight.grad.to_vector();
+  const auto b1 = net.get<0>().bias.grad.to_vector();
+  const std::vector<float> dx1(net.input_grad().begin(), net.input_grad().end());
+  step();
+  const auto w2 = net.get<0>().weight.grad.to_vector();
+  const auto b2 = net.get<0>().bias.grad.to_vector();
+  for (std::size_t i = 0; i < w1.size(); ++i) CHECK(w2[i] == doctest::Approx(2 * w1[i]));
+  for (std::size_t i = 0; i < b1.size(); ++i) CHECK(b2[i] == doctest::Approx(2 * b1[i]));
+  const std::vector<float> dx2(net.input_grad().begin(), net.input_grad().end());
+  CHECK(dx1 == dx2);
+}
+
+// ---- Pooling -----------------------------------------------------------------------------------
+
+TEST_CASE("MaxPool2d backward matches finite differences") {
+  CHECK(check_grad<nn::MaxPool2d<{.kernel_size = 2}>, Shape<3, 5, 7>>() == 0);
+  CHECK(check_grad<nn::MaxPool2d<{.kernel_size = 3, .stride = 1}>, Shape<2, 5, 7>>() == 0);
+}
+
+TEST_CASE("MaxPool2d backward with padding and dilation matches finite differences") {
+  CHECK(check_grad<nn::MaxPool2d<{.kernel_size = {3, 2}, .stride = {2, 1}, .padding = 1, .dilation = 2}>,
+                   Shape<2, 9, 7>>() == 0);
+}
+
+TEST_CASE("MaxPool2d backward with ceil_mode matches finite differences") {
+  CHECK(check_grad<nn::MaxPool2d<{.kernel_size = 2, .ceil_mode = true}>, Shape<2, 5, 7>>() == 0);
+  CHECK(check_grad<nn::MaxPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .dilation = 2, .ceil_mode = true}>,
+                   Shape<2, 9, 7>>() == 0);
+}
+
+TEST_CASE("MaxPool2d backward sends the gradient to PyTorch's argmax: first maximum, last NaN") {
+  constexpr float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  {
+    Model<nn::MaxPool2d<{.kernel_size = 2}>, Shape<1, 4, 4>> net;
+    Batch<Shape<1, 4, 4>> X(1, std::vector<float>{1, 3, 3, 0,  //
+                                3, 2, nan, 1,  //
+                                nan, 0, 5, nan,  //
+                                -inf, -inf, 2, 1});
+    net.set_input_requires_grad(true);
+    net.forward(X);
+    auto dy = net.output_grad();
+    std::copy_n(std::vector<float>{1, 2, 3, 4}.begin(), 4, dy.begin());
+    net.backward();
+    const std::vector<float> dx(net.input_grad().begin(), net.input_grad().end());
+    // torch: [[0, 1, 0, 0], [0, 0, 2, 0], [3, 0, 0, 4], [0, 0, 0, 0]]
+    CHECK(dx == std::vector<float>{0, 1, 0, 0, 0, 0, 2, 0, 3, 0, 0, 4, 0, 0, 0, 0});
+  }
+  {
+    Model<nn::MaxPool2d<{.kernel_size = 2}>, Shape<1, 2, 2>> net;
+    Batch<Shape<1, 2, 2>> X(1, std::vector<float>{nan, 1, nan, 2});
+    net.set_input_requires_grad(true);
+    net.forward(X);
+    net.output_grad().data()[0] = 1.0f;
+    net.backward();
+    const std::vector<float> dx(net.input_grad().begin(), net.input_grad().end());
+    CHECK(dx == std::vector<float>{0, 0, 1, 0});  // the last NaN, as torch
+  }
+  {
+    // windows of -inf with padding: each sends its gradient to its first cell inside the input
+    Model<nn::MaxPool2d<{.kernel_size = 3, .stride = 1, .padding = 1}>, Shape<1, 3, 3>> net;
+    Batch<Shape<1, 3, 3>> X(1, std::vector<float>(9, -inf));
+    net.set_input_requires_grad(true);
+    net.forward(X);
+    auto dy = net.output_grad();
+    std::fill(dy.begin(), dy.end(), 1.0f);
+    net.backward();
+    const std::vector<float> dx(net.input_grad().begin(), net.input_grad().end());
+    CHECK(dx == std::vector<float>{4, 2, 0, 2, 1, 0, 0, 0, 0});  // torch's
+  }
+}
+
+TEST_CASE("AvgPool2d backward with count_include_pad on and off matches finite differences") {
+  CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 2}>, Shape<3, 5, 7>>() == 0);
+  CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1}>, Shape<2, 5, 7>>() == 0);
+  CHECK(check_grad<nn::AvgPool2d<{.kernel_size = {3, 2}, .stride = {1, 2}, .padding = 1, .count_include_pad = false}>,
+                   Shape<2, 5, 7>>() == 0);
+}
+
+TEST_CASE("AvgPool2d backward with ceil_mode matches finite differences") {
+  CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 2, .ceil_mode = true}>, Shape<2, 5, 7>>() == 0);
+  CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}>, Shape<2, 5, 7>>() ==
+        0);
+  CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true,
+                                  .count_include_pad = false}>,
+                   Shape<2, 5, 7>>() == 0);
+}
+
+TEST_CASE("AvgPool2d backward with divisor_override matches finite differences") {
+  CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true,
+                                  .divisor_override = 5}>,
+                   Shape<2, 5, 7>>() == 0);
+}
+
+TEST_CASE("AdaptiveAvgPool2d backward matches finite differences") {
+  CHECK(check_grad<nn::AdaptiveAvgPool2d<3, 2>, Shape<3, 7, 5>>() == 0);
+  CHECK(check_grad<nn::AdaptiveAvgPool2d<1>, Shape<3, 7, 5>>() == 0);
+  CHECK(check_grad<nn::AdaptiveAvgPool2d<5, 4>, Shape<2, 3, 3>>() == 0);  // overlapping windows
+}
+
+// ---- Networks ----------------------------------------------------------------------------------
+
+TEST_CASE("D2L LeNet (sigmoid, avg pooling) backward matches finite differences end to end") {
+  CHECK(check_grad<D2LLeNet, Shape<1, 28, 28>>(3, 1, lenet) == 0);
+}
+
+TEST_CASE("modern LeNet (ReLU, max pooling) backward matches finite differences end to end") {
+  CHECK(check_grad<ModernLeNet, Shape<1, 28, 28>>(2, 1, lenet_relu) == 0);
+}
+
+TEST_CASE("conv + pool stack backward matches finite differences") {
+  using Net = nn::Sequential<nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .padding = 1}>,
+                             nn::ReLU, nn::MaxPool2d<{.kernel_size = 2, .ceil_mode = true}>,
+                             nn::LazyConv2d<{.out_channels = 6, .kernel_size = 2, .groups = 2}>,
+                             nn::AdaptiveAvgPool2d<1>, nn::Flatten, nn::LazyLinear<3>>;
+  CHECK(check_grad<Net, Shape<3, 7, 9>>(2, 1, relu_net) == 0);
+}
+
+TEST_CASE("conv + pool gradients match PyTorch autograd") {
+  const auto ref = ctnn_test::load_reference(ctnn_test::reference_path("conv_pool_backward.txt"));
+  using Net = nn::Sequential<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = {2, 1},
+                                         .padding = {1, 2}, .dilation = 2, .padding_mode = nn::PaddingMode::reflect}>,
+                             nn::ReLU, nn::MaxPool2d<{.kernel_size = 2, .ceil_mode = true}>,
+                             nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = {2, 3}}>, nn::Sigmoid,
+                             nn::AvgPool2d<{.kernel_size = 2, .padding = 1, .count_include_pad = false}>, nn::Flatten,
+                             nn::LazyLinear<5>>;
+  Model<Net, Shape<2, 11, 9>> net;
+  ctnn_test::load_parameters(net, ref);
+  const auto& x = ref.at("input");
+  Batch<Shape<2, 11, 9>> X(x.shape[0], x.values);
+  const auto Y = net.forward(X);
+  ctnn_test::check_close({Y.data(), Y.numel()}, ref.at("output").values, 1e-5f, 1e-6f, "output");
+
+  const auto& dy = ref.at("dy").values;
+  REQUIRE(dy.size() == Y.numel());
+  std::copy(dy.begin(), dy.end(), net.output_grad().begin());
+  net.set_input_requires_grad(true);
+  net.zero_grad();
+  net.backward();
+  for (auto&& [name, t] : net.state_dict()) {
+    const auto& g = ref.at("grad." + name);
+    REQUIRE(g.values.size() == t.numel());
+    net.for_each_parameter([&](const std::string& pname, auto& p) {
+      if (pname == name) ctnn_test::check_close({p.grad.data(), p.grad.numel()}, g.values, 1e-4f, 1e-5f, "grad." + name);
+    });
+  }
+  const auto dx = net.input_grad();
+  ctnn_test::check_close({dx.data(), dx.numel()}, ref.at("grad.input").values, 1e-4f, 1e-5f, "grad.input");
+}
+
+TEST_CASE("after the first step, a LeNet training step (forward + backward) allocates nothing") {
+  Model<D2LLeNet, Shape<1, 28, 28>> net;
+  auto X = ctnn::rand<Shape<1, 28, 28>>(16);
+  auto step = [&] {
+    net.forward(X);
+    auto dy = net.output_grad();
+    std::fill(dy.begin(), dy.end(), 0.1f);
+    net.backward();
+    net.zero_grad();
+  };
+  step();
+  const long before = ctnn_test::allocations();
+  for (int i = 0; i < 3; ++i) step();
+  CHECK(ctnn_test::allocations() == before);
+
+  Model<ModernLeNet, Shape<1, 28, 28>> modern;
+  modern.set_input_requires_grad(true);
+  auto modern_step = [&] {
+    modern.forward(X);
+    auto dy = modern.output_grad();
+    std::fill(dy.begin(), dy.end(), 0.1f);
+    modern.backward();
+    modern.zero_grad();
+  };
+  modern_step();
+  const long before2 = ctnn_test::allocations();
+  for (int i = 0; i < 3; ++i) modern_step();
+  CHECK(ctnn_test::allocations() == before2);
+}

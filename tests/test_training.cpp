@@ -1,0 +1,76 @@
+// Training end to end: D2L's LeNet trained a few SGD steps matches PyTorch's parameters, and a
+// training step (forward, loss, backward, optimizer) allocates nothing after the first.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <ctnn/ctnn.hpp>
+#include <vector>
+
+#include "helpers.hpp"
+
+namespace nn = ctnn::nn;
+using ctnn::Batch, ctnn::Model, ctnn::Shape;
+
+namespace {
+using LeNet = nn::Sequential<
+    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
+    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>,
+    nn::Sigmoid, nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>, nn::Sigmoid,
+    nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
+}  // namespace
+
+TEST_CASE("LeNet trained 3 SGD steps from the same weights matches PyTorch's losses and parameters") {
+  const auto ref = ctnn_test::load_reference(ctnn_test::reference_path("lenet_sgd_steps.txt"));
+  Model<LeNet, Shape<1, 28, 28>> net;
+  ctnn_test::formula_fill(net);
+  Batch<Shape<1, 28, 28>> X(8, ref.at("input").values);
+  std::vector<std::int64_t> y;
+  for (float v : ref.at("labels").values) y.push_back(static_cast<std::int64_t>(v));
+
+  nn::CrossEntropyLoss criterion;
+  ctnn::optim::SGD sgd{.lr = 0.9f};
+  std::vector<float> losses;
+  for (int step = 0; step < 3; ++step) {
+    net.zero_grad();
+    net.forward(X);
+    losses.push_back(net.backward(criterion, y));
+    sgd.step(net);
+  }
+  ctnn_test::check_close(losses, ref.at("losses").values, 1e-5f, 1e-6f, "losses");
+
+  const auto sd = net.state_dict();
+  for (const char* name : {"0.weight", "0.bias", "3.bias", "7.bias", "9.bias", "11.weight", "11.bias"}) {
+    const auto& t = sd[name];
+    ctnn_test::check_close(t.to_vector(), ref.at(std::string("trained.") + name).values, 1e-4f, 1e-6f, name);
+  }
+  std::vector<float> sums;
+  for (auto&& [name, t] : sd) {
+    double s = 0;
+    for (float v : t) s += double(v) * v;
+    sums.push_back(float(s));
+  }
+  ctnn_test::check_close(sums, ref.at("sum_of_squares").values, 1e-5f, 0.0f, "sum of squares per tensor");
+}
+
+TEST_CASE("a LeNet training step allocates nothing after the first") {
+  Model<LeNet, Shape<1, 28, 28>> net;
+  auto X = ctnn::rand<Shape<1, 28, 28>>(16);
+  std::vector<std::int64_t> y(16);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<std::int64_t>(i % 10);
+  nn::CrossEntropyLoss criterion;
+  ctnn::optim::SGD sgd{.lr = 0.1f, .momentum = 0.9f};
+  auto step = [&] {
+    net.zero_grad();
+    net.forward(X);
+    const float loss = net.backward(criterion, y);
+    sgd.step(net);
+    return loss;
+  };
+  const float first = step();
+  const long before = ctnn_test::allocations();
+  float last = first;
+  for (int i = 0; i < 5; ++i) last = step();
+  CHECK(ctnn_test::allocations() == before);
+  CHECK(std::isfinite(last));
+  CHECK(last < first);  // the same batch six times: the loss goes down
+}
