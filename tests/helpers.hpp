@@ -6,7 +6,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <map>
+#include <random>
+#include <vector>
 #include <cmath>
 #include <cstddef>
 #include <span>
@@ -45,6 +49,35 @@ void load_parameters(ModelT& net, const std::map<std::string, RefTensor>& ref) {
     std::copy(it->second.values.begin(), it->second.values.end(), t.data());
   }
 }
+
+/// A fresh directory under the system's temp directory, removed with everything in it at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static std::atomic<unsigned> counter{0};
+    const auto stamp = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
+    for (;;) {
+      path = std::filesystem::temp_directory_path() / ("ctnn_test_" + std::to_string(stamp) + "_" +
+                                                       std::to_string(std::random_device{}()) + "_" +
+                                                       std::to_string(counter++));
+      if (std::filesystem::create_directory(path)) break;
+    }
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::filesystem::path operator/(const std::string& name) const { return path / name; }
+  /// Names of entries that look like leftover temporary files of an interrupted save.
+  std::vector<std::string> leftovers() const {
+    std::vector<std::string> r;
+    for (auto& e : std::filesystem::directory_iterator(path))
+      if (e.path().filename().string().find(".tmp-") != std::string::npos) r.push_back(e.path().filename().string());
+    return r;
+  }
+};
 
 /// tools/gen_reference.py's formula_value, bit for bit: parameter values a reference file can
 /// describe by a formula instead of listing them.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "helpers.hpp"
+#include "models.hpp"
 #include "reference.hpp"
 
 namespace nn = ctnn::nn;
@@ -84,14 +85,7 @@ static_assert(arith::same_padding(2, 3) == arith::AxisPadding{1, 2});
 static_assert(arith::adaptive_start(1, 7, 3) == 2 && arith::adaptive_end(1, 7, 3) == 5);
 static_assert(arith::avg_pool_count(3, 6, 1, 3, 2, true) == 2 && arith::avg_pool_count(3, 6, 1, 3, 2, false) == 1);
 
-using LeNet = nn::Sequential<
-    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::Flatten,
-    nn::LazyLinear<120>, nn::Sigmoid, nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
-using LeNetModel = Model<LeNet, Shape<1, 28, 28>>;
+using ctnn_test::LeNetModel;
 static_assert(LeNetModel::parameter_count == 61'706);
 template <std::size_t I>
 using lenet_layer = typename LeNetModel::network_type::template layer_type<I>;

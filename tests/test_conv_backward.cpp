@@ -10,6 +10,7 @@
 
 #include "gradcheck.hpp"
 #include "helpers.hpp"
+#include "models.hpp"
 
 namespace nn = ctnn::nn;
 using ctnn::Batch, ctnn::Model, ctnn::Shape;
@@ -35,17 +36,8 @@ const ctnn_test::GradCheckOptions relu_net{.step = 1e-3f, .rtol = 2e-2, .atol = 
 const ctnn_test::GradCheckOptions lenet{.max_elements = 20};
 const ctnn_test::GradCheckOptions lenet_relu{.step = 1e-3f, .rtol = 2e-2, .atol = 3e-3, .max_elements = 20};
 
-using D2LLeNet = nn::Sequential<
-    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>,
-    nn::Sigmoid, nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>, nn::Sigmoid,
-    nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
-
-using ModernLeNet = nn::Sequential<
-    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::ReLU,
-    nn::MaxPool2d<{.kernel_size = 2, .stride = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::ReLU,
-    nn::MaxPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>, nn::ReLU, nn::LazyLinear<84>,
-    nn::ReLU, nn::LazyLinear<10>>;
+using D2LLeNet = ctnn_test::LeNet;
+using ctnn_test::ModernLeNet;
 
 }  // namespace
 

@@ -26,26 +26,7 @@ using ctnn::io::dataset_error;
 namespace {
 
 /// A fresh directory under temp_directory_path(), removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<unsigned> counter{0};
-    const auto stamp = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
-    for (;;) {
-      path = fs::temp_directory_path() /
-             ("ctnn_test_io_" + std::to_string(stamp) + "_" + std::to_string(std::random_device{}()) + "_" +
-              std::to_string(counter++));
-      if (fs::create_directory(path)) break;
-    }
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
+using ctnn_test::TempDir;
 
 using Bytes = std::vector<std::uint8_t>;
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "helpers.hpp"
+#include "models.hpp"
 
 namespace fs = std::filesystem;
 namespace nn = ctnn::nn;
@@ -29,43 +30,11 @@ namespace {
 
 using MLP = nn::Sequential<nn::Linear<20, 256>, nn::ReLU, nn::Linear<256, 10>>;
 using MLPModel = Model<MLP, Shape<20>>;
-using LeNet = nn::Sequential<
-    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::Flatten,
-    nn::LazyLinear<120>, nn::Sigmoid, nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
-using LeNetModel = Model<LeNet, Shape<1, 28, 28>>;
+using ctnn_test::LeNetModel;
 using Tiny = nn::Sequential<nn::Linear<3, 2>>;  // "0.weight" [2, 3], "0.bias" [2]
 using TinyModel = Model<Tiny, Shape<3>>;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<unsigned> counter{0};
-    const auto stamp = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
-    for (;;) {
-      path = fs::temp_directory_path() / ("ctnn_test_st_" + std::to_string(stamp) + "_" +
-                                          std::to_string(std::random_device{}()) + "_" + std::to_string(counter++));
-      if (fs::create_directory(path)) break;
-    }
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-  /// Names of entries that look like leftover temporary files.
-  std::vector<std::string> leftovers() const {
-    std::vector<std::string> r;
-    for (auto& e : fs::directory_iterator(path))
-      if (e.path().filename().string().find(".tmp-") != std::string::npos) r.push_back(e.path().filename().string());
-    return r;
-  }
-};
+using ctnn_test::TempDir;
 
 using Bytes = std::vector<std::byte>;
 

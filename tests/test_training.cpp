@@ -7,17 +7,12 @@
 #include <vector>
 
 #include "helpers.hpp"
+#include "models.hpp"
 
 namespace nn = ctnn::nn;
 using ctnn::Batch, ctnn::Model, ctnn::Shape;
 
-namespace {
-using LeNet = nn::Sequential<
-    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>,
-    nn::Sigmoid, nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>, nn::Sigmoid,
-    nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
-}  // namespace
+using ctnn_test::LeNet;
 
 TEST_CASE("LeNet trained 3 SGD steps from the same weights matches PyTorch's losses and parameters") {
   const auto ref = ctnn_test::load_reference(ctnn_test::reference_path("lenet_sgd_steps.txt"));

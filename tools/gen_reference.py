@@ -315,10 +315,9 @@ def formula_fill_(net):
             p.copy_(torch.tensor(vals, dtype=torch.float64).to(torch.float32).reshape(p.shape))
 
 
-def case_lenet_d2l(out_dir):
-    """D2L's LeNet (sigmoid, avg pooling); parameters from formula_value so the file stays small."""
-    torch.manual_seed(150)
-    net = nn.Sequential(
+def d2l_lenet():
+    """D2L's LeNet (section 7.6): sigmoid, average pooling."""
+    return nn.Sequential(
         nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
         nn.AvgPool2d(kernel_size=2, stride=2),
         nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
@@ -327,6 +326,12 @@ def case_lenet_d2l(out_dir):
         nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
         nn.Linear(120, 84), nn.Sigmoid(),
         nn.Linear(84, 10))
+
+
+def case_lenet_d2l(out_dir):
+    """D2L's LeNet (sigmoid, avg pooling); parameters from formula_value so the file stays small."""
+    torch.manual_seed(150)
+    net = d2l_lenet()
     formula_fill_(net)
     x = torch.rand(4, 1, 28, 28)
     tensors = {"input": x, "output": run_model(net, x)}
@@ -347,15 +352,7 @@ CASES += _CONV_CASES + [case_lenet_d2l]
 def case_lenet_sgd_steps(out_dir):
     """D2L's LeNet trained 3 SGD steps (lr 0.9, cross-entropy) from formula_value weights."""
     torch.manual_seed(151)
-    net = nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
-        nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
-        nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
-        nn.Linear(120, 84), nn.Sigmoid(),
-        nn.Linear(84, 10))
+    net = d2l_lenet()
     formula_fill_(net)
     x = torch.rand(8, 1, 28, 28)
     y = torch.randint(0, 10, (8,))
@@ -586,18 +583,6 @@ def _st_case(name, seed, build, input_shape, comment):
     return case
 
 
-def _d2l_lenet():
-    return nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
-        nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
-        nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
-        nn.Linear(120, 84), nn.Sigmoid(),
-        nn.Linear(84, 10))
-
-
 def case_st_dtypes(out_dir):
     """One tensor per float dtype; the .txt holds each converted to float32 by PyTorch."""
     base = torch.tensor([[1.5, -2.25, 3.14159265358979], [1e-6, 65504.0, -0.0],
@@ -614,7 +599,7 @@ def case_st_dtypes(out_dir):
 CASES += [
     _st_case("st_mlp", 300, lambda: nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10)), (2, 20),
              "nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))"),
-    _st_case("st_lenet", 301, _d2l_lenet, (2, 1, 28, 28),
+    _st_case("st_lenet", 301, d2l_lenet, (2, 1, 28, 28),
              "D2L LeNet: Conv2d(1, 6, 5, padding=2), Sigmoid, AvgPool2d(2, 2), Conv2d(6, 16, 5), Sigmoid,\n"
              "AvgPool2d(2, 2), Flatten, Linear(400, 120), Sigmoid, Linear(120, 84), Sigmoid, Linear(84, 10)"),
     case_st_dtypes,
