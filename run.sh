@@ -50,7 +50,7 @@ main_job() {
 
 run_tests() {
   local status=0 passed=0 failed=0
-  configure gcc g++ --werror -Dtests=enabled -Dexamples=enabled -Dbenchmarks=disabled
+  configure gcc g++ --werror -Dtests=enabled -Dexamples=enabled -Dbenchmarks=enabled
   configure clang clang++-19 --werror -Dtests=enabled -Dexamples=enabled -Dbenchmarks=disabled
   configure sanitize g++ --werror -Dtests=enabled -Dexamples=disabled -Dbenchmarks=disabled \
     -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fno-sanitize-recover=all
