@@ -606,6 +606,97 @@ CASES += [
 ]
 
 
+
+# --------------------------------------------------------------------------
+# Custom blocks (tests/test_blocks.cpp): D2L's nn.Module subclasses. Each file
+# holds the parameters under their state_dict names, the input, the output,
+# dy = torch.randn_like(output) and grad.<name> / grad.input = d sum(dy * output)
+# by autograd. Constants that are not parameters are stored as "const.<name>".
+# --------------------------------------------------------------------------
+
+class _MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.LazyLinear(256)
+        self.out = nn.LazyLinear(10)
+
+    def forward(self, X):
+        return self.out(torch.nn.functional.relu(self.hidden(X)))
+
+
+class _FixedHiddenMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rand_weight = torch.rand((20, 20))
+        self.linear = nn.LazyLinear(20)
+
+    def forward(self, X):
+        X = self.linear(X)
+        X = torch.nn.functional.relu(X @ self.rand_weight + 1)
+        X = self.linear(X)
+        while X.abs().sum() > 1:
+            X /= 2
+        return X.sum()
+
+
+class _CenteredLayer(nn.Module):
+    def forward(self, X):
+        return X - X.mean()
+
+
+class _MyLinear(nn.Module):
+    def __init__(self, in_units, units):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(in_units, units))
+        self.bias = nn.Parameter(torch.randn(units,))
+
+    def forward(self, X):
+        return torch.nn.functional.relu(torch.matmul(X, self.weight) + self.bias)
+
+
+def _block_case(name, seed, build, input_shape, comment, consts=()):
+    def case(out_dir):
+        torch.manual_seed(seed)
+        net = build()
+        x = torch.rand(*input_shape)
+        net(x)  # materialize lazy layers
+        tensors = model_tensors(net)
+        for c in consts:
+            tensors["const." + c] = getattr(net, c)
+        xg = x.clone().requires_grad_(True)
+        y = net(xg)
+        dy = torch.randn_like(y)
+        (dy * y).sum().backward()
+        tensors["input"] = x
+        tensors["output"] = y.detach()
+        tensors["dy"] = dy
+        for pname, p in net.named_parameters():
+            tensors["grad." + pname] = p.grad
+        tensors["grad.input"] = xg.grad
+        write_case(os.path.join(out_dir, name + ".txt"),
+                   "%s\ninput = torch.rand%s after torch.manual_seed(%d) and construction; net(input) once;\n"
+                   "dy = torch.randn_like(output); grad.<name> = d sum(dy * output) / d <name> by autograd"
+                   % (comment, tuple(input_shape), seed),
+                   tensors)
+    case.__name__ = "case_" + name
+    return case
+
+
+CASES += [
+    _block_case("block_mlp", 400, _MLP, (3, 20),
+                "class MLP(nn.Module): hidden = nn.LazyLinear(256), out = nn.LazyLinear(10);\n"
+                "forward: out(relu(hidden(X)))"),
+    _block_case("block_fixed_hidden_mlp", 401, _FixedHiddenMLP, (2, 20),
+                "class FixedHiddenMLP(nn.Module) (D2L): rand_weight = torch.rand(20, 20) (const.rand_weight),\n"
+                "linear = nn.LazyLinear(20) used twice; while X.abs().sum() > 1: X /= 2; return X.sum()\n"
+                "output is a 0-d tensor (the sum over the batch)", consts=("rand_weight",)),
+    _block_case("block_centered", 402, lambda: nn.Sequential(nn.LazyLinear(128), _CenteredLayer()), (4, 8),
+                "nn.Sequential(nn.LazyLinear(128), CenteredLayer()); CenteredLayer: X - X.mean()"),
+    _block_case("block_mylinear", 403, lambda: nn.Sequential(_MyLinear(64, 8), _MyLinear(8, 1)), (2, 64),
+                "nn.Sequential(MyLinear(64, 8), MyLinear(8, 1)); MyLinear: relu(matmul(X, weight) + bias),\n"
+                "weight = torch.randn(in_units, units), bias = torch.randn(units)"),
+]
+
 def _case_name(fn):
     return fn.__name__[len("case_"):]
 

@@ -36,3 +36,4 @@ using namespace boost::hana::literals;
 #include "ctnn/optim/adam.hpp"
 #include "ctnn/optim/sgd.hpp"
 #include "ctnn/io/safetensors.hpp"
+#include "ctnn/nn/block.hpp"
