@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <ctnn/ctnn.hpp>
+#include <ctnn/io/safetensors.hpp>
 #include <filesystem>
 #include <fstream>
 #include <random>

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <ctnn/ctnn.hpp>
+#include <ctnn/io/safetensors.hpp>
 
 namespace {
 namespace nn = ctnn::nn;
