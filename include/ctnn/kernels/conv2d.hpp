@@ -50,8 +50,6 @@ struct Conv2dGeometry {
   constexpr bool depthwise() const { return groups == C && groups > 1 && !pointwise(); }
 };
 
-inline constexpr std::size_t round_up_to(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
-
 // ---- Padding, exactly as F.pad: constant / reflect / replicate / circular ---------------------
 
 namespace detail {
@@ -252,7 +250,7 @@ struct conv2d_plan {
   // vector reads past the last row by the depthwise path and gathers).
   static constexpr std::size_t LDx = G.Wp();
   static constexpr std::size_t xp_floats = G.padded() || G.depthwise()
-                                               ? round_up_to(G.C * G.Hp() * LDx + (G.SW + 1) * simd_width + G.KW * G.DW, 16)
+                                               ? round_up(G.C * G.Hp() * LDx + (G.SW + 1) * simd_width + G.KW * G.DW, 16)
                                                : 0;
   static constexpr std::size_t panel_floats = G.depthwise() ? 0 : K * conv_block_width;
   static constexpr std::size_t scratch_floats = xp_floats + panel_floats;
@@ -315,16 +313,16 @@ template <Conv2dGeometry G>
 struct conv2d_backward_plan {
   static_assert(16 % simd_width == 0);
   static constexpr std::size_t OH = G.OH(), OW = G.OW(), P = OH * OW;
-  static constexpr std::size_t Pp = round_up_to(P, 16);
+  static constexpr std::size_t Pp = round_up(P, 16);
   static constexpr std::size_t K = G.Cg() * G.KH * G.KW;
   static constexpr std::size_t LDx = G.Wp();
-  static constexpr std::size_t xp_floats = G.padded() ? round_up_to(G.C * G.Hp() * LDx, 16) : 0;
+  static constexpr std::size_t xp_floats = G.padded() ? round_up(G.C * G.Hp() * LDx, 16) : 0;
   static constexpr std::size_t col_floats = K * Pp;
   static constexpr std::size_t dz_floats = G.O * Pp;
   // col2im reads up to (KW-1)*DW floats before dcol (into dz and this gap) and a vector past it (into dxp)
-  static constexpr std::size_t gap_floats = round_up_to((G.KW - 1) * G.DW, 16);
+  static constexpr std::size_t gap_floats = round_up((G.KW - 1) * G.DW, 16);
   // the (padded) input's gradient, with a vector of slack for col2im's stores
-  static constexpr std::size_t dxp_floats = round_up_to(G.C * G.Hp() * LDx + simd_width, 16);
+  static constexpr std::size_t dxp_floats = round_up(G.C * G.Hp() * LDx + simd_width, 16);
   // layout: xp, dz, gap, col, dxp
   static constexpr std::size_t scratch_floats = xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
 };

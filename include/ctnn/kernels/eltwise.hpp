@@ -11,6 +11,9 @@ namespace ctnn::kernels {
 using vfloat = xsimd::batch<float>;
 inline constexpr std::size_t simd_width = vfloat::size;
 
+/// n rounded up to a multiple of `to` (buffer and panel sizes in whole vectors or cache lines).
+inline constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
 /// y = x
 struct identity_op {
   static vfloat forward(vfloat x) { return x; }

@@ -17,8 +17,6 @@
 
 namespace ctnn::kernels {
 
-inline constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
-
 /// Scratch floats linear_forward needs for a K x O weight (the packed panel and the padded bias).
 template <std::size_t K, std::size_t O>
 inline constexpr std::size_t linear_scratch_floats = (K + 1) * round_up(O, simd_width);

@@ -34,7 +34,7 @@ struct Pool2dGeometry {
   constexpr std::size_t row_width() const { return (OW - 1) * SW + (KW - 1) * DW + 1; }
   // The buffer must cover the input row too (copied in before the horizontal pass).
   constexpr std::size_t row_floats() const {
-    return round_up_to(std::max(row_width(), PW + W) + (SW + 1) * simd_width + KW * DW, 16);
+    return round_up(std::max(row_width(), PW + W) + (SW + 1) * simd_width + KW * DW, 16);
   }
 };
 
@@ -110,7 +110,7 @@ void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
   constexpr std::size_t RF = G.row_floats();
   static constexpr auto ch = avg_pool_counts<G.OH, G.H, G.PH, G.KH, G.SH, CountIncludePad>;
   static constexpr auto cw = [] {  // padded to whole vectors (the tail is never stored)
-    std::array<float, round_up_to(G.OW, simd_width)> a{};
+    std::array<float, round_up(G.OW, simd_width)> a{};
     a.fill(1.0f);
     const auto c = avg_pool_counts<G.OW, G.W, G.PW, G.KW, G.SW, CountIncludePad>;
     for (std::size_t i = 0; i < G.OW; ++i) a[i] = c[i];
@@ -146,7 +146,7 @@ void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
 
 /// Scratch of adaptive_avgpool2d_forward: one row of W sums.
 template <std::size_t W>
-inline constexpr std::size_t adaptive_pool_scratch_floats = round_up_to(W, 16);
+inline constexpr std::size_t adaptive_pool_scratch_floats = round_up(W, 16);
 
 /// y = adaptive_avg_pool2d(x, (OH, OW)) for n samples of [C, H, W].
 template <std::size_t C, std::size_t H, std::size_t W, std::size_t OH, std::size_t OW>
