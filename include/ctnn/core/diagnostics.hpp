@@ -64,7 +64,7 @@ struct poisoned_shape {
 }  // namespace detail
 }  // namespace ctnn
 
-// ==== Convolution and pooling (nn/conv2d.hpp, nn/pool2d.hpp; docs/conv.md) =================
+// ==== Convolution and pooling (nn/conv2d.hpp, nn/pool2d.hpp; docs/errors.md) ================
 // Zero kernel, stride, dilation, groups or channels reuse ERROR_zero_sized_dimension with
 // these tags (ERROR_zero_sized_dimension<layer<0>, stride<0, 1>>).
 namespace ctnn {

@@ -8,7 +8,7 @@
 // rectangle: nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>.
 // LazyConv2d takes in_channels from the shape that reaches it. padding_mode pads exactly as
 // F.pad does; padding = nn::padding_same / nn::padding_valid are PyTorch's 'same' / 'valid'.
-// Rules (compile errors, see docs/conv.md), checked in this order:
+// Rules (compile errors, see docs/errors.md), checked in this order:
 //   ERROR_input_rank_not_3                          the sample is not [C, H, W]
 //   ERROR_zero_sized_dimension                      a channel count, kernel, stride, dilation or groups of 0
 //   ERROR_conv2d_in_channels_mismatch               in_channels differs from the input's C

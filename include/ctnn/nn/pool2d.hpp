@@ -7,7 +7,7 @@
 //               input + padding (count_include_pad=true) or to the input (false)
 //   AdaptiveAvgPool2d<OH, OW>: window i spans floor(i*H/OH) .. ceil((i+1)*H/OH), likewise for w
 //
-// stride = 0 means PyTorch's stride=None: the kernel size. Rules (compile errors, docs/conv.md):
+// stride = 0 means PyTorch's stride=None: the kernel size. Rules (compile errors, docs/errors.md):
 //   ERROR_input_rank_not_3                        the sample is not [C, H, W]
 //   ERROR_zero_sized_dimension                    a kernel, stride (one of h, w), dilation or output size of 0
 //   ERROR_pool2d_padding_larger_than_half_kernel  padding > kernel_size / 2
