@@ -491,6 +491,19 @@ CASES += [
 # Backward through convolution and pooling (tests/test_conv_backward.cpp).
 # --------------------------------------------------------------------------
 
+def autograd_tensors(net, x):
+    """input, output, a random cotangent dy, and grad.<param> / grad.input of sum(dy * net(x))."""
+    xg = x.clone().requires_grad_(True)
+    y = net(xg)
+    dy = torch.randn_like(y)
+    (dy * y).sum().backward()
+    tensors = {"input": x, "output": y.detach(), "dy": dy}
+    for name, p in net.named_parameters():
+        tensors["grad." + name] = p.grad
+    tensors["grad.input"] = xg.grad
+    return tensors
+
+
 def case_conv_pool_backward(out_dir):
     """Gradients of L = sum(dy * net(x)) by autograd for a conv + pool net with many options."""
     torch.manual_seed(300)
@@ -504,16 +517,7 @@ def case_conv_pool_backward(out_dir):
     x = torch.randn(2, 2, 11, 9)
     net(x)  # materialize LazyLinear's parameters (drawn from the seeded generator)
     tensors = model_tensors(net)
-    xg = x.clone().requires_grad_(True)
-    y = net(xg)
-    dy = torch.randn_like(y)
-    (dy * y).sum().backward()
-    tensors["input"] = x
-    tensors["output"] = y.detach()
-    tensors["dy"] = dy
-    for name, p in net.named_parameters():
-        tensors["grad." + name] = p.grad
-    tensors["grad.input"] = xg.grad
+    tensors.update(autograd_tensors(net, x))
     write_case(os.path.join(out_dir, "conv_pool_backward.txt"),
                "nn.Sequential(nn.Conv2d(2, 3, 3, stride=(2, 1), padding=(1, 2), dilation=2, padding_mode='reflect'),\n"
                "              nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True), nn.Conv2d(3, 4, (2, 3)), nn.Sigmoid(),\n"
@@ -663,16 +667,7 @@ def _block_case(name, seed, build, input_shape, comment, consts=()):
         tensors = model_tensors(net)
         for c in consts:
             tensors["const." + c] = getattr(net, c)
-        xg = x.clone().requires_grad_(True)
-        y = net(xg)
-        dy = torch.randn_like(y)
-        (dy * y).sum().backward()
-        tensors["input"] = x
-        tensors["output"] = y.detach()
-        tensors["dy"] = dy
-        for pname, p in net.named_parameters():
-            tensors["grad." + pname] = p.grad
-        tensors["grad.input"] = xg.grad
+        tensors.update(autograd_tensors(net, x))
         write_case(os.path.join(out_dir, name + ".txt"),
                    "%s\ninput = torch.rand%s after torch.manual_seed(%d) and construction; net(input) once;\n"
                    "dy = torch.randn_like(output); grad.<name> = d sum(dy * output) / d <name> by autograd"
