@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # ctnn's two entry points (README's quick start):
-#   ./run.sh        install what is missing, build (release), run the main job (LeNet on Fashion-MNIST)
+#   ./run.sh        install what is missing, build (release), run the main job (LeNet on Fashion-MNIST),
+#                   then a short benchmark summary (ctnn vs libtorch if installed, else plain loops)
 #   ./run.sh -- OPTIONS   the same, passing OPTIONS to the trainer (--epochs 2, --modern, --help)
 #   ./run.sh test   install what is missing, build with g++ 12 and clang 19 (warnings are errors),
 #                   run every test, then the unit tests again under AddressSanitizer + UBSan
+#   ./run.sh bench  install the baselines (libtorch, OpenBLAS, oneDNN, Eigen, matplotlib), build
+#                   build/bench, run every benchmark (5 repetitions) into build/bench/*.json, print
+#                   the table of docs/benchmarks.md and redraw docs/benchmarks.png
 # Debian 12; as root, or with sudo. Builds go to build/<name>/ and are reused.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,11 +15,15 @@ cd "$(dirname "$0")"
 PACKAGES=(meson ninja-build pkg-config cmake python3 g++ clang-19 libclang-rt-19-dev
           libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist
           nlohmann-json3-dev)
+# Only for `./run.sh bench`. Without libopenblas0-pthread libtorch runs on the reference BLAS.
+BASELINE_PACKAGES=(libtorch-dev libopenblas0-pthread libdnnl-dev libeigen3-dev python3-matplotlib)
 JOBS=${JOBS:-2}
+PYTHON=/usr/bin/python3  # Debian's, which sees python3-matplotlib (not a pyenv or venv python3)
 
+# install_packages PACKAGE...: apt-get install those not installed yet.
 install_packages() {
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return
@@ -39,13 +47,56 @@ configure() {
   ninja -C "build/$name" -j "$JOBS"
 }
 
-# The main job: train D2L's LeNet on Fashion-MNIST (options after `--` go to the trainer).
+# The main job: train D2L's LeNet on Fashion-MNIST (options after `--` go to the trainer), then
+# a short benchmark summary. The benchmarks build against whichever baselines are installed
+# (baselines=auto); `./run.sh bench` installs them and runs the full suite.
 main_job() {
-  configure release g++ -Dbuildtype=release -Dtests=disabled -Dbenchmarks=disabled -Dexamples=enabled
+  configure release g++ -Dbuildtype=release -Dtests=disabled -Dbenchmarks=enabled -Dbaselines=auto \
+    -Dexamples=enabled
   # By default the trained weights are saved (safetensors) and reloaded into a fresh model.
   [ $# -eq 0 ] && set -- --save build/release/lenet_fashion_mnist.safetensors
   echo "== examples/lenet_fashion_mnist $*"
   build/release/examples/lenet_fashion_mnist "$@"
+  bench_summary || echo "== benchmark summary failed (the main job itself succeeded)"
+}
+
+# run_bench BINARY JSON [options...]: one benchmark binary, JSON results into JSON. The baselines
+# run on one thread; the binaries would set these variables and re-execute themselves otherwise.
+run_bench() {
+  local bin=$1 json=$2
+  shift 2
+  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "$bin" --benchmark_out="$json" \
+    --benchmark_out_format=json --benchmark_report_aggregates_only=true "$@"
+}
+
+# A short run (about 15 s on an idle machine): FMA peak, MLP forward at batch 1 and 64, LeNet
+# forward and training step; 3 repetitions each, medians printed by plot_benchmarks.py --summary.
+bench_summary() {
+  local out=build/release/bench-summary bin=build/release/bench
+  mkdir -p "$out"
+  rm -f "$out"/*.json
+  local opts=(--benchmark_repetitions=3 --benchmark_min_time=0.05)
+  echo "== short benchmark run (log in $out/; the full suite: ./run.sh bench)"
+  run_bench "$bin/bench_kernels" "$out/kernels.json" "${opts[@]}" --benchmark_filter='^BM_fma_peak/' \
+    >"$out/kernels.log" 2>&1
+  run_bench "$bin/bench_forward" "$out/forward.json" "${opts[@]}" \
+    --benchmark_filter='^BM_mlp_forward/[a-z_]+/(1|64)/' >"$out/forward.log" 2>&1
+  run_bench "$bin/bench_lenet" "$out/lenet.json" "${opts[@]}" --benchmark_filter='^BM_lenet_(forward|train_step)/' \
+    >"$out/lenet.log" 2>&1
+  "$PYTHON" tools/plot_benchmarks.py --summary "$out"/*.json
+}
+
+# The full benchmark suite against libtorch, oneDNN, Eigen and plain loops (docs/benchmarks.md).
+bench_suite() {
+  install_packages "${BASELINE_PACKAGES[@]}"
+  configure bench g++ -Dbuildtype=release -Dbenchmarks=enabled -Dbaselines=enabled -Dtests=disabled \
+    -Dexamples=disabled
+  for name in bench_kernels bench_forward bench_lenet; do
+    echo "== build/bench/bench/$name (5 repetitions, medians; JSON in build/bench/$name.json)"
+    run_bench "build/bench/bench/$name" "build/bench/$name.json" --benchmark_repetitions=5
+  done
+  echo "== tools/plot_benchmarks.py (the table of docs/benchmarks.md; chart in docs/benchmarks.png)"
+  "$PYTHON" tools/plot_benchmarks.py build/bench/bench_{kernels,forward,lenet}.json --png docs/benchmarks.png
 }
 
 run_tests() {
@@ -95,10 +146,11 @@ PY
   return $status
 }
 
-install_packages
+install_packages "${PACKAGES[@]}"
 case "${1:-main}" in
   main) main_job ;;
   --) shift; main_job "$@" ;;
   test) run_tests ;;
-  *) echo "usage: $0 [test | -- trainer options]" >&2; exit 2 ;;
+  bench) bench_suite ;;
+  *) echo "usage: $0 [test | bench | -- trainer options]" >&2; exit 2 ;;
 esac

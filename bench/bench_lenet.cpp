@@ -1,14 +1,16 @@
-// D2L's LeNet at batch 256 on one thread: forward, and a full training step (forward, cross-entropy,
-// backward, SGD). libtorch / oneDNN baselines come with -Dbaselines=enabled (the performance work).
+// D2L's LeNet at batch 256: forward, and a full training step (zero_grad, forward,
+// cross-entropy, backward, SGD), on one thread; the training step again at 1 and 2 threads
+// (wall time) for ctnn's own thread scaling. libtorch's identical network is in
+// bench_lenet_torch.cpp (-Dbaselines=enabled).
 //
-//   build/release/bench/bench_lenet --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
-#include <benchmark/benchmark.h>
+//   build/bench/bench/bench_lenet --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include "common.hpp"
 
 #include <ctnn/ctnn.hpp>
 #include <vector>
 
 namespace nn = ctnn::nn;
-using ctnn::Model, ctnn::Shape;
+using namespace ctnn_bench;
 
 namespace {
 
@@ -17,35 +19,58 @@ using LeNet = nn::Sequential<
     nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>,
     nn::Sigmoid, nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>, nn::Sigmoid,
     nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
-constexpr std::size_t batch = 256;
+using Image = ctnn::Shape<1, 28, 28>;
 
-void BM_ctnn_lenet_forward(benchmark::State& state) {
+void BM_lenet_forward_ctnn(benchmark::State& state) {
   ctnn::set_num_threads(1);
-  Model<LeNet, Shape<1, 28, 28>> net;
-  auto X = ctnn::rand<Shape<1, 28, 28>>(batch);
+  ctnn::Model<LeNet, Image> net;
+  auto X = ctnn::rand<Image>(lenet_batch);
   for (auto _ : state) benchmark::DoNotOptimize(net.forward(X).data());
-  state.counters["examples/s"] = benchmark::Counter(double(batch) * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["examples/s"] = benchmark::Counter(double(lenet_batch) * double(state.iterations()),
+                                                    benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_ctnn_lenet_forward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_lenet_forward_ctnn)
+    ->Name("BM_lenet_forward/ctnn")
+    ->Arg(lenet_batch)
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
 
-void BM_ctnn_lenet_train_step(benchmark::State& state) {
-  ctnn::set_num_threads(1);
-  Model<LeNet, Shape<1, 28, 28>> net;
-  auto X = ctnn::rand<Shape<1, 28, 28>>(batch);
-  std::vector<std::int64_t> y(batch);
-  for (std::size_t i = 0; i < batch; ++i) y[i] = static_cast<std::int64_t>(i % 10);
+void train_steps(benchmark::State& state, int threads) {
+  ctnn::set_num_threads(threads);
+  ctnn::Model<LeNet, Image> net;
+  auto X = ctnn::rand<Image>(lenet_batch);
+  std::vector<std::int64_t> y(lenet_batch);
+  for (std::size_t i = 0; i < lenet_batch; ++i) y[i] = static_cast<std::int64_t>(i % 10);
   nn::CrossEntropyLoss loss;
-  ctnn::optim::SGD sgd{.lr = 0.01f};
+  ctnn::optim::SGD sgd{.lr = lenet_lr};
   for (auto _ : state) {
     net.zero_grad();
     net.forward(X);
     benchmark::DoNotOptimize(net.backward(loss, y));
     sgd.step(net);
   }
-  state.counters["examples/s"] = benchmark::Counter(double(batch) * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["examples/s"] = benchmark::Counter(double(lenet_batch) * double(state.iterations()),
+                                                    benchmark::Counter::kIsRate);
+  ctnn::set_num_threads(1);
 }
-BENCHMARK(BM_ctnn_lenet_train_step)->Unit(benchmark::kMillisecond);
+
+void BM_lenet_train_step_ctnn(benchmark::State& state) { train_steps(state, 1); }
+BENCHMARK(BM_lenet_train_step_ctnn)
+    ->Name("BM_lenet_train_step/ctnn")
+    ->Arg(lenet_batch)
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Thread scaling: the argument is the thread count; wall time, since two threads' CPU time is
+// the sum of both. (On a machine shared with other jobs the second core may be busy.)
+void BM_lenet_train_step_threads_ctnn(benchmark::State& state) { train_steps(state, int(state.range(0))); }
+BENCHMARK(BM_lenet_train_step_threads_ctnn)
+    ->Name("BM_lenet_train_step_threads/ctnn")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+CTNN_BENCH_MAIN();

@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""ctnn's benchmark report: a markdown table and a PNG chart from Google Benchmark JSON files.
+
+    build/bench/bench/bench_lenet --benchmark_out=lenet.json --benchmark_out_format=json \\
+        --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+    python3 tools/plot_benchmarks.py build/bench/*.json --png docs/benchmarks.png
+    python3 tools/plot_benchmarks.py --summary build/release/bench-summary/*.json   # a few lines
+
+Benchmarks are named BM_<workload>/<implementation>/<arg>[/process_time|/real_time] (see
+bench/common.hpp). For each one the script takes the median over the repetitions (the
+"median" aggregate, or the median of the individual runs), pairs ctnn with every other
+implementation of the same workload and argument (speedup = baseline time / ctnn time), and
+turns FLOP/s counters into % of the FMA peak that BM_fma_peak/ctnn measured in the same run.
+It works with whatever is present: without libtorch/oneDNN/Eigen only the plain-loop baselines.
+The chart needs python3-matplotlib; the table and the summary do not.
+"""
+import argparse
+import collections
+import json
+import statistics
+import sys
+
+TIME_UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+IMPL_LABEL = {"loops": "plain loops", "eigen": "Eigen", "libtorch": "libtorch", "onednn": "oneDNN",
+              "onednn_nchw": "oneDNN (NCHW, reorders timed)"}
+IMPL_ORDER = ["libtorch", "onednn", "onednn_nchw", "eigen", "loops"]
+
+# (workload, arg): label, and the issue's targets for ctnn:
+#   time_max: ctnn's median time at most this many seconds; peak: at least this fraction of the
+#   FMA peak; <impl>: ctnn at least this many times faster than <impl>.
+WORKLOADS = [
+    (("mlp_forward", "1"), "MLP 20-256-10 forward, batch 1",
+     {"time_max": 300e-9, "libtorch": 25.0, "eigen": 1.0, "loops": 1.0}),
+    (("mlp_forward", "64"), "MLP 20-256-10 forward, batch 64", {"peak": 0.75, "onednn": 1.2}),
+    (("mlp_forward", "256"), "MLP 20-256-10 forward, batch 256", {}),
+    (("sgemm", "256"), "sgemm 256x256x256", {"peak": 0.90}),
+    (("conv_relu", "1"), "Conv2d 64-64 3x3 pad 1 + ReLU, [1,64,56,56]", {"libtorch": 1.05, "peak": 0.90}),
+    (("lenet_forward", "256"), "LeNet forward, batch 256", {"libtorch": 4.0}),
+    (("lenet_train_step", "256"), "LeNet training step, batch 256", {"libtorch": 4.0}),
+]
+EPOCH_STEPS = 60000 / 256  # Fashion-MNIST training images / batch
+EPOCH_TARGET_S = 1.5
+THREADS_TARGET = 1.8
+
+
+def load(paths):
+    """{(workload, impl, arg): {"time": seconds (median), "flops": FLOP/s (median) or None}}, context"""
+    runs = collections.defaultdict(list)  # key -> [(time, flops)] of individual repetitions
+    medians = {}
+    context = {}
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        context = context or data.get("context", {})
+        for b in data.get("benchmarks", []):
+            name = b.get("run_name", b["name"])
+            real = name.endswith("/real_time")
+            for suffix in ("/process_time", "/real_time"):
+                if name.endswith(suffix):
+                    name = name[: -len(suffix)]
+            parts = name.split("/")
+            if len(parts) < 2 or not parts[0].startswith("BM_"):
+                continue
+            key = (parts[0][3:], parts[1], "/".join(parts[2:]))  # BM_fma_peak/ctnn has no arg
+            if b.get("run_type") == "aggregate" and b.get("aggregate_name") not in ("median",):
+                continue
+            time = b["real_time" if real else "cpu_time"] * TIME_UNIT[b.get("time_unit", "ns")]
+            value = (time, b.get("FLOP/s"))
+            if b.get("run_type") == "aggregate":
+                medians[key] = value
+            else:
+                runs[key].append(value)
+    result = {}
+    for key, values in runs.items():
+        flops = [v[1] for v in values if v[1] is not None]
+        result[key] = {"time": statistics.median(v[0] for v in values),
+                       "flops": statistics.median(flops) if flops else None}
+    for key, (time, flops) in medians.items():
+        result[key] = {"time": time, "flops": flops}
+    return result, context
+
+
+def fmt_time(s):
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def fmt_pct(x):
+    return "" if x is None else f"{100 * x:.0f}%"
+
+
+def build_rows(res):
+    """One row per (workload, comparison): dicts with label, ctnn, baseline, base_time, ratio,
+    peak (ctnn's fraction of peak), target (text), met (True/False/None)."""
+    peak = res.get(("fma_peak", "ctnn", ""), {}).get("flops")
+    rows = []
+    for (workload, arg), label, targets in WORKLOADS:
+        ours = res.get((workload, "ctnn", arg))
+        if ours is None:
+            continue
+        frac = ours["flops"] / peak if peak and ours["flops"] else None
+        # ctnn on its own: the absolute targets
+        goals, met = [], []
+        if "time_max" in targets:
+            goals.append(f"<= {fmt_time(targets['time_max'])}")
+            met.append(ours["time"] <= targets["time_max"])
+        if "peak" in targets and frac is not None:
+            goals.append(f">= {targets['peak'] * 100:.0f}% of peak")
+            met.append(frac >= targets["peak"])
+        rows.append(dict(label=label, ctnn=ours["time"], baseline="—", base_time=None, ratio=None, peak=frac,
+                         target=", ".join(goals), met=all(met) if met else None, impl=None))
+        impls = sorted({k[1] for k in res if k[0] == workload and k[2] == arg and k[1] != "ctnn"},
+                       key=lambda i: (IMPL_ORDER.index(i) if i in IMPL_ORDER else len(IMPL_ORDER), i))
+        for impl in impls:
+            base = res[(workload, impl, arg)]
+            ratio = base["time"] / ours["time"]
+            want = targets.get(impl)
+            rows.append(dict(label=label, ctnn=ours["time"], baseline=IMPL_LABEL.get(impl, impl),
+                             base_time=base["time"], ratio=ratio, peak=frac,
+                             target=f">= {want:g}x" if want else "", met=(ratio >= want) if want else None,
+                             impl=impl))
+    # thread scaling: ctnn's training step at 2 threads against its own 1-thread time (wall time)
+    one = res.get(("lenet_train_step_threads", "ctnn", "1"))
+    two = res.get(("lenet_train_step_threads", "ctnn", "2"))
+    if one and two:
+        ratio = one["time"] / two["time"]
+        rows.append(dict(label="LeNet training step, 2 threads (wall time)", ctnn=two["time"],
+                         baseline="ctnn, 1 thread", base_time=one["time"], ratio=ratio, peak=None,
+                         target=f">= {THREADS_TARGET:g}x", met=ratio >= THREADS_TARGET, impl="ctnn_1_thread"))
+    step = res.get(("lenet_train_step", "ctnn", "256"))
+    if step:
+        epoch = step["time"] * EPOCH_STEPS
+        rows.append(dict(label="Fashion-MNIST epoch, estimated (60000/256 training steps)", ctnn=epoch,
+                         baseline="—", base_time=None, ratio=None, peak=None,
+                         target=f"<= {EPOCH_TARGET_S:g} s", met=epoch <= EPOCH_TARGET_S, impl=None))
+    return rows, peak
+
+
+def markdown(rows, peak, context):
+    out = []
+    cpus = context.get("num_cpus")
+    mhz = context.get("mhz_per_cpu")
+    if context:
+        out.append(f"Run {context.get('date', '?')} on {context.get('host_name', '?')}"
+                   f" ({cpus} CPUs, {mhz} MHz); medians of the repetitions; speedup = baseline time / ctnn time.")
+    if peak:
+        out.append(f"Measured FMA peak of one core (BM_fma_peak): {peak / 1e9:.1f} GFLOP/s.")
+    out.append("")
+    out.append("| workload | ctnn | baseline | baseline time | speedup | ctnn % of peak | target | met? |")
+    out.append("|---|---:|---|---:|---:|---:|---|---|")
+    for r in rows:
+        met = {True: "yes", False: "**no**", None: ""}[r["met"]]
+        base_time = fmt_time(r["base_time"]) if r["base_time"] else ""
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] else ""
+        out.append(f"| {r['label']} | {fmt_time(r['ctnn'])} | {r['baseline']} | {base_time} | {ratio} | "
+                   f"{fmt_pct(r['peak'])} | {r['target']} | {met} |")
+    return "\n".join(out)
+
+
+def summary(rows, peak):
+    """A few lines for the end of the main job."""
+    out = ["== benchmark summary (one core unless noted; medians; speedup = baseline time / ctnn time)"]
+    if peak:
+        out.append(f"  FMA peak of this core: {peak / 1e9:.0f} GFLOP/s")
+    by_label = collections.OrderedDict()
+    for r in rows:
+        by_label.setdefault(r["label"], []).append(r)
+    for label, group in by_label.items():
+        head = group[0]
+        line = f"  {label}: ctnn {fmt_time(head['ctnn'])}"
+        if head["peak"] is not None:
+            line += f" ({fmt_pct(head['peak'])} of peak)"
+        comps = [f"{r['baseline']} {fmt_time(r['base_time'])} ({r['ratio']:.1f}x)" for r in group if r["ratio"]]
+        if comps:
+            line += "; " + ", ".join(comps)
+        goals = [f"{'' if r['ratio'] is None else 'vs ' + r['baseline'] + ' '}{r['target']} "
+                 f"{'ok' if r['met'] else 'MISSED'}" for r in group if r["met"] is not None]
+        if goals:
+            line += "  [" + "; ".join(goals) + "]"
+        out.append(line)
+    return "\n".join(out)
+
+
+def plot(rows, peak, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"libtorch": "#ee4c2c", "onednn": "#0068b5", "onednn_nchw": "#7fb3e0", "eigen": "#6a3d9a",
+              "loops": "#999999", "ctnn_1_thread": "#33a02c"}
+    pairs = [r for r in rows if r["ratio"]]
+    peaks = [r for r in rows if r["baseline"] == "—" and r["peak"] is not None]
+    fig, axes = plt.subplots(1, 2 if peaks else 1, figsize=(13 if peaks else 8, 0.42 * len(pairs) + 1.8),
+                             gridspec_kw={"width_ratios": [3, 2]} if peaks else None, squeeze=False)
+    ax = axes[0][0]
+    y = list(range(len(pairs)))[::-1]
+    ax.barh(y, [r["ratio"] for r in pairs], color=[colors.get(r["impl"], "#555555") for r in pairs])
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r['label']}\nvs {r['baseline']}" for r in pairs], fontsize=7)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    for yi, r in zip(y, pairs):
+        ax.text(r["ratio"], yi, f" {r['ratio']:.2f}x", va="center", fontsize=7)
+        want = r["target"].startswith(">=") and float(r["target"][3:].rstrip("x"))
+        if want:
+            ax.plot([want, want], [yi - 0.4, yi + 0.4], color="black", linewidth=2)
+    ax.set_xlabel("speedup of ctnn (baseline time / ctnn time, log scale); black tick = target")
+    ax.set_title("ctnn vs baselines (one thread unless noted)")
+    if peaks:
+        ax2 = axes[0][1]
+        y2 = list(range(len(peaks)))[::-1]
+        ax2.barh(y2, [100 * r["peak"] for r in peaks], color="#1f78b4")
+        ax2.set_yticks(y2)
+        ax2.set_yticklabels([r["label"] for r in peaks], fontsize=7)
+        ax2.set_xlim(0, 100)
+        for yi, r in zip(y2, peaks):
+            ax2.text(100 * r["peak"], yi, f" {100 * r['peak']:.0f}%", va="center", fontsize=7)
+            if "of peak" in r["target"]:
+                want = float(r["target"].split("%")[0].split()[-1])
+                ax2.plot([want, want], [yi - 0.4, yi + 0.4], color="black", linewidth=2)
+        ax2.set_xlabel(f"ctnn, % of measured FMA peak ({peak / 1e9:.0f} GFLOP/s)")
+        ax2.set_title("ctnn's compute efficiency")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("json", nargs="+", help="Google Benchmark JSON output files")
+    ap.add_argument("--png", help="write the chart here (e.g. docs/benchmarks.png)")
+    ap.add_argument("--summary", action="store_true", help="print a few lines instead of the table")
+    args = ap.parse_args(argv)
+    res, context = load(args.json)
+    rows, peak = build_rows(res)
+    if not rows:
+        print("plot_benchmarks.py: no ctnn benchmarks in " + " ".join(args.json), file=sys.stderr)
+        return 1
+    print(summary(rows, peak) if args.summary else markdown(rows, peak, context))
+    if args.png:
+        plot(rows, peak, args.png)
+        print(f"\nchart written to {args.png}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
