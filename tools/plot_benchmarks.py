@@ -143,8 +143,11 @@ def markdown(rows, peak, context):
     cpus = context.get("num_cpus")
     mhz = context.get("mhz_per_cpu")
     if context:
+        load = context.get("load_avg") or ["?"]
+        load = f"{load[0]:.1f}" if isinstance(load[0], (int, float)) else load[0]
         out.append(f"Run {context.get('date', '?')} on {context.get('host_name', '?')}"
-                   f" ({cpus} CPUs, {mhz} MHz); medians of the repetitions; speedup = baseline time / ctnn time.")
+                   f" ({cpus} CPUs, {mhz} MHz, load average {load} at the start); medians of the"
+                   f" repetitions; speedup = baseline time / ctnn time.")
     if peak:
         out.append(f"Measured FMA peak of one core (BM_fma_peak): {peak / 1e9:.1f} GFLOP/s.")
     out.append("")
