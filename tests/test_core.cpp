@@ -1,10 +1,13 @@
 // Shape, Tensor, Batch, views, TensorRef, printing, random numbers, threads.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <ctnn/ctnn.hpp>
 #include <numeric>
 #include <sstream>
+#include <stdexcept>
+#include <thread>
 
 #include "helpers.hpp"
 
@@ -126,4 +129,30 @@ TEST_CASE("set_num_threads / get_num_threads behave like torch's") {
   CHECK(ctnn::get_num_threads() == 1);
   CHECK_THROWS_AS(ctnn::set_num_threads(0), std::invalid_argument);
   ctnn::set_num_threads(before);
+}
+
+TEST_CASE("parallel_for runs every task once, task 0 on the caller, and rethrows a task's exception") {
+  for (std::size_t T : {1u, 2u, 3u, 5u}) {
+    std::vector<std::atomic<int>> runs(T);
+    std::thread::id first;
+    ctnn::detail::parallel_for(T, [&](std::size_t t) {
+      runs[t].fetch_add(1);
+      if (t == 0) first = std::this_thread::get_id();
+    });
+    for (auto& r : runs) CHECK(r.load() == 1);
+    CHECK(first == std::this_thread::get_id());
+  }
+  // An exception from a worker's task (or the caller's) reaches the caller after all tasks end.
+  std::atomic<int> finished{0};
+  CHECK_THROWS_WITH_AS(ctnn::detail::parallel_for(2,
+                                                  [&](std::size_t t) {
+                                                    if (t == 1) throw std::runtime_error("task 1 failed");
+                                                    finished.fetch_add(1);
+                                                  }),
+                       "task 1 failed", std::runtime_error);
+  CHECK(finished.load() == 1);
+  // A parallel_for inside a task runs its tasks one after another on that thread.
+  std::atomic<int> inner{0};
+  ctnn::detail::parallel_for(2, [&](std::size_t) { ctnn::detail::parallel_for(3, [&](std::size_t) { inner.fetch_add(1); }); });
+  CHECK(inner.load() == 6);
 }

@@ -1,13 +1,16 @@
 // Model: static shapes and counts, parameter access, state_dict, apply, run-time errors,
-// allocation-free forward, printing.
+// allocation-free forward, printing, batches split across threads.
 #include <doctest/doctest.h>
 
 #include <ctnn/ctnn.hpp>
+#include <span>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "helpers.hpp"
+#include "models.hpp"
 
 namespace nn = ctnn::nn;
 using ctnn::Batch, ctnn::Model, ctnn::Shape, ctnn::Tensor;
@@ -164,4 +167,79 @@ TEST_CASE("a 20-layer network binds and runs") {
     CHECK(v > 0.0f);
     CHECK(v < 1.0f);
   }
+}
+
+// ---- threads -----------------------------------------------------------------------------
+
+namespace {
+std::vector<float> all_grads(ctnn_test::LeNetModel& net) {
+  std::vector<float> g;
+  net.for_each_parameter([&](const std::string&, auto& p) { g.insert(g.end(), p.grad.begin(), p.grad.end()); });
+  return g;
+}
+template <class View>
+std::span<const float> values(const View& v) {
+  return {v.data(), v.numel()};
+}
+}  // namespace
+
+TEST_CASE("a batch split across two threads gives the single-thread outputs, loss and gradients") {
+  ctnn_test::LeNetModel one(7), two(7);  // the same seed: the same parameters
+  one.set_num_threads(1);
+  two.set_num_threads(2);
+  CHECK(one.threads_for_batch(64) == 1);
+  CHECK(two.threads_for_batch(64) == 2);
+  CHECK(two.threads_for_batch(1) == 1);  // too little work to be worth a thread
+  CHECK_THROWS_AS(two.set_num_threads(-1), std::invalid_argument);
+
+  const std::size_t n = 37;  // slices of 18 and 19 samples
+  auto X = ctnn::randn<Shape<1, 28, 28>>(n);
+  std::vector<std::int64_t> y(n);
+  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<std::int64_t>((i * 7) % 10);
+  nn::CrossEntropyLoss criterion;
+  one.set_input_requires_grad(true);
+  two.set_input_requires_grad(true);
+  for (int pass = 0; pass < 2; ++pass) {  // the second backward accumulates into .grad
+    const auto a = one.forward(X);
+    const auto b = two.forward(X);
+    ctnn_test::check_close(values(b), values(a), 1e-5f, 1e-6f, "output");
+    const float la = one.backward(criterion, y);
+    const float lb = two.backward(criterion, y);
+    CHECK(lb == doctest::Approx(la).epsilon(1e-6));
+    ctnn_test::check_close(values(two.input_grad()), values(one.input_grad()), 1e-4f, 1e-7f, "input grad");
+    ctnn_test::check_close(all_grads(two), all_grads(one), 1e-4f, 1e-7f, "parameter grads");
+  }
+  // A smaller batch after a larger one reuses the slices' workspace.
+  const auto a = one.forward(ctnn::ConstBatchView<Shape<1, 28, 28>>(X.data(), 20));
+  const auto b = two.forward(ctnn::ConstBatchView<Shape<1, 28, 28>>(X.data(), 20));
+  ctnn_test::check_close(values(b), values(a), 1e-5f, 1e-6f, "output of 20");
+}
+
+TEST_CASE("a two-thread training step allocates nothing after the first, and the model follows set_num_threads") {
+  const int before_setting = ctnn::get_num_threads();
+  ctnn::set_num_threads(2);
+  ctnn_test::LeNetModel net(3);
+  CHECK(net.num_threads() == 2);
+  CHECK(net.threads_for_batch(32) == 2);
+  auto X = ctnn::rand<Shape<1, 28, 28>>(32);
+  std::vector<std::int64_t> y(32);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<std::int64_t>(i % 10);
+  nn::CrossEntropyLoss criterion;
+  ctnn::optim::SGD sgd{.lr = 0.1f, .momentum = 0.9f};
+  auto step = [&] {
+    net.zero_grad();
+    net.forward(X);
+    const float loss = net.backward(criterion, y);
+    sgd.step(net);
+    return loss;
+  };
+  const float first = step();
+  const long before = ctnn_test::allocations();
+  float last = first;
+  for (int i = 0; i < 5; ++i) last = step();
+  CHECK(ctnn_test::allocations() == before);
+  CHECK(last < first);
+  ctnn::set_num_threads(1);
+  CHECK(net.threads_for_batch(32) == 1);
+  ctnn::set_num_threads(before_setting);
 }

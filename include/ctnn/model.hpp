@@ -6,6 +6,13 @@
 // and is reused otherwise, so once it exists, forward and backward allocate nothing (use
 // forward(X) for a view of the output, or forward(X, Y) to write into yours).
 //
+// Threads: a batch large enough to be worth it is split into one slice per thread
+// (ctnn::set_num_threads, or set_num_threads on the model); each thread runs the whole network on
+// its slice with its own part of the workspace, and in backward the other threads accumulate
+// parameter gradients in private copies of the network that are then added into the model's.
+// Each slice is computed exactly as it would be alone, so the results do not depend on the
+// thread count beyond float summation order in the parameter gradients.
+//
 // Training step, as in PyTorch:
 //   auto logits = net.forward(X);               // keeps a pointer to X: keep X alive until backward
 //   float loss = net.backward(criterion, y);    // dL/dlogits from the loss, then every layer's backward
@@ -15,14 +22,18 @@
 #include <algorithm>
 #include <cstddef>
 #include <iomanip>
+#include <memory>
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ctnn/core/diagnostics.hpp"
 #include "ctnn/core/random.hpp"
 #include "ctnn/core/tensor.hpp"
+#include "ctnn/core/threads.hpp"
 #include "ctnn/nn/module.hpp"
 #include "ctnn/nn/sequential.hpp"
 
@@ -47,15 +58,24 @@ struct SummaryRow {
   int depth;
 };
 
+/// The rows of `layer` and, indented, its children: a Sequential's by index ("Linear-1.0"), a
+/// block's sub-layer members by name, as in state_dict ("Linear-1.hidden"; a block's parameters
+/// count in its own row). A whole-batch output (a block returning X.sum()) has no N: "[]".
 template <class B>
 void summary_rows(const B& layer, const std::string& path, int depth, std::vector<SummaryRow>& rows) {
-  std::string shape = "[N";
-  for (auto d : B::output_shape::dims) shape += ", " + std::to_string(d);
+  constexpr bool batched = !requires { requires !B::batched_output; };
+  std::string shape = batched ? "[N" : "[";
+  for (auto d : B::output_shape::dims) shape += (shape.size() > 1 ? ", " : "") + std::to_string(d);
   shape += "]";
   rows.push_back({B::type_name() + (path.empty() ? "" : "-" + path), shape, B::parameter_count, depth});
+  auto child_path = [&](const std::string& name) { return path.empty() ? name : path + "." + name; };
   if constexpr (nn::is_sequential<B>) {
     layer.for_each_indexed([&](const auto& child, std::size_t i) {
-      summary_rows(child, path.empty() ? std::to_string(i) : path + "." + std::to_string(i), depth + 1, rows);
+      summary_rows(child, child_path(std::to_string(i)), depth + 1, rows);
+    });
+  } else if constexpr (requires { layer.for_each_sublayer([](const std::string&, const auto&) {}); }) {
+    layer.for_each_sublayer([&](const std::string& name, const auto& child) {
+      summary_rows(child, child_path(name), depth + 1, rows);
     });
   }
 }
@@ -116,10 +136,26 @@ class Model {
   ConstBatchView<output_shape_type> forward(ConstBatchView<In> x) {
     const std::size_t n = check_batch(x.batch_size());
     reserve(n);
-    const float* y = net_.forward(x.data(), n, activations_.get(), scratch_.get());
+    const std::size_t T = plan_slices(n);
+    const float* y = nullptr;
+    if (T == 1) {
+      y = net_.forward(x.data(), n, activations_.get(), scratch_.get());
+    } else {
+      // Slice t: samples [b, b + m), in its own part of the workspace; its output is copied
+      // into one contiguous [N, *output_shape] buffer for the caller (and the loss).
+      float* out = outputs_.get();
+      detail::parallel_for(T, [&](std::size_t t) {
+        const auto [b, m] = slice(n, T, t);
+        const float* ys = net_.forward(x.data() + b * In::size, m, activations_.get() + b * activation_floats,
+                                       scratch_at(t));
+        std::copy_n(ys, m * output_shape_type::size, out + b * output_shape_type::size);
+      });
+      y = out;
+    }
     last_input_ = x.data();
     last_output_ = y;
     last_n_ = n;
+    last_slices_ = T;
     return {y, n};
   }
 
@@ -137,8 +173,28 @@ class Model {
   void backward() {
     require_forward("backward");
     ensure_grads();
-    net_.backward(last_input_, input_requires_grad_ ? input_grads_.get() : nullptr, last_n_, activations_.get(),
-                  grads_.get(), scratch_.get());
+    float* dx = input_requires_grad_ ? input_grads_.get() : nullptr;
+    if (last_slices_ == 1) {
+      net_.backward(last_input_, dx, last_n_, activations_.get(), grads_.get(), scratch_.get());
+      return;
+    }
+    // The slices of the last forward, in parallel: slice 0 on the model's own network, slice t
+    // on replica t-1 (the same parameters, its own zeroed .grad), whose gradients are then
+    // added into the model's.
+    const std::size_t n = last_n_, T = last_slices_;
+    prepare_replicas(T);
+    detail::parallel_for(T, [&](std::size_t t) {
+      const auto [b, m] = slice(n, T, t);
+      const float* act = activations_.get() + b * activation_floats;
+      float* gact = grads_.get() + b * activation_floats;
+      std::copy_n(output_grads_.get() + b * output_shape_type::size, m * output_shape_type::size,
+                  gact + m * static_cast<std::size_t>(network_type::output_offset));
+      auto& net = t == 0 ? net_ : *replicas_[t - 1];
+      net.backward(last_input_ + b * In::size, dx ? dx + b * In::size : nullptr, m, act, gact, scratch_at(t));
+    });
+    for (const auto& g : replica_grads_)
+      if (g.replica + 1 < T)
+        for (std::size_t i = 0; i < g.size; ++i) g.grad[i] += g.replica_grad[i];
   }
   /// loss.backward(output, target, output_grad()) then backward(): the loss value is returned.
   /// `loss` is an nn::CrossEntropyLoss, nn::MSELoss, or anything with that backward signature.
@@ -166,16 +222,40 @@ class Model {
     std::copy_n(out.data(), out.numel(), y.data());
   }
 
-  /// Make room in the workspace for batches of up to n samples.
+  /// Make room in the workspace for batches of up to n samples (and, when such a batch is split
+  /// across threads, start the threads and size their slices).
   void reserve(std::size_t n) {
-    if (n <= capacity_ && scratch_) return;
-    activations_ = detail::allocate_floats(std::max<std::size_t>(1, n * network_type::activation_floats));
-    if (!scratch_) scratch_ = detail::allocate_floats(std::max<std::size_t>(1, network_type::scratch_floats));
-    grads_.reset();  // re-made at the next backward, at the new size
-    input_grads_.reset();
-    capacity_ = n;
-    last_input_ = last_output_ = nullptr;
+    if (n > capacity_ || !scratch_) {
+      activations_ = detail::allocate_floats(std::max<std::size_t>(1, n * activation_floats));
+      if (!scratch_) {
+        scratch_ = detail::allocate_floats(scratch_stride);
+        scratch_slices_ = 1;
+      }
+      grads_.reset();  // re-made at the next backward, at the new size
+      input_grads_.reset();
+      outputs_.reset();
+      output_grads_.reset();
+      capacity_ = n;
+      last_input_ = last_output_ = nullptr;
+    }
+    if (const std::size_t T = plan_slices(n); T > 1) prepare_slices(T);
   }
+
+  // ---- threads ---------------------------------------------------------------------------
+
+  /// Threads this model splits a batch over; 0 (the default) follows ctnn::get_num_threads().
+  void set_num_threads(int n) {
+    if (n < 0) throw std::invalid_argument("ctnn::Model::set_num_threads: expected n >= 0, got " + std::to_string(n));
+    num_threads_ = n;
+  }
+  /// The number of threads a large enough batch is split over now.
+  int num_threads() const { return num_threads_ > 0 ? num_threads_ : get_num_threads(); }
+  /// How many threads a batch of n samples is split over (1: not split). A network whose samples
+  /// are coupled (nn::is_batch_coupled) or whose output is a view of its input is never split.
+  std::size_t threads_for_batch(std::size_t n) const { return plan_slices(n); }
+  /// A batch is split only when every slice has at least this many floats of activations to
+  /// write (64 KB): below that, waking a thread costs about as much as it saves.
+  static constexpr std::size_t min_activation_floats_per_thread = 16384;
 
   // ---- parameters and layers -------------------------------------------------------------
 
@@ -258,13 +338,69 @@ class Model {
     if (!last_input_) throw std::logic_error(std::string("ctnn::Model::") + what + ": call forward(X) first");
   }
   void ensure_grads() {
-    if (!grads_) grads_ = detail::allocate_floats(std::max<std::size_t>(1, capacity_ * network_type::activation_floats));
+    if (!grads_) grads_ = detail::allocate_floats(std::max<std::size_t>(1, capacity_ * activation_floats));
     if (!input_grads_) input_grads_ = detail::allocate_floats(capacity_ * In::size);
+    if (last_slices_ > 1 && !output_grads_) output_grads_ = detail::allocate_floats(capacity_ * output_shape_type::size);
   }
-  /// dL/d(output) lives where the output lives, in the gradient mirror of the workspace.
+  /// dL/d(output) lives where the output lives, in the gradient mirror of the workspace (or, after
+  /// a split forward, in a contiguous buffer that backward() hands out to the slices).
   float* output_grad_ptr() {
     if constexpr (network_type::output_offset < 0) return input_grads_.get();  // the net is a view of its input
+    else if (last_slices_ > 1) return output_grads_.get();
     else return grads_.get() + last_n_ * static_cast<std::size_t>(network_type::output_offset);
+  }
+
+  // ---- batch slices for threads ----
+  static constexpr std::size_t activation_floats = network_type::activation_floats;
+  /// Scratch floats per slice, a multiple of 16 so that every slice stays 64-byte aligned.
+  static constexpr std::size_t scratch_stride = (std::max<std::size_t>(1, network_type::scratch_floats) + 15) / 16 * 16;
+  /// A network can be split when its output is not a view of its input, its samples are
+  /// independent, and it can be copied (for the per-thread gradients).
+  static constexpr bool splittable = network_type::output_offset >= 0 && !nn::is_batch_coupled<network_type> &&
+                                     std::is_copy_assignable_v<network_type>;
+
+  std::size_t plan_slices(std::size_t n) const {
+    if constexpr (!splittable) {
+      return 1;
+    } else {
+      const std::size_t by_work = n * activation_floats / min_activation_floats_per_thread;
+      return std::max<std::size_t>(1, std::min({static_cast<std::size_t>(num_threads()), n, by_work}));
+    }
+  }
+  /// Slice t of T over n samples: {first sample, sample count}; sizes differ by at most one.
+  static std::pair<std::size_t, std::size_t> slice(std::size_t n, std::size_t T, std::size_t t) {
+    const std::size_t b = n * t / T;
+    return {b, n * (t + 1) / T - b};
+  }
+  float* scratch_at(std::size_t t) { return scratch_.get() + t * scratch_stride; }
+  void prepare_slices(std::size_t T) {
+    if (scratch_slices_ < T) {
+      scratch_ = detail::allocate_floats(T * scratch_stride);
+      scratch_slices_ = T;
+    }
+    if (!outputs_) outputs_ = detail::allocate_floats(capacity_ * output_shape_type::size);
+    detail::ThreadPool::instance().reserve(T - 1);
+  }
+  /// Replicas 0..T-2 hold the model's current parameters (and any other state) and zero grads.
+  void prepare_replicas(std::size_t T) {
+    if constexpr (splittable) {
+      while (replicas_.size() + 1 < T) {  // once per thread count: the copies' storage is kept
+        replicas_.push_back(std::make_unique<network_type>(net_));
+        std::vector<float*> mine;
+        net_.for_each_parameter("", [&](const std::string&, auto& p) { mine.push_back(p.grad.data()); });
+        std::size_t i = 0;
+        replicas_.back()->for_each_parameter("", [&](const std::string&, auto& p) {
+          float* g = p.grad.data();
+          const bool listed = std::any_of(replica_grads_.begin(), replica_grads_.end(),
+                                          [&](const ReplicaGrad& r) { return r.replica_grad == g; });
+          if (!listed) replica_grads_.push_back({replicas_.size() - 1, mine[i], g, p.grad.numel()});  // once if shared
+          ++i;
+        });
+      }
+      for (std::size_t r = 0; r + 1 < T; ++r) *replicas_[r] = net_;
+      for (const auto& g : replica_grads_)
+        if (g.replica + 1 < T) std::fill_n(g.replica_grad, g.size, 0.0f);
+    }
   }
   static std::size_t check_batch(std::size_t n) {
     if (n == 0) throw shape_error("ctnn::Model: a batch of 0 samples (expected N >= 1) for input [N, " + In::str().substr(1));
@@ -274,10 +410,24 @@ class Model {
   network_type net_;
   detail::aligned_floats activations_, scratch_, grads_, input_grads_;
   std::size_t capacity_ = 0;
+  // Threads: the setting, the scratch slices allocated, the contiguous output (and its
+  // gradient) of a split forward, and the per-thread copies of the network for backward.
+  int num_threads_ = 0;
+  std::size_t scratch_slices_ = 0;
+  detail::aligned_floats outputs_, output_grads_;
+  struct ReplicaGrad {
+    std::size_t replica;
+    float* grad;
+    float* replica_grad;
+    std::size_t size;
+  };
+  std::vector<std::unique_ptr<network_type>> replicas_;
+  std::vector<ReplicaGrad> replica_grads_;
   // The last forward, for backward.
   const float* last_input_ = nullptr;
   const float* last_output_ = nullptr;
   std::size_t last_n_ = 0;
+  std::size_t last_slices_ = 1;
   bool input_requires_grad_ = false;
 };
 

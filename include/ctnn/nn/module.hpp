@@ -153,6 +153,10 @@ template <class T> inline constexpr bool is_flatten = detail::is_flatten_impl<st
 template <class T> inline constexpr bool is_identity = detail::is_identity_impl<std::remove_cvref_t<T>>::value;
 /// A layer with a bias parameter (Linear or Conv2d with bias = true): `layer.bias` exists.
 template <class T> inline constexpr bool has_bias = requires { requires std::remove_cvref_t<T>::has_bias; };
+/// A layer whose forward mixes the samples of a batch (a block that reduces over the whole
+/// batch, as `X.sum()` does in PyTorch): it declares `static constexpr bool batch_coupled = true`,
+/// and a Model never splits such a network's batch across threads.
+template <class T> inline constexpr bool is_batch_coupled = requires { requires std::remove_cvref_t<T>::batch_coupled; };
 
 // ---- Binding --------------------------------------------------------------------------------
 
