@@ -1,9 +1,11 @@
-// MLP 20 -> 256 -> 10 (Linear, ReLU, Linear) forward on one thread at batch 1, 64 and 256:
-// ctnn against plain loops here; Eigen (bench_forward_eigen.cpp), libtorch
-// (bench_forward_torch.cpp) and oneDNN (bench_forward_onednn.cpp) with -Dbaselines=enabled.
+// MLP 20 -> 256 -> 10 (Linear, ReLU, Linear) forward on one thread at batch 1, 64 and 256
+// (and the FMA peak, fma_peak.hpp): ctnn against plain loops here; Eigen
+// (bench_forward_eigen.cpp), libtorch (bench_forward_torch.cpp) and oneDNN
+// (bench_forward_onednn.cpp) with -Dbaselines=enabled.
 //
 //   build/bench/bench/bench_forward --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include "common.hpp"
+#include "fma_peak.hpp"
 
 #include <ctnn/ctnn.hpp>
 #include <vector>

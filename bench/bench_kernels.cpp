@@ -1,44 +1,20 @@
-// Kernels on one thread: this core's FMA peak, sgemm 256^3, and Conv2d 64->64 3x3 + ReLU on
-// [1, 64, 56, 56]. ctnn against plain loops here; libtorch (bench_kernels_torch.cpp) and oneDNN
-// (bench_kernels_onednn.cpp) with -Dbaselines=enabled.
+// Kernels on one thread: sgemm 256^3, and Conv2d 64->64 3x3 + ReLU on [1, 64, 56, 56]; and
+// this core's FMA peak (fma_peak.hpp). ctnn against plain loops here; libtorch
+// (bench_kernels_torch.cpp) and oneDNN (bench_kernels_onednn.cpp) with -Dbaselines=enabled.
 //
 //   build/bench/bench/bench_kernels --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include "common.hpp"
+#include "fma_peak.hpp"
 
 #include <algorithm>
 #include <ctnn/ctnn.hpp>
 #include <ctnn/kernels/gemm.hpp>
-#include <ctnn/kernels/simd.hpp>
 #include <vector>
 
 namespace nn = ctnn::nn;
 using namespace ctnn_bench;
 
 namespace {
-
-// ---- FMA peak -------------------------------------------------------------------------------
-// 16 independent chains acc = acc * a + b over xsimd::batch<float> (ctnn's kernel vector: 16
-// lanes on AVX-512, 8 on AVX2). FMA latency is 4 cycles and a core issues up to 2 per cycle,
-// so 8 chains suffice; 16 leave no doubt and still fit in the 32 vector registers. Floating-
-// point addition is not associative, so the compiler cannot shorten the chains. a < 1 keeps the
-// values bounded (they converge to b / (1 - a), far from overflow and denormals).
-void BM_fma_peak(benchmark::State& state) {
-  using vfloat = xsimd::batch<float>;
-  constexpr int chains = 16, steps = 1024;
-  float a_ = 0.999f, b_ = 1e-3f;
-  benchmark::DoNotOptimize(a_);
-  benchmark::DoNotOptimize(b_);
-  const vfloat a(a_), b(b_);
-  vfloat acc[chains];
-  for (int c = 0; c < chains; ++c) acc[c] = vfloat(float(c));
-  for (auto _ : state) {
-    for (int s = 0; s < steps; ++s)
-      for (int c = 0; c < chains; ++c) acc[c] = xsimd::fma(acc[c], a, b);
-    for (int c = 0; c < chains; ++c) benchmark::DoNotOptimize(acc[c]);
-  }
-  set_flops(state, 2.0 * vfloat::size * chains * steps);
-}
-BENCHMARK(BM_fma_peak)->Name("BM_fma_peak/ctnn")->MeasureProcessCPUTime();
 
 // ---- sgemm 256^3 ----------------------------------------------------------------------------
 // y[256, 256] = x[256, 256] w[256, 256]^T with ctnn's Linear kernel (no bias, no activation):

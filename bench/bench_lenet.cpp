@@ -1,10 +1,11 @@
 // D2L's LeNet at batch 256: forward, and a full training step (zero_grad, forward,
 // cross-entropy, backward, SGD), on one thread; the training step again at 1 and 2 threads
-// (wall time) for ctnn's own thread scaling. libtorch's identical network is in
-// bench_lenet_torch.cpp (-Dbaselines=enabled).
+// (wall time) for ctnn's own thread scaling; and the FMA peak (fma_peak.hpp). libtorch's
+// identical network is in bench_lenet_torch.cpp (-Dbaselines=enabled).
 //
 //   build/bench/bench/bench_lenet --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include "common.hpp"
+#include "fma_peak.hpp"
 
 #include <ctnn/ctnn.hpp>
 #include <vector>

@@ -43,33 +43,30 @@ EPOCH_TARGET_S = 1.5
 THREADS_TARGET = 1.8
 
 
-def load(paths):
-    """{(workload, impl, arg): {"time": seconds (median), "flops": FLOP/s (median) or None}}, context"""
+def load_file(path):
+    """{(workload, impl, arg): {"time": seconds, "flops": FLOP/s or None}} (medians) of one file."""
+    with open(path) as f:
+        data = json.load(f)
     runs = collections.defaultdict(list)  # key -> [(time, flops)] of individual repetitions
     medians = {}
-    context = {}
-    for path in paths:
-        with open(path) as f:
-            data = json.load(f)
-        context = context or data.get("context", {})
-        for b in data.get("benchmarks", []):
-            name = b.get("run_name", b["name"])
-            real = name.endswith("/real_time")
-            for suffix in ("/process_time", "/real_time"):
-                if name.endswith(suffix):
-                    name = name[: -len(suffix)]
-            parts = name.split("/")
-            if len(parts) < 2 or not parts[0].startswith("BM_"):
-                continue
-            key = (parts[0][3:], parts[1], "/".join(parts[2:]))  # BM_fma_peak/ctnn has no arg
-            if b.get("run_type") == "aggregate" and b.get("aggregate_name") not in ("median",):
-                continue
-            time = b["real_time" if real else "cpu_time"] * TIME_UNIT[b.get("time_unit", "ns")]
-            value = (time, b.get("FLOP/s"))
-            if b.get("run_type") == "aggregate":
-                medians[key] = value
-            else:
-                runs[key].append(value)
+    for b in data.get("benchmarks", []):
+        name = b.get("run_name", b["name"])
+        real = name.endswith("/real_time")
+        for suffix in ("/process_time", "/real_time"):
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+        parts = name.split("/")
+        if len(parts) < 2 or not parts[0].startswith("BM_"):
+            continue
+        key = (parts[0][3:], parts[1], "/".join(parts[2:]))  # BM_fma_peak/ctnn has no arg
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            continue
+        time = b["real_time" if real else "cpu_time"] * TIME_UNIT[b.get("time_unit", "ns")]
+        value = (time, b.get("FLOP/s"))
+        if b.get("run_type") == "aggregate":
+            medians[key] = value
+        else:
+            runs[key].append(value)
     result = {}
     for key, values in runs.items():
         flops = [v[1] for v in values if v[1] is not None]
@@ -77,7 +74,25 @@ def load(paths):
                        "flops": statistics.median(flops) if flops else None}
     for key, (time, flops) in medians.items():
         result[key] = {"time": time, "flops": flops}
-    return result, context
+    return result, data.get("context", {})
+
+
+def load(paths):
+    """All files' medians; each entry also gets "peak": the FMA peak measured by its own file
+    (every bench binary measures it), else the first peak found. Returns results, peaks, context."""
+    result, peaks, context = {}, [], {}
+    for path in paths:
+        res, ctx = load_file(path)
+        context = context or ctx
+        peak = res.get(("fma_peak", "ctnn", ""), {}).get("flops")
+        if peak:
+            peaks.append(peak)
+        for value in res.values():
+            value["peak"] = peak
+        result.update(res)
+    for value in result.values():
+        value["peak"] = value["peak"] or (peaks[0] if peaks else None)
+    return result, peaks, context
 
 
 def fmt_time(s):
@@ -91,16 +106,19 @@ def fmt_pct(x):
     return "" if x is None else f"{100 * x:.0f}%"
 
 
+def fraction_of_peak(value):
+    return value["flops"] / value["peak"] if value["peak"] and value["flops"] else None
+
+
 def build_rows(res):
     """One row per (workload, comparison): dicts with label, ctnn, baseline, base_time, ratio,
-    peak (ctnn's fraction of peak), target (text), met (True/False/None)."""
-    peak = res.get(("fma_peak", "ctnn", ""), {}).get("flops")
+    peak and base_peak (fractions of the FMA peak), target (text), met (True/False/None)."""
     rows = []
     for (workload, arg), label, targets in WORKLOADS:
         ours = res.get((workload, "ctnn", arg))
         if ours is None:
             continue
-        frac = ours["flops"] / peak if peak and ours["flops"] else None
+        frac = fraction_of_peak(ours)
         # ctnn on its own: the absolute targets
         goals, met = [], []
         if "time_max" in targets:
@@ -117,8 +135,9 @@ def build_rows(res):
             base = res[(workload, impl, arg)]
             ratio = base["time"] / ours["time"]
             want = targets.get(impl)
+            base_frac = fraction_of_peak(base)
             rows.append(dict(label=label, ctnn=ours["time"], baseline=IMPL_LABEL.get(impl, impl),
-                             base_time=base["time"], ratio=ratio, peak=frac,
+                             base_time=base["time"], ratio=ratio, peak=frac, base_peak=base_frac,
                              target=f">= {want:g}x" if want else "", met=(ratio >= want) if want else None,
                              impl=impl))
     # thread scaling: ctnn's training step at 2 threads against its own 1-thread time (wall time)
@@ -135,10 +154,16 @@ def build_rows(res):
         rows.append(dict(label="Fashion-MNIST epoch, estimated (60000/256 training steps)", ctnn=epoch,
                          baseline="—", base_time=None, ratio=None, peak=None,
                          target=f"<= {EPOCH_TARGET_S:g} s", met=epoch <= EPOCH_TARGET_S, impl=None))
-    return rows, peak
+    return rows
 
 
-def markdown(rows, peak, context):
+def fmt_peaks(peaks):
+    """"147 GFLOP/s" or "139-148 GFLOP/s" (one per file)"""
+    lo, hi = min(peaks) / 1e9, max(peaks) / 1e9
+    return f"{lo:.0f} GFLOP/s" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f} GFLOP/s"
+
+
+def markdown(rows, peaks, context):
     out = []
     cpus = context.get("num_cpus")
     mhz = context.get("mhz_per_cpu")
@@ -148,25 +173,31 @@ def markdown(rows, peak, context):
         out.append(f"Run {context.get('date', '?')} on {context.get('host_name', '?')}"
                    f" ({cpus} CPUs, {mhz} MHz, load average {load} at the start); medians of the"
                    f" repetitions; speedup = baseline time / ctnn time.")
-    if peak:
-        out.append(f"Measured FMA peak of one core (BM_fma_peak): {peak / 1e9:.1f} GFLOP/s.")
+    if peaks:
+        out.append(f"FMA peak of one core (BM_fma_peak, measured by each binary; % of peak uses the same"
+                   f" binary's): {fmt_peaks(peaks)}.")
     out.append("")
-    out.append("| workload | ctnn | baseline | baseline time | speedup | ctnn % of peak | target | met? |")
-    out.append("|---|---:|---|---:|---:|---:|---|---|")
+    out.append("| workload | ctnn | ctnn % of peak | baseline | baseline time | baseline % of peak | speedup | target | met? |")
+    out.append("|---|---:|---:|---|---:|---:|---:|---|---|")
+    previous = None
     for r in rows:
         met = {True: "yes", False: "**no**", None: ""}[r["met"]]
         base_time = fmt_time(r["base_time"]) if r["base_time"] else ""
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] else ""
-        out.append(f"| {r['label']} | {fmt_time(r['ctnn'])} | {r['baseline']} | {base_time} | {ratio} | "
-                   f"{fmt_pct(r['peak'])} | {r['target']} | {met} |")
+        # the workload, ctnn's time and % of peak once per workload
+        first = r["label"] != previous
+        previous = r["label"]
+        label, ours, frac = (r["label"], fmt_time(r["ctnn"]), fmt_pct(r["peak"])) if first else ("", "", "")
+        out.append(f"| {label} | {ours} | {frac} | {r['baseline']} | {base_time} | {fmt_pct(r.get('base_peak'))} | "
+                   f"{ratio} | {r['target']} | {met} |")
     return "\n".join(out)
 
 
-def summary(rows, peak):
+def summary(rows, peaks):
     """A few lines for the end of the main job."""
     out = ["== benchmark summary (one core unless noted; medians; speedup = baseline time / ctnn time)"]
-    if peak:
-        out.append(f"  FMA peak of this core: {peak / 1e9:.0f} GFLOP/s")
+    if peaks:
+        out.append(f"  FMA peak of this core: {fmt_peaks(peaks)}")
     by_label = collections.OrderedDict()
     for r in rows:
         by_label.setdefault(r["label"], []).append(r)
@@ -186,7 +217,7 @@ def summary(rows, peak):
     return "\n".join(out)
 
 
-def plot(rows, peak, path):
+def plot(rows, peaks, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -194,9 +225,9 @@ def plot(rows, peak, path):
     colors = {"libtorch": "#ee4c2c", "onednn": "#0068b5", "onednn_nchw": "#7fb3e0", "eigen": "#6a3d9a",
               "loops": "#999999", "ctnn_1_thread": "#33a02c"}
     pairs = [r for r in rows if r["ratio"]]
-    peaks = [r for r in rows if r["baseline"] == "—" and r["peak"] is not None]
-    fig, axes = plt.subplots(1, 2 if peaks else 1, figsize=(13 if peaks else 8, 0.42 * len(pairs) + 1.8),
-                             gridspec_kw={"width_ratios": [3, 2]} if peaks else None, squeeze=False)
+    efficiency = [r for r in rows if r["baseline"] == "—" and r["peak"] is not None]
+    fig, axes = plt.subplots(1, 2 if efficiency else 1, figsize=(13 if efficiency else 8, 0.42 * len(pairs) + 1.8),
+                             gridspec_kw={"width_ratios": [3, 2]} if efficiency else None, squeeze=False)
     ax = axes[0][0]
     y = list(range(len(pairs)))[::-1]
     ax.barh(y, [r["ratio"] for r in pairs], color=[colors.get(r["impl"], "#555555") for r in pairs])
@@ -211,19 +242,19 @@ def plot(rows, peak, path):
             ax.plot([want, want], [yi - 0.4, yi + 0.4], color="black", linewidth=2)
     ax.set_xlabel("speedup of ctnn (baseline time / ctnn time, log scale); black tick = target")
     ax.set_title("ctnn vs baselines (one thread unless noted)")
-    if peaks:
+    if efficiency:
         ax2 = axes[0][1]
-        y2 = list(range(len(peaks)))[::-1]
-        ax2.barh(y2, [100 * r["peak"] for r in peaks], color="#1f78b4")
+        y2 = list(range(len(efficiency)))[::-1]
+        ax2.barh(y2, [100 * r["peak"] for r in efficiency], color="#1f78b4")
         ax2.set_yticks(y2)
-        ax2.set_yticklabels([r["label"] for r in peaks], fontsize=7)
+        ax2.set_yticklabels([r["label"] for r in efficiency], fontsize=7)
         ax2.set_xlim(0, 100)
-        for yi, r in zip(y2, peaks):
+        for yi, r in zip(y2, efficiency):
             ax2.text(100 * r["peak"], yi, f" {100 * r['peak']:.0f}%", va="center", fontsize=7)
             if "of peak" in r["target"]:
                 want = float(r["target"].split("%")[0].split()[-1])
                 ax2.plot([want, want], [yi - 0.4, yi + 0.4], color="black", linewidth=2)
-        ax2.set_xlabel(f"ctnn, % of measured FMA peak ({peak / 1e9:.0f} GFLOP/s)")
+        ax2.set_xlabel(f"ctnn, % of the FMA peak measured in the same run ({fmt_peaks(peaks)})")
         ax2.set_title("ctnn's compute efficiency")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -235,14 +266,14 @@ def main(argv=None):
     ap.add_argument("--png", help="write the chart here (e.g. docs/benchmarks.png)")
     ap.add_argument("--summary", action="store_true", help="print a few lines instead of the table")
     args = ap.parse_args(argv)
-    res, context = load(args.json)
-    rows, peak = build_rows(res)
+    res, peaks, context = load(args.json)
+    rows = build_rows(res)
     if not rows:
         print("plot_benchmarks.py: no ctnn benchmarks in " + " ".join(args.json), file=sys.stderr)
         return 1
-    print(summary(rows, peak) if args.summary else markdown(rows, peak, context))
+    print(summary(rows, peaks) if args.summary else markdown(rows, peaks, context))
     if args.png:
-        plot(rows, peak, args.png)
+        plot(rows, peaks, args.png)
         print(f"\nchart written to {args.png}", file=sys.stderr)
     return 0
 
