@@ -515,12 +515,40 @@ TEST_CASE("Conv2d matches a scalar reference on random shapes") {
                              .padding_mode = zeros}, 2, 4, 5>(rng);
 }
 
+TEST_CASE("Conv2d stride 1 (the flat direct kernel) matches a scalar reference, tails included") {
+  std::mt19937 rng(13);
+  // D2L LeNet's two convolutions: 6 output channels (one tile of 6), 16 (two tiles of 8)
+  check_conv_against_scalar<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}, 1, 28, 28>(rng);
+  check_conv_against_scalar<{.in_channels = 6, .out_channels = 16, .kernel_size = 5}, 6, 14, 14>(rng);
+  // 11 channels: a tile of 8 and a tail of 3; rows of 9 (a vector spans several rows); odd q tail
+  check_conv_against_scalar<{.in_channels = 3, .out_channels = 11, .kernel_size = 3, .padding = 1}, 3, 7, 7>(rng);
+  // a padded 3x3 as in ResNet, 20 channels (two tiles of 8 and a tail of 4), rows of 23
+  check_conv_against_scalar<{.in_channels = 5, .out_channels = 20, .kernel_size = 3, .padding = 1,
+                             .padding_mode = reflect}, 5, 9, 21>(rng);
+  // dilation, a rectangular kernel, groups of 2 (each group its own flat convolution), no bias
+  check_conv_against_scalar<{.in_channels = 4, .out_channels = 6, .kernel_size = {3, 2}, .padding = {2, 1},
+                             .dilation = {2, 3}, .groups = 2, .bias = false, .padding_mode = circular}, 4, 8, 10>(rng);
+  // one output channel, one input channel, no padding: the last sample is read from a padded copy
+  check_conv_against_scalar<{.in_channels = 1, .out_channels = 1, .kernel_size = 2}, 1, 5, 33>(rng);
+  // a row mostly lost to the kernel (OW = 2 of 5): not worth the flat kernel, im2col instead
+  check_conv_against_scalar<{.in_channels = 2, .out_channels = 3, .kernel_size = 4}, 2, 6, 5>(rng);
+  static_assert(!ctnn::kernels::detail::conv2d_plan<ctnn::kernels::Conv2dGeometry{
+                    2, 6, 5, 3, 4, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, ctnn::PaddingMode::zeros}>::use_flat);
+  static_assert(ctnn::kernels::detail::conv2d_plan<ctnn::kernels::Conv2dGeometry{
+                    6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, ctnn::PaddingMode::zeros}>::use_flat);
+}
+
 TEST_CASE("MaxPool2d and AvgPool2d match a scalar reference on random shapes") {
   std::mt19937 rng(11);
   check_pool_against_scalar<nn::MaxPool2d<{.kernel_size = {3, 4}, .stride = {2, 3}, .padding = {1, 2},
                                            .dilation = {2, 1}, .ceil_mode = true}>,
                             3, 19, 41, true>(rng);
   check_pool_against_scalar<nn::MaxPool2d<{.kernel_size = 2}>, 4, 32, 32, true>(rng);
+  // stride 2 (the permute path) with rows that are not whole vectors, shorter than a vector, and LeNet's
+  check_pool_against_scalar<nn::MaxPool2d<{.kernel_size = 2}>, 3, 9, 37, true>(rng);
+  check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = 2}>, 6, 28, 28, false>(rng);
+  check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = 2}>, 16, 10, 10, false>(rng);
+  check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = {2, 3}, .stride = 2, .padding = 1}>, 2, 17, 35, false>(rng);
   check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}>, 3, 20,
                             33, false>(rng);
   check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = {2, 5}, .stride = {3, 1}, .padding = {1, 2},

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <ctnn/ctnn.hpp>
 #include <limits>
+#include <span>
 #include <vector>
 
 #include "gradcheck.hpp"
@@ -170,6 +171,79 @@ TEST_CASE("Conv2d backward accumulates into .grad and overwrites the input gradi
   for (std::size_t i = 0; i < b1.size(); ++i) CHECK(b2[i] == doctest::Approx(2 * b1[i]));
   const std::vector<float> dx2(net.input_grad().begin(), net.input_grad().end());
   CHECK(dx1 == dx2);
+}
+
+namespace {
+
+/// dL/dw, dL/db, dL/dx of a stride-1 zero-padded conv for dL/dy = g, in double, textbook loops.
+/// x: [N, C, H, W], w: [O, C, KH, KW], g: [N, O, OH, OW]
+struct ScalarConvGrads {
+  std::vector<double> dw, db, dx;
+};
+ScalarConvGrads scalar_conv_backward(const std::vector<float>& x, const std::vector<float>& w,
+                                     const std::vector<float>& g, std::size_t N, std::size_t C, std::size_t H,
+                                     std::size_t W, std::size_t O, std::size_t K, std::size_t P) {
+  const std::size_t OH = H + 2 * P - K + 1, OW = W + 2 * P - K + 1;
+  ScalarConvGrads r{std::vector<double>(O * C * K * K), std::vector<double>(O), std::vector<double>(N * C * H * W)};
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t o = 0; o < O; ++o)
+      for (std::size_t oh = 0; oh < OH; ++oh)
+        for (std::size_t ow = 0; ow < OW; ++ow) {
+          const double gy = g[((n * O + o) * OH + oh) * OW + ow];
+          r.db[o] += gy;
+          for (std::size_t c = 0; c < C; ++c)
+            for (std::size_t kh = 0; kh < K; ++kh)
+              for (std::size_t kw = 0; kw < K; ++kw) {
+                const long ih = long(oh + kh) - long(P), iw = long(ow + kw) - long(P);
+                if (ih < 0 || iw < 0 || ih >= long(H) || iw >= long(W)) continue;
+                const std::size_t xi = ((n * C + c) * H + std::size_t(ih)) * W + std::size_t(iw);
+                const std::size_t wi = ((o * C + c) * K + kh) * K + kw;
+                r.dw[wi] += gy * x[xi];
+                r.dx[xi] += gy * w[wi];
+              }
+        }
+  return r;
+}
+
+/// Conv2d<C -> O, K x K, padding P> backward on N samples against scalar_conv_backward.
+template <std::size_t N, std::size_t C, std::size_t H, std::size_t W, std::size_t O, std::size_t K, std::size_t P>
+void check_conv_backward_against_scalar() {
+  using Net = nn::Sequential<nn::Conv2d<{.in_channels = C, .out_channels = O, .kernel_size = K, .padding = P}>>;
+  Model<Net, Shape<C, H, W>> net(3);
+  auto X = ctnn::randn<Shape<C, H, W>>(N);
+  net.set_input_requires_grad(true);
+  net.forward(X);
+  auto dy = net.output_grad();
+  ctnn::Generator gen(5);
+  ctnn::randn_(dy, gen);
+  const std::vector<float> g(dy.begin(), dy.end());
+  net.backward();
+  auto& layer = net.template get<0>();
+  const auto want = scalar_conv_backward(X.to_vector(), layer.weight.to_vector(), g, N, C, H, W, O, K, P);
+  auto close = [](std::span<const float> got, const std::vector<double>& ref, const char* what) {
+    REQUIRE(got.size() == ref.size());
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i)
+      if (std::fabs(got[i] - ref[i]) > 1e-4 * (1 + std::fabs(ref[i])) && bad++ < 5)
+        FAIL_CHECK(what << "[" << i << "] = " << got[i] << ", want " << ref[i]);
+    CHECK(bad == 0);
+  };
+  const auto dw = layer.weight.grad.to_vector();
+  const auto db = layer.bias.grad.to_vector();
+  close(dw, want.dw, "weight.grad");
+  close(db, want.db, "bias.grad");
+  close({net.input_grad().begin(), net.input_grad().end()}, want.dx, "input grad");
+}
+
+}  // namespace
+
+TEST_CASE("Conv2d stride-1 backward (flat weight gradient, chunks of samples) matches a scalar reference") {
+  // D2L LeNet's convolutions; 45 samples of the small one are two chunks of 32 samples and a partial one
+  check_conv_backward_against_scalar<5, 1, 28, 28, 6, 5, 2>();
+  check_conv_backward_against_scalar<5, 6, 14, 14, 16, 5, 0>();
+  check_conv_backward_against_scalar<45, 2, 6, 7, 11, 3, 1>();
+  static_assert(ctnn::kernels::detail::conv2d_backward_plan<ctnn::kernels::Conv2dGeometry{
+                    2, 6, 7, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, ctnn::PaddingMode::zeros}>::chunk == 32);
 }
 
 // ---- Pooling -----------------------------------------------------------------------------------

@@ -239,6 +239,167 @@ void depthwise_conv(const float* xp, const float* w, const float* b, float* y) {
   }
 }
 
+// ---- Stride 1: direct convolution on the flattened (padded) input ---------------------------
+//
+// With stride 1, output (oh, ow) reads xp[c, oh + kh*DH, ow + kw*DW]. Number the outputs by their
+// place in the padded input's row layout, q = oh*LD + ow (LD: the padded row width); then tap
+// (c, kh, kw) of output q is xp_flat[c*CS + kh*DH*LD + kw*DW + q], so a vector of 16 consecutive q
+// is one unaligned load per tap, and the convolution is a GEMM whose im2col panel is never built:
+//   y_flat[o, q] = sum_{c, kh, kw} w[o, c, kh, kw] * xp_flat[off(c, kh, kw) + q]
+// The columns ow >= OW of every flat row are computed and dropped when storing (LD - OW of every
+// LD: 4/32 for LeNet's first conv, 2/58 for a padded 3x3 on 56x56), which costs less than the
+// im2col copy did. Register tile: MO output channels (weights broadcast from a packed panel
+// [tap][MO]) x R vectors of q; MO*R accumulators + R input vectors + 1 broadcast fit the register file.
+
+/// A stride-1 convolution in flat form: Cin channels of CS floats with rows of LD floats in,
+/// a compact [O, OHc, OWc] out (output q = oh*LD + ow is valid for oh < OHc, ow < OWc).
+struct FlatConv {
+  std::size_t Cin, O, KH, KW, DH, DW;
+  std::size_t LD, CS;
+  std::size_t OHc, OWc;
+  constexpr std::size_t K() const { return Cin * KH * KW; }
+  constexpr std::size_t NQ() const { return (OHc * LD + simd_width - 1) / simd_width; }  // vectors of q
+  constexpr std::size_t LQ() const { return NQ() * simd_width; }
+  /// Floats past Cin*CS the last channel's taps read (the vectors of q overrun the last row).
+  constexpr std::size_t slack() const {
+    const std::size_t reach = LQ() + (KH - 1) * DH * LD + (KW - 1) * DW;
+    return reach > CS ? reach - CS : 0;
+  }
+  /// Worth it: at least half of each flat row is output (else im2col wastes less).
+  constexpr bool efficient() const { return 2 * OWc >= LD; }
+};
+
+namespace detail {
+
+inline constexpr std::size_t vector_registers = simd_width >= 16 ? 32 : 16;
+
+/// Output channels per flat tile: all of them up to 8 (4 with 16 registers), else 8 (6 when that divides O).
+constexpr std::size_t flat_rows(std::size_t O) {
+  const std::size_t most = vector_registers >= 32 ? 8 : 4;
+  if (O <= most) return O;
+  return most == 8 && O % 8 != 0 && O % 6 == 0 ? 6 : most;
+}
+/// Vectors of q per flat tile for MO rows: MO*R accumulators + R loaded + 1 broadcast registers.
+constexpr std::size_t flat_cols(std::size_t MO) {
+  const std::size_t r = (vector_registers - 1) / (MO + 1);
+  return r < 8 ? r : 8;
+}
+
+/// Where the lanes of flat vector j go in the compact [OHc, OWc] output: one segment per row it
+/// touches (a vector spans at most simd_width / LD + 2 rows), each a lane mask and the compact index
+/// of its first lane. Built at compile time.
+template <std::size_t LD, std::size_t OHc, std::size_t OWc>
+struct flat_store_plan {
+  static constexpr std::size_t NQ = (OHc * LD + simd_width - 1) / simd_width;
+  static constexpr std::size_t S = simd_width / LD + 2;
+  struct Segment {
+    std::uint32_t dst = 0, mask = 0, count = 0;
+  };
+  static constexpr auto segments = [] {
+    std::array<std::array<Segment, S>, NQ> t{};
+    for (std::size_t j = 0; j < NQ; ++j) {
+      const std::size_t r0 = j * simd_width / LD;
+      for (std::size_t i = 0; i < simd_width; ++i) {
+        const std::size_t q = j * simd_width + i, r = q / LD, ow = q % LD;
+        if (r >= OHc || ow >= OWc) continue;
+        Segment& g = t[j][r - r0];
+        if (g.count == 0) g.dst = static_cast<std::uint32_t>(r * OWc + ow);
+        g.mask |= 1u << i;
+        ++g.count;
+      }
+    }
+    return t;
+  }();
+};
+
+/// Stores the valid lanes of flat vector j into the compact output y [OHc, OWc].
+template <std::size_t LD, std::size_t OHc, std::size_t OWc>
+inline void flat_store(vfloat v, float* y, std::size_t j) {
+  using plan = flat_store_plan<LD, OHc, OWc>;
+  const auto& segs = plan::segments[j];
+  CTNN_UNROLL for (std::size_t k = 0; k < plan::S; ++k) {
+    const auto& g = segs[k];
+    if (g.count == simd_width) {
+      v.store_unaligned(y + g.dst);
+      continue;
+    }
+    if (g.count == 0) continue;
+#if defined(__AVX512F__)
+    if constexpr (simd_width == 16) {  // pack the segment's lanes to the front, store that many
+      const auto packed = _mm512_maskz_compress_ps(static_cast<__mmask16>(g.mask), v);
+      _mm512_mask_storeu_ps(y + g.dst, static_cast<__mmask16>((1u << g.count) - 1u), packed);
+      continue;
+    }
+#endif
+    alignas(64) float tmp[simd_width];
+    v.store_aligned(tmp);
+    float* d = y + g.dst;
+    for (std::size_t i = 0; i < simd_width; ++i)
+      if (g.mask >> i & 1u) *d++ = tmp[i];
+  }
+}
+
+/// MO output channels x R vectors of q starting at vector j, over all taps; bias and Op in the
+/// epilogue. wt: the tile's packed weights [K][MO]; y: the tile's first output channel, compact.
+template <FlatConv F, std::size_t MO, std::size_t R, bool Bias, class Op>
+inline void flat_conv_tile(const float* src, const float* wt, const float* b, float* y, std::size_t j) {
+  vfloat acc[MO][R];
+  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o)
+    CTNN_UNROLL for (std::size_t r = 0; r < R; ++r) acc[o][r] = vfloat(Bias ? b[o] : 0.0f);
+  const float* s0 = src + j * simd_width;
+  for (std::size_t c = 0; c < F.Cin; ++c)
+    for (std::size_t kh = 0; kh < F.KH; ++kh)
+      for (std::size_t kw = 0; kw < F.KW; ++kw) {
+        const float* s = s0 + c * F.CS + kh * F.DH * F.LD + kw * F.DW;
+        const float* wk = wt + ((c * F.KH + kh) * F.KW + kw) * MO;
+        vfloat xv[R];
+        CTNN_UNROLL for (std::size_t r = 0; r < R; ++r) xv[r] = vfloat::load_unaligned(s + r * simd_width);
+        CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o) {
+          const vfloat wv(wk[o]);
+          CTNN_UNROLL for (std::size_t r = 0; r < R; ++r) acc[o][r] = xsimd::fma(wv, xv[r], acc[o][r]);
+        }
+      }
+  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o)
+    CTNN_UNROLL for (std::size_t r = 0; r < R; ++r)
+      flat_store<F.LD, F.OHc, F.OWc>(Op::forward(acc[o][r]), y + o * F.OHc * F.OWc, j + r);
+}
+
+/// All output channels for R vectors of q from vector j: the input's slice stays in cache across the tiles.
+template <FlatConv F, std::size_t R, bool Bias, class Op>
+inline void flat_conv_columns(const float* src, const float* wp, const float* b, float* y, std::size_t j) {
+  constexpr std::size_t K = F.K(), MO = flat_rows(F.O), P = F.OHc * F.OWc;
+  std::size_t o = 0;
+  for (; o + MO <= F.O; o += MO) flat_conv_tile<F, MO, R, Bias, Op>(src, wp + o * K, Bias ? b + o : b, y + o * P, j);
+  if constexpr (F.O % MO != 0)
+    flat_conv_tile<F, F.O % MO, R, Bias, Op>(src, wp + o * K, Bias ? b + o : b, y + o * P, j);
+}
+
+}  // namespace detail
+
+/// Floats of the packed weights of a flat convolution.
+template <FlatConv F>
+inline constexpr std::size_t flat_weight_floats = round_up(F.O * F.K(), 16);
+
+/// wp = w [O, K] regrouped for the tiles: each tile of MO output channels (from o0) is [K][MO] at wp + o0*K.
+template <FlatConv F>
+void flat_pack_weights(const float* w, float* wp) {
+  constexpr std::size_t K = F.K(), MO = detail::flat_rows(F.O);
+  for (std::size_t o0 = 0; o0 < F.O; o0 += MO) {
+    const std::size_t m = std::min(MO, F.O - o0);
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t i = 0; i < m; ++i) wp[o0 * K + k * m + i] = w[(o0 + i) * K + k];
+  }
+}
+
+/// y[O, OHc, OWc] = Op(b + the flat convolution of src); src readable F.slack() floats past Cin*CS.
+template <FlatConv F, bool Bias, class Op>
+void flat_conv(const float* src, const float* wp, const float* b, float* y) {
+  constexpr std::size_t R = detail::flat_cols(detail::flat_rows(F.O)), NQ = F.NQ();
+  std::size_t j = 0;
+  for (; j + R <= NQ; j += R) detail::flat_conv_columns<F, R, Bias, Op>(src, wp, b, y, j);
+  if constexpr (NQ % R != 0) detail::flat_conv_columns<F, NQ % R, Bias, Op>(src, wp, b, y, j);
+}
+
 // ---- The layer's entry point ----------------------------------------------------------------
 
 namespace detail {
@@ -253,7 +414,13 @@ struct conv2d_plan {
                                                ? round_up(G.C * G.Hp() * LDx + (G.SW + 1) * simd_width + G.KW * G.DW, 16)
                                                : 0;
   static constexpr std::size_t panel_floats = G.depthwise() ? 0 : K * conv_block_width;
-  static constexpr std::size_t scratch_floats = xp_floats + panel_floats;
+  // Stride 1 (not 1x1, not depthwise): the flat direct convolution, per group.
+  static constexpr FlatConv flat{G.Cg(), G.Og(), G.KH, G.KW, G.DH, G.DW, LDx, G.Hp() * LDx, OH, OW};
+  static constexpr bool use_flat = G.SH == 1 && G.SW == 1 && !G.pointwise() && !G.depthwise() && flat.efficient();
+  // the padded input (+ the slack the flat tiles read past its last channel), then the packed weights
+  static constexpr std::size_t flat_xp_floats = round_up(G.C * G.Hp() * LDx + flat.slack(), 16);
+  static constexpr std::size_t scratch_floats =
+      use_flat ? flat_xp_floats + flat_weight_floats<flat> * G.groups : xp_floats + panel_floats;
 };
 }  // namespace detail
 
@@ -270,6 +437,26 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, st
   constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * P;
   float* xp = scratch;
   float* panel = scratch + plan::xp_floats;
+  if constexpr (plan::use_flat) {
+    // src: the padded input in scratch; unpadded, x itself, except for the last sample, whose
+    // last channel's tiles would read past the batch (the copy has zeroed slack after it)
+    constexpr FlatConv F = plan::flat;
+    constexpr std::size_t xp_main = G.C * G.Hp() * plan::LDx, wfloats = flat_weight_floats<F>;
+    float* wp = scratch + plan::flat_xp_floats;
+    std::fill(xp + xp_main, xp + plan::flat_xp_floats, 0.0f);
+    for (std::size_t g = 0; g < G.groups; ++g) flat_pack_weights<F>(w + g * Og * K, wp + g * wfloats);
+    for (std::size_t s = 0; s < n; ++s) {
+      const float* src = x + s * in_floats;
+      if (G.padded() || s + 1 == n) {
+        pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, plan::LDx, G.mode>(src, xp);
+        src = xp;
+      }
+      for (std::size_t g = 0; g < G.groups; ++g)
+        flat_conv<F, Bias, Op>(src + g * Cg * F.CS, wp + g * wfloats, b + (Bias ? g * Og : 0),
+                               y + s * out_floats + g * Og * P);
+    }
+    return;
+  }
   for (std::size_t s = 0; s < n; ++s) {
     const float* xs = x + s * in_floats;
     float* ys = y + s * out_floats;
@@ -323,9 +510,87 @@ struct conv2d_backward_plan {
   static constexpr std::size_t gap_floats = round_up((G.KW - 1) * G.DW, 16);
   // the (padded) input's gradient, with a vector of slack for col2im's stores
   static constexpr std::size_t dxp_floats = round_up(G.C * G.Hp() * LDx + simd_width, 16);
-  // layout: xp, dz, gap, col, dxp
-  static constexpr std::size_t scratch_floats = xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
+  // Stride 1: dW from the flat layout (conv_dw_flat), for a chunk of samples at a time: each
+  // sample's padded input with its slack (xs_floats) and dz in flat rows (dzf_floats).
+  static constexpr FlatConv flat = conv2d_plan<G>::flat;
+  static constexpr bool use_flat = conv2d_plan<G>::use_flat;
+  static constexpr std::size_t xs_floats = round_up(G.C * G.Hp() * LDx + flat.slack(), 16);
+  static constexpr std::size_t dzf_floats = G.O * flat.LQ();
+  static constexpr std::size_t chunk = [] {  // samples per chunk: about 384 KiB, in L2
+    const std::size_t c = 98304 / (xs_floats + dzf_floats);
+    return c < 1 ? 1 : c > 32 ? 32 : c;
+  }();
+  static constexpr std::size_t chunk_floats = use_flat ? chunk * (xs_floats + dzf_floats) : 0;
+  // layout: xp, dz, gap, col, dxp, chunk
+  static constexpr std::size_t scratch_floats =
+      xp_floats + dz_floats + gap_floats + col_floats + dxp_floats + chunk_floats;
 };
+
+/// Register tile of conv_dw_flat: MO rows of dz x NT taps.
+constexpr std::size_t flat_dw_rows(std::size_t O) {
+  if (vector_registers < 32) return O < 3 ? O : 3;  // 3 x 3 + 3 + 1 of 16
+  return O % 6 == 0 ? 6 : O < 4 ? O : 4;
+}
+constexpr std::size_t flat_dw_taps(std::size_t MO) {
+  const std::size_t t = (vector_registers - 1 - MO) / MO;  // MO*NT accumulators + MO dz + 1 input
+  return t < 8 ? t : 8;
+}
+
+/// dw[o, t0 + t] += sum over `count` samples and all q of dzf[o, q] * src[off(t0 + t) + q], for MO
+/// rows o and NT taps; dzf rows of F.LQ() floats (zero where q is not an output).
+template <FlatConv F, std::size_t MO, std::size_t NT>
+inline void flat_dw_tile(const float* dzf, const float* src, float* dw, std::size_t count, std::size_t dz_stride,
+                         std::size_t src_stride, std::size_t t0) {
+  constexpr std::size_t K = F.K(), NQ = F.NQ(), LQ = F.LQ();
+  static constexpr auto offs = [] {  // where tap k = (c*KH + kh)*KW + kw starts in src
+    std::array<std::size_t, K> a{};
+    for (std::size_t c = 0; c < F.Cin; ++c)
+      for (std::size_t kh = 0; kh < F.KH; ++kh)
+        for (std::size_t kw = 0; kw < F.KW; ++kw) a[(c * F.KH + kh) * F.KW + kw] = c * F.CS + kh * F.DH * F.LD + kw * F.DW;
+    return a;
+  }();
+  vfloat acc[MO][NT];
+  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o)
+    CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) acc[o][t] = vfloat(0.0f);
+  std::size_t off[NT];
+  CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) off[t] = offs[t0 + t];
+  for (std::size_t s = 0; s < count; ++s) {
+    const float* d = dzf + s * dz_stride;
+    const float* x = src + s * src_stride;
+    for (std::size_t j = 0; j < NQ * simd_width; j += simd_width) {
+      vfloat dv[MO];
+      CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o) dv[o] = vfloat::load_aligned(d + o * LQ + j);
+      CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) {
+        const vfloat xv = vfloat::load_unaligned(x + off[t] + j);
+        CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o) acc[o][t] = xsimd::fma(dv[o], xv, acc[o][t]);
+      }
+    }
+  }
+  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o)
+    CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) dw[o * K + t0 + t] += xsimd::hadd(acc[o][t]);
+}
+
+template <FlatConv F, std::size_t MO>
+inline void flat_dw_rows(const float* dzf, const float* src, float* dw, std::size_t count, std::size_t dz_stride,
+                         std::size_t src_stride) {
+  constexpr std::size_t K = F.K(), NT = flat_dw_taps(MO);
+  std::size_t t = 0;
+  for (; t + NT <= K; t += NT) flat_dw_tile<F, MO, NT>(dzf, src, dw, count, dz_stride, src_stride, t);
+  if constexpr (K % NT != 0) flat_dw_tile<F, MO, K % NT>(dzf, src, dw, count, dz_stride, src_stride, t);
+}
+
+/// dw[O, K] += sum over `count` samples of the correlation of dzf [O][LQ] (flat, zero off the output)
+/// with src (the padded input, flat): the weight gradient without an im2col panel; the horizontal
+/// sums happen once per chunk of samples, not per sample.
+template <FlatConv F>
+void conv_dw_flat(const float* dzf, const float* src, float* dw, std::size_t count, std::size_t dz_stride,
+                  std::size_t src_stride) {
+  constexpr std::size_t K = F.K(), LQ = F.LQ(), MO = flat_dw_rows(F.O);
+  std::size_t o = 0;
+  for (; o + MO <= F.O; o += MO) flat_dw_rows<F, MO>(dzf + o * LQ, src, dw + o * K, count, dz_stride, src_stride);
+  if constexpr (F.O % MO != 0)
+    flat_dw_rows<F, F.O % MO>(dzf + o * LQ, src, dw + o * K, count, dz_stride, src_stride);
+}
 
 /// dw[r, c] += sum_p dz[r, p] col[c, p] for MO rows of dz (stride Pp) and NK rows of col (stride Pp);
 /// dw rows have stride K.
@@ -537,38 +802,70 @@ void conv2d_backward(const float* x, const float* w, const float* dz, float* dw,
   float* dzp = xp + plan::xp_floats;
   float* col = dzp + plan::dz_floats + plan::gap_floats;
   float* dxp = col + plan::col_floats;
-  for (std::size_t s = 0; s < n; ++s) {
-    const float* xs = x + s * in_floats;
-    const float* dzs = dz + s * out_floats;
-    for (std::size_t o = 0; o < G.O; ++o) {
-      std::copy_n(dzs + o * P, P, dzp + o * Pp);
-      std::fill(dzp + o * Pp + P, dzp + (o + 1) * Pp, 0.0f);
+  [[maybe_unused]] float* chunk_xs = dxp + plan::dxp_floats;
+  [[maybe_unused]] float* chunk_dz = chunk_xs + plan::chunk * plan::xs_floats;
+  constexpr std::size_t step = plan::use_flat ? plan::chunk : 1;
+  for (std::size_t s0 = 0; s0 < n; s0 += step) {
+    const std::size_t count = std::min(step, n - s0);
+    if constexpr (plan::use_flat) {
+      // dW for the chunk: each sample's padded input (slack zeroed) and dz in flat rows
+      constexpr FlatConv F = plan::flat;
+      constexpr std::size_t xs_main = G.C * Hp * LDx, LQ = F.LQ();
+      for (std::size_t i = 0; i < count; ++i) {
+        float* xs = chunk_xs + i * plan::xs_floats;
+        pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(x + (s0 + i) * in_floats, xs);
+        std::fill(xs + xs_main, xs + plan::xs_floats, 0.0f);
+        float* d = chunk_dz + i * plan::dzf_floats;
+        const float* dzs = dz + (s0 + i) * out_floats;
+        for (std::size_t o = 0; o < G.O; ++o) {
+          float* row = d + o * LQ;
+          for (std::size_t oh = 0; oh < G.OH(); ++oh) {
+            std::copy_n(dzs + (o * G.OH() + oh) * G.OW(), G.OW(), row + oh * LDx);
+            std::fill_n(row + oh * LDx + G.OW(), LDx - G.OW(), 0.0f);
+          }
+          std::fill(row + G.OH() * LDx, row + LQ, 0.0f);
+        }
+      }
+      for (std::size_t g = 0; g < G.groups; ++g)
+        detail::conv_dw_flat<F>(chunk_dz + g * Og * LQ, chunk_xs + g * Cg * Hp * LDx, dw + g * Og * K, count, plan::dzf_floats,
+                        plan::xs_floats);
     }
-    if constexpr (Bias) {
+    for (std::size_t s = s0; s < s0 + count; ++s) {
+      const float* xs = x + s * in_floats;
+      const float* dzs = dz + s * out_floats;
       for (std::size_t o = 0; o < G.O; ++o) {
-        vfloat acc(0.0f);
-        for (std::size_t p = 0; p < Pp; p += simd_width) acc += vfloat::load_aligned(dzp + o * Pp + p);
-        db[o] += xsimd::hadd(acc);
+        std::copy_n(dzs + o * P, P, dzp + o * Pp);
+        std::fill(dzp + o * Pp + P, dzp + (o + 1) * Pp, 0.0f);
       }
-    }
-    const float* src = xs;
-    if constexpr (G.padded()) {
-      pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(xs, xp);
-      src = xp;
-    }
-    float* gx = dx ? dxp : nullptr;  // where col2im writes: the (padded) input's gradient
-    for (std::size_t g = 0; g < G.groups; ++g) {
-      const float* dzg = dzp + g * Og * Pp;
-      im2col<G, Hp, LDx, Pp>(src + g * Cg * Hp * LDx, col);
-      detail::conv_dw<Og, K, Pp>(dzg, col, dw + g * Og * K);
+      if constexpr (Bias) {
+        for (std::size_t o = 0; o < G.O; ++o) {
+          vfloat acc(0.0f);
+          for (std::size_t p = 0; p < Pp; p += simd_width) acc += vfloat::load_aligned(dzp + o * Pp + p);
+          db[o] += xsimd::hadd(acc);
+        }
+      }
+      if (plan::use_flat && !dx) continue;
+      const float* src = xs;
+      if constexpr (G.padded() && !plan::use_flat) {
+        pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(xs, xp);
+        src = xp;
+      }
+      float* gx = dx ? dxp : nullptr;  // where col2im writes: the (padded) input's gradient
+      for (std::size_t g = 0; g < G.groups; ++g) {
+        const float* dzg = dzp + g * Og * Pp;
+        if constexpr (!plan::use_flat) {
+          im2col<G, Hp, LDx, Pp>(src + g * Cg * Hp * LDx, col);
+          detail::conv_dw<Og, K, Pp>(dzg, col, dw + g * Og * K);
+        }
+        if (gx) {
+          detail::conv_dcol<Og, K, Pp>(w + g * Og * K, dzg, col);
+          col2im<G, Hp, LDx, Pp>(col, gx + g * Cg * Hp * LDx);
+        }
+      }
       if (gx) {
-        detail::conv_dcol<Og, K, Pp>(w + g * Og * K, dzg, col);
-        col2im<G, Hp, LDx, Pp>(col, gx + g * Cg * Hp * LDx);
+        if constexpr (G.padded()) unpad2d_add<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(dxp, dx + s * in_floats);
+        else std::memcpy(dx + s * in_floats, dxp, in_floats * sizeof(float));
       }
-    }
-    if (gx) {
-      if constexpr (G.padded()) unpad2d_add<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(dxp, dx + s * in_floats);
-      else std::memcpy(dx + s * in_floats, dxp, in_floats * sizeof(float));
     }
   }
 }

@@ -43,18 +43,68 @@ namespace detail {
 // xsimd 8.1 on AVX-512 compiles `v != v` as an ordered compare (false for NaN): use isnan.
 inline vfloat max_nan(vfloat m, vfloat v) { return xsimd::select((v > m) || xsimd::isnan(v), v, m); }
 
+/// p[0], p[SW], ..., p[(simd_width-1)*SW]. Stride 2 (every pooling with kernel 2) on AVX-512: two
+/// loads and one two-source permute instead of a 16-load gather.
 template <std::size_t SW>
 inline vfloat load_stride(const float* p) {
+#if defined(__AVX512F__)
+  if constexpr (SW == 2 && simd_width == 16) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
+  }
+#endif
   return load_strided<SW>(p);
 }
 
+/// dst[0, count) = the first count lanes of v (count >= simd_width: all of them).
 inline void store_partial(vfloat v, float* dst, std::size_t count) {
   if (count >= simd_width) {
     v.store_unaligned(dst);
+    return;
+  }
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) {
+    _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << count) - 1u), v);
+    return;
+  }
+#endif
+  alignas(64) float tmp[simd_width];
+  v.store_aligned(tmp);
+  std::memcpy(dst, tmp, count * sizeof(float));
+}
+
+/// The vertical pass: r[j] = the reduction (max with NaN winning, or sum) over the window's input
+/// rows of output row oh of xc[ih, j], for j < W. Whole vectors, the last one overlapping the one
+/// before (each store is idempotent); a window with no row inside the input gives the identity.
+template <Pool2dGeometry G, bool Max>
+inline void pool_rows(const float* xc, std::size_t oh, float* r) {
+  const float* src[G.KH];
+  std::size_t m = 0;
+  for (std::size_t kh = 0; kh < G.KH; ++kh) {
+    const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * G.SH + kh * G.DH) - static_cast<std::ptrdiff_t>(G.PH);
+    if (ih >= 0 && ih < static_cast<std::ptrdiff_t>(G.H)) src[m++] = xc + static_cast<std::size_t>(ih) * G.W;
+  }
+  constexpr float identity = Max ? -std::numeric_limits<float>::infinity() : 0.0f;
+  if constexpr (G.W >= simd_width) {
+    auto reduce = [&](std::size_t j) {
+      vfloat acc(identity);
+      for (std::size_t i = 0; i < m; ++i) {
+        const vfloat v = vfloat::load_unaligned(src[i] + j);
+        acc = Max ? max_nan(acc, v) : acc + v;
+      }
+      acc.store_unaligned(r + j);
+    };
+    for (std::size_t j = 0; j + simd_width <= G.W; j += simd_width) reduce(j);
+    if constexpr (G.W % simd_width != 0) reduce(G.W - simd_width);
   } else {
-    alignas(64) float tmp[simd_width];
-    v.store_aligned(tmp);
-    std::memcpy(dst, tmp, count * sizeof(float));
+    for (std::size_t j = 0; j < G.W; ++j) {
+      float acc = identity;
+      for (std::size_t i = 0; i < m; ++i) {
+        const float v = src[i][j];
+        acc = Max ? ((v > acc || v != v) ? v : acc) : acc + v;
+      }
+      r[j] = acc;
+    }
   }
 }
 
@@ -68,22 +118,13 @@ template <Pool2dGeometry G>
 void maxpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) {
   constexpr float ninf = -std::numeric_limits<float>::infinity();
   constexpr std::size_t RF = G.row_floats();
-  float* row = scratch;  // row[j] = max over the window's rows of x[., j - PW]
+  float* row = scratch;  // row[j] = max over the window's rows of x[., j - PW]; -inf outside the input
+  std::fill_n(row, RF, ninf);   // the vertical pass writes only row[PW, PW + W)
   for (std::size_t s = 0; s < n * G.C; ++s) {
     const float* xc = x + s * G.H * G.W;
     float* yc = y + s * G.OH * G.OW;
     for (std::size_t oh = 0; oh < G.OH; ++oh) {
-      std::fill_n(row, RF, ninf);
-      for (std::size_t kh = 0; kh < G.KH; ++kh) {
-        const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * G.SH + kh * G.DH) - static_cast<std::ptrdiff_t>(G.PH);
-        if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(G.H)) continue;
-        const float* xr = xc + static_cast<std::size_t>(ih) * G.W;
-        float* r = row + G.PW;
-        std::size_t j = 0;
-        for (; j + simd_width <= G.W; j += simd_width)
-          detail::max_nan(vfloat::load_unaligned(r + j), vfloat::load_unaligned(xr + j)).store_unaligned(r + j);
-        for (; j < G.W; ++j) r[j] = (xr[j] > r[j] || xr[j] != xr[j]) ? xr[j] : r[j];
-      }
+      detail::pool_rows<G, true>(xc, oh, row + G.PW);
       for (std::size_t ow = 0; ow < G.OW; ow += simd_width) {
         vfloat m(ninf);
         for (std::size_t kw = 0; kw < G.KW; ++kw)
@@ -116,22 +157,13 @@ void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
     for (std::size_t i = 0; i < G.OW; ++i) a[i] = c[i];
     return a;
   }();
-  float* row = scratch;  // row[j] = sum over the window's rows of x[., j - PW] (0 outside)
+  float* row = scratch;  // row[j] = sum over the window's rows of x[., j - PW]; 0 outside the input
+  std::fill_n(row, RF, 0.0f);  // the vertical pass writes only row[PW, PW + W)
   for (std::size_t s = 0; s < n * G.C; ++s) {
     const float* xc = x + s * G.H * G.W;
     float* yc = y + s * G.OH * G.OW;
     for (std::size_t oh = 0; oh < G.OH; ++oh) {
-      std::fill_n(row, RF, 0.0f);
-      for (std::size_t kh = 0; kh < G.KH; ++kh) {
-        const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * G.SH + kh) - static_cast<std::ptrdiff_t>(G.PH);
-        if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(G.H)) continue;
-        const float* xr = xc + static_cast<std::size_t>(ih) * G.W;
-        float* r = row + G.PW;
-        std::size_t j = 0;
-        for (; j + simd_width <= G.W; j += simd_width)
-          (vfloat::load_unaligned(r + j) + vfloat::load_unaligned(xr + j)).store_unaligned(r + j);
-        for (; j < G.W; ++j) r[j] += xr[j];
-      }
+      detail::pool_rows<G, false>(xc, oh, row + G.PW);
       for (std::size_t ow = 0; ow < G.OW; ow += simd_width) {
         vfloat sum(0.0f);
         for (std::size_t kw = 0; kw < G.KW; ++kw) sum += detail::load_stride<G.SW>(row + ow * G.SW + kw);
