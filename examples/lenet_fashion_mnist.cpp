@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctnn/ctnn.hpp>
-#include <ctnn/io/safetensors.hpp>
 #include <iostream>
 #include <optional>
 #include <string>

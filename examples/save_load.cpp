@@ -17,7 +17,6 @@
 #include <vector>
 
 #include <ctnn/ctnn.hpp>
-#include <ctnn/io/safetensors.hpp>
 
 namespace fs = std::filesystem;
 namespace nn = ctnn::nn;

@@ -553,3 +553,270 @@ TEST_CASE("safetensors: saving rejects duplicate or reserved names") {
   CHECK(!fs::exists(dir / "dup"));
   CHECK(dir.leftovers().empty());
 }
+
+// ---- The JSON reader and writer (ctnn/io/json.hpp) -------------------------------------------
+
+namespace {
+
+namespace json = ctnn::io::json;
+
+/// The parse_error that parsing `text` throws (REQUIREs that it throws one).
+json::parse_error json_error(std::string_view text, std::size_t max_depth = 8) {
+  try {
+    (void)json::parse(text, max_depth);
+  } catch (const json::parse_error& e) {
+    return e;
+  }
+  FAIL("parsed without error: " << text);
+  throw;  // unreachable: FAIL throws
+}
+
+/// The string that the JSON text `quoted` (a string literal) holds.
+std::string json_string(std::string_view quoted) {
+  const auto v = json::parse(quoted, 1);
+  REQUIRE(v.as_string() != nullptr);
+  return *v.as_string();
+}
+
+bool syntax_error(std::string_view text) {
+  try {
+    (void)json::parse(text, 8);
+    return false;
+  } catch (const json::parse_error& e) {
+    return e.kind == json::parse_error::Kind::syntax;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("json: every escape, and \\u escapes with surrogate pairs, decode to UTF-8") {
+  CHECK(json_string(R"("plain")") == "plain");
+  CHECK(json_string(R"("\"\\\/\b\f\n\r\t")") == "\"\\/\b\f\n\r\t");
+  CHECK(json_string(R"("\u0041\u00e9\u20AC")") == "A\xc3\xa9\xe2\x82\xac");  // A, e-acute, euro sign
+  CHECK(json_string(R"("a\u0000b")") == std::string("a\0b", 3));           // an escaped NUL is allowed
+  CHECK(json_string(R"("\ud83d\ude00")") == "\xf0\x9f\x98\x80");              // U+1F600 from a pair
+  CHECK(json_string(R"("\uDBFF\uDFFF")") == "\xf4\x8f\xbf\xbf");              // U+10FFFF, the last
+  CHECK(json_string(R"("\ud800\udc00")") == "\xf0\x90\x80\x80");              // U+10000, the first
+  // Raw UTF-8 passes through.
+  CHECK(json_string("\"\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80\"") == "\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80");
+
+  // Lone or mismatched surrogates have no UTF-8 form.
+  for (const char* bad : {R"("\ud83d")", R"("\ud83dx")", R"("\ud83d\u0041")", R"("\ude00")", R"("\ud83d\ud83d")",
+                          R"("\ud83d\n")"}) {
+    INFO(bad);
+    const auto e = json_error(bad);
+    CHECK(e.kind == json::parse_error::Kind::syntax);
+    CHECK(std::string(e.what()).find("surrogate") != std::string::npos);
+    CHECK(e.offset == 1);  // the escape's backslash
+  }
+  // Unknown escapes, short \u escapes, an unterminated string, raw control characters.
+  for (const char* bad : {R"("\x41")", R"("\u12")", R"("\u12g4")", R"("\U0041")", R"("\')", R"("abc)", R"("abc\)",
+                          "\"a\nb\"", "\"a\tb\"", "\"a\x01\"", "\"a\x1f\""}) {
+    INFO(bad);
+    CHECK(syntax_error(bad));
+  }
+  CHECK(std::string(json_error("\"a\x01\"").what()) == "expected a string character, found byte 0x01 (control characters must be escaped) at offset 2");
+  CHECK(std::string(json_error(R"("abc)").what()) == "expected '\"' to end the string that starts at offset 0, found the end of the text at offset 4");
+}
+
+TEST_CASE("json: text that is not UTF-8 is rejected where the bad byte is") {
+  for (const char* bad : {"\"\xff\"", "\"a\x80\"", "\"\xc0\x80\"", "\"\xc1\xbf\"",  // lone continuation, overlong
+                          "\"\xe0\x9f\xbf\"", "\"\xed\xa0\x80\"",                    // overlong, an encoded surrogate
+                          "\"\xf4\x90\x80\x80\"", "\"\xf5\x80\x80\x80\"",            // above U+10FFFF
+                          "\"\xe2\x82\"", "\"\xf0\x9f\x98\""}) {                     // truncated sequences
+    INFO(bad);
+    const auto e = json_error(bad);
+    CHECK(e.kind == json::parse_error::Kind::syntax);
+    CHECK(std::string(e.what()).find("invalid UTF-8") != std::string::npos);
+  }
+  CHECK(json_error("\"ab\xff\"").offset == 3);
+  CHECK(std::string(json_error("\"ab\xff\"").what()) == "invalid UTF-8: byte 0xff in a string at offset 3");
+  CHECK(json_error("\xef\xbb\xbf{}").offset == 0);  // no byte order mark
+  // The checker and the writer, directly.
+  CHECK(json::invalid_utf8_at("ok \xc3\xa9\xf0\x9f\x98\x80") == std::string_view::npos);
+  CHECK(json::invalid_utf8_at("ok\xed\xbf\xbf") == 2);
+  CHECK(json::invalid_utf8_at(std::string_view("a\0\xc3", 3)) == 2);
+}
+
+TEST_CASE("json: whitespace is space, tab, LF and CR, anywhere between tokens") {
+  const auto v = json::parse(" \t\r\n{ \"a\" :\n[ 1 ,\t2 ]\r, \"b\"\t:{ } } \n ", 8);
+  CHECK(v.dump() == R"({"a":[1,2],"b":{}})");
+  for (const char* bad : {"\f{}", "{}\v", "{\xc2\xa0}", "[1,\x0b 2]"}) {  // form feed, vertical tab, NBSP
+    INFO(bad);
+    CHECK(syntax_error(bad));
+  }
+}
+
+TEST_CASE("json: objects, arrays, literals; empty ones; what may not follow what") {
+  CHECK(json::parse("{}", 1).as_object()->empty());
+  CHECK(json::parse("[ ]", 1).as_array()->empty());
+  CHECK(json::parse(R"({"":{}})", 2).as_object()->at(0).key.empty());
+  CHECK(std::string(json::parse("true", 0).type_name()) == "boolean");
+  CHECK(std::string(json::parse("false", 0).type_name()) == "boolean");
+  CHECK(std::string(json::parse("null", 0).type_name()) == "null");
+  CHECK(std::string(json::parse(R"("")", 0).type_name()) == "string");
+  const auto o = json::parse(R"({"z":1,"a":[true,null,"s"]})", 2);
+  REQUIRE(o.as_object() != nullptr);
+  CHECK(o.as_object()->at(0).key == "z");  // document order, not sorted
+  CHECK(o.find("a")->as_array()->size() == 3);
+  CHECK(o.find("b") == nullptr);
+  CHECK(o.find("z")->find("z") == nullptr);  // not an object
+  CHECK(o.find("z")->as_string() == nullptr);
+  for (const char* bad : {"", "   ", "{", "[", "[1,]", R"({"a":1,})", R"({"a" 1})", R"({"a":})", "{1:2}", "{'a':1}",
+                          R"({"a":1 "b":2})", "[1 2]", "tru", "nul", "True", "{}{}", "{} x", "[]]", "/*c*/{}", "{}//"}) {
+    INFO(bad);
+    CHECK(syntax_error(bad));
+  }
+  CHECK(std::string(json_error("").what()) == "expected a value (object, array, string, number, true, false or null), found the end of the text at offset 0");
+  CHECK(std::string(json_error(R"({"a":1} x)").what()) == "expected the end of the text after the top-level value, found 'x' at offset 8");
+  CHECK(std::string(json_error(std::string("{}\0", 3)).what()) == "expected the end of the text after the top-level value, found a NUL byte at offset 2");
+  CHECK(std::string(json_error(R"({"a" 1})").what()) == "expected ':' after an object key, found '1' at offset 5");
+  CHECK(std::string(json_error("[1 2]").what()) == "expected ']' or ',' after an array element, found '2' at offset 3");
+}
+
+TEST_CASE("json: numbers are kept exactly: 64-bit non-negative integers as such, others as text") {
+  CHECK(json::parse("0", 0).as_uint() == 0u);
+  CHECK(json::parse("20480", 0).as_uint() == 20480u);
+  CHECK(json::parse("18446744073709551615", 0).as_uint() == std::numeric_limits<std::uint64_t>::max());
+  // Numbers, but not unsigned 64-bit integers: dump gives them back as written.
+  for (const char* n : {"18446744073709551616", "99999999999999999999999", "-0", "-1", "1.5", "3.0", "1e3", "1E+3",
+                        "2e-1", "-0.0e-0", "1e400"}) {
+    INFO(n);
+    const auto v = json::parse(n, 0);
+    CHECK(std::string(v.type_name()) == "number");
+    CHECK(!v.as_uint());
+    CHECK(v.dump() == n);
+  }
+  for (const char* bad : {"01", "-01", "00", "1.", ".5", "+1", "-", "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity",
+                          "1.e3", "--1"}) {
+    INFO(bad);
+    CHECK(syntax_error(bad));
+  }
+}
+
+TEST_CASE("json: nesting deeper than the limit is refused where it starts, with the keys around it") {
+  CHECK(json::parse("[[[]]]", 3).dump() == "[[[]]]");
+  auto e = json_error("[[[[]]]]", 3);
+  CHECK(e.kind == json::parse_error::Kind::too_deep);
+  CHECK(e.offset == 3);
+  CHECK(e.path.empty());
+  e = json_error(R"({"a":{"b":[[1]]}})", 3);
+  CHECK(e.kind == json::parse_error::Kind::too_deep);
+  CHECK(e.offset == 11);
+  CHECK(e.path == std::vector<std::string>{"a", "b"});
+  CHECK(json_error("{}", 0).kind == json::parse_error::Kind::too_deep);
+  // Far too deep: refused at the limit, long before the stack could overflow.
+  e = json_error(std::string(1'000'000, '[') + std::string(1'000'000, ']'), 64);
+  CHECK(e.kind == json::parse_error::Kind::too_deep);
+  CHECK(e.offset == 64);
+}
+
+TEST_CASE("json: a key twice in one object is refused, even when spelled differently") {
+  auto e = json_error(R"({"a":1,"a":2})");
+  CHECK(e.kind == json::parse_error::Kind::duplicate_key);
+  CHECK(e.offset == 7);
+  CHECK(e.path == std::vector<std::string>{"a"});
+  e = json_error(R"({"x":{"k":1,"y":[],"\u006b":2}})");  // \u006b is "k"
+  CHECK(e.kind == json::parse_error::Kind::duplicate_key);
+  CHECK(e.path == std::vector<std::string>{"x", "k"});
+  // The same key in different objects is fine.
+  CHECK(json::parse(R"({"x":{"a":1},"y":{"a":1},"a":[{"a":1},{"a":2}]})", 3).as_object()->size() == 3);
+}
+
+TEST_CASE("json: the writer escapes what it must, and dump parses back to the same value") {
+  std::string out;
+  json::append_quoted(out, std::string("q\"b\\s/\b\f\n\r\t\x01\x1f\x7f\0\xc3\xa9", 17));
+  CHECK(out == "\"q\\\"b\\\\s/\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\\u0000\xc3\xa9\"");
+  CHECK(json_string(out) == std::string("q\"b\\s/\b\f\n\r\t\x01\x1f\x7f\0\xc3\xa9", 17));
+  const std::string text = R"({"n\u00e9":[0,18446744073709551615,-1,2.5e3,true,false,null],"\ud83d\ude00":{"\"":"\n"}})";
+  const auto v = json::parse(text, 3);
+  CHECK(v.dump() == "{\"n\xc3\xa9\":[0,18446744073709551615,-1,2.5e3,true,false,null],\"\xf0\x9f\x98\x80\":{\"\\\"\":\"\\n\"}}");
+  CHECK(json::parse(v.dump(), 3).dump() == v.dump());
+}
+
+// ---- The JSON header of a safetensors file ----------------------------------------------------
+
+TEST_CASE("safetensors: names with quotes, backslashes, control characters and any Unicode round-trip") {
+  TempDir dir;
+  Tensor<Shape<2>> x{1, 2};
+  const std::vector<std::string> names{"\xc3\xbc",                       // u-umlaut
+                                       "\xe6\x97\xa5\xe6\x9c\xac",       // two CJK characters
+                                       "\xf0\x9f\x98\x80.weight",        // U+1F600, outside the BMP
+                                       "quote\"back\\slash/",            // JSON's own characters
+                                       "tab\tnewline\nbell\x07",         // control characters
+                                       std::string("nul\0inside", 10),   // even NUL, as \u0000
+                                       ""};                              // the empty name
+  std::map<std::string, ctnn::TensorRef> dict;
+  for (const auto& n : names) dict.emplace(n, x);
+  const std::map<std::string, std::string> meta{{"format", "pt"}, {"note \xe2\x82\xac\n", "v\"al\\ue\t\xf0\x9f\x98\x80"}};
+  ctnn::save_tensors(dict, dir / "names", meta);
+  const auto file = io::read_safetensors(dir / "names");
+  CHECK(file.metadata == meta);
+  REQUIRE(file.tensors.size() == names.size());
+  for (const auto& n : names) {
+    INFO(n);
+    REQUIRE(file.tensors.count(n) == 1);
+    CHECK(file.tensors.at(n).values == x.to_vector());
+  }
+  // The header escapes what JSON requires and nothing else (UTF-8 stays as is).
+  const auto bytes = read_bytes(dir / "names");
+  const std::string header(reinterpret_cast<const char*>(bytes.data() + 8), bytes.size() - 8 - names.size() * 8);
+  CHECK(header.find(R"("quote\"back\\slash/")") != std::string::npos);
+  CHECK(header.find(R"("tab\tnewline\nbell\u0007")") != std::string::npos);
+  CHECK(header.find(R"("nul\u0000inside")") != std::string::npos);
+  CHECK(header.find("\"\xf0\x9f\x98\x80.weight\"") != std::string::npos);
+}
+
+TEST_CASE("safetensors: saving a name or metadata that is not UTF-8 is refused, and writes nothing") {
+  TempDir dir;
+  Tensor<Shape<2>> x{1, 2};
+  CHECK_THROWS_WITH_AS(ctnn::save_tensors({{"bad\xff", x}}, dir / "a"),
+                       doctest::Contains("tensor 'bad\\xff': the name is not valid UTF-8 (at byte 3)"), io::format_error);
+  CHECK_THROWS_WITH_AS(ctnn::save_tensors({{"\xed\xa0\x80", x}}, dir / "a"),  // an encoded surrogate
+                       doctest::Contains("not valid UTF-8 (at byte 0)"), io::format_error);
+  CHECK_THROWS_WITH_AS(ctnn::save_tensors({{"x", x}}, dir / "a", {{"k\xc3", "v"}}),
+                       doctest::Contains("__metadata__ key 'k\\xc3' is not valid UTF-8"), io::format_error);
+  CHECK_THROWS_WITH_AS(ctnn::save_tensors({{"x", x}}, dir / "a", {{"k", "\x80"}}),
+                       doctest::Contains("__metadata__ value of 'k' is not valid UTF-8"), io::format_error);
+  CHECK(!fs::exists(dir / "a"));
+  CHECK(dir.leftovers().empty());
+}
+
+TEST_CASE("safetensors: the header's JSON may use escapes, any whitespace, and any key order") {
+  TinyModel net;
+  // Names spelled with \u escapes, keys in another order, pretty-printed with tabs and CRLF.
+  const std::string pretty =
+      "{\r\n\t\"0.w\\u0065ight\" : {\"data_offsets\": [0, 24], \"shape\": [2, 3], \"dtype\": \"F32\"},\r\n"
+      "\t\"__metadata__\" : {\"k\\ud83d\\ude00\": \"\\/\"},\n\t\"0.bias\":{\"shape\":[2],\"dtype\":\"F32\",\"data_offsets\":[24,32]}\n}  ";
+  CHECK(try_load(net, make_file(pretty, tiny_data())) == "");
+  CHECK(net.state_dict()["0.weight"].to_vector() == std::vector<float>{1, 2, 3, 4, 5, 6});
+  const auto file = io::parse_safetensors(make_file(pretty, tiny_data()));
+  CHECK(file.metadata.at("k\xf0\x9f\x98\x80") == "/");
+  // An empty header object is a file of no tensors.
+  CHECK(io::parse_safetensors(make_file("{}      ")).tensors.empty());
+  expect_load_error(make_file("{}"), {"missing tensor '0.weight'", "missing tensor '0.bias'"});
+}
+
+TEST_CASE("safetensors: JSON errors in the header say what and at which offset") {
+  const auto d = tiny_data();
+  expect_load_error(make_file(R"({"0.weight":{}} x)"),
+                    {"the header is not valid JSON: expected the end of the text after the top-level value, found 'x' at offset 16 of the header"});
+  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32",}})"), {"expected a string key, found '}' at offset 27 of the header"});
+  expect_load_error(make_file("{\"0.weight\xc0\":1}"), {"invalid UTF-8: byte 0xc0 in a string at offset 10 of the header"});
+  expect_load_error(make_file("\xef\xbb\xbf" + tiny_header, d), {"found byte 0xef at offset 0 of the header"});  // no BOM
+  expect_load_error(make_file(R"({"0.w\ud800eight":1})"), {"high surrogate not followed by a low surrogate at offset 5 of the header"});
+  // Duplicates found through escapes, and in the metadata, name where the second one is.
+  expect_load_error(make_file(R"({"0.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"0.bi\u0061s":{}})", float_bytes({1, 2})),
+                    {"tensor '0.bias' appears twice in the header (duplicate names; again at offset 59 of the header)"});
+  expect_load_error(make_file(R"({"__metadata__":{"a":"x","a":"y"}})"),
+                    {"__metadata__ has the key 'a' twice (again at offset 25 of the header)"});
+  expect_load_error(make_file(R"({"0.bias":{"dtype":"F32","shape":[[2]],"data_offsets":[0,8]}})", float_bytes({1, 2})),
+                    {"nests deeper than the format allows (object -> entry -> shape array) at offset 34 of the header, in '0.bias'"});
+  // Numbers beyond 64 bits are numbers, but not sizes or offsets.
+  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32","shape":[18446744073709551616],"data_offsets":[0,24]}})", d),
+                    {"shape [18446744073709551616] has an entry that is not a non-negative integer"});
+  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,18446744073709551616]}})", d),
+                    {"data_offsets [0,18446744073709551616], expected [begin, end]"});
+  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,18446744073709551615]}})", d),
+                    {"data_offsets [0, 18446744073709551615] are out of range"});
+}

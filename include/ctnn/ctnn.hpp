@@ -1,13 +1,10 @@
-// ctnn — compile-time neural networks. The umbrella header: the whole public surface but one.
+// ctnn — compile-time neural networks. The umbrella header: the whole public surface.
 //
 //   #include <ctnn/ctnn.hpp>
 //   namespace nn = ctnn::nn;
 //   using Net = nn::Sequential<nn::Linear<4, 8>, nn::ReLU, nn::LazyLinear<1>>;
 //   ctnn::Model<Net, ctnn::Shape<4>> net;       // shapes inferred and checked by the compiler
-//
-// The exception is save/load (ctnn::save, ctnn::load): #include <ctnn/io/safetensors.hpp>.
-// It parses JSON with nlohmann-json, whose header alone costs about 3.5 s of compile time;
-// every other program should not pay for it.
+//   ctnn::save(net, "net.safetensors");         // and ctnn::load (docs/save_load.md)
 //
 // See docs/guide.md for a tour and docs/design.md for how it is built.
 #pragma once
@@ -22,6 +19,7 @@
 #include "ctnn/core/threads.hpp"
 #include "ctnn/io/data_loader.hpp"
 #include "ctnn/io/idx.hpp"
+#include "ctnn/io/safetensors.hpp"
 #include "ctnn/model.hpp"
 #include "ctnn/nn/activation.hpp"
 #include "ctnn/nn/block.hpp"

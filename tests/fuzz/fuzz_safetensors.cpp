@@ -1,5 +1,7 @@
 // libFuzzer target for the safetensors loader: any bytes either load into a small model or throw
-// ctnn::io::format_error, and a failed load leaves the model unchanged. Build with clang
+// ctnn::io::format_error, and a failed load leaves the model unchanged. The same bytes, read as
+// JSON text, either throw json::parse_error at an offset inside them, or parse to a value whose
+// dump() parses back to the same dump(). Build with clang
 // (-fsanitize=fuzzer,address; tests/fuzz/meson.build) and run, e.g.:
 //   build/clang/tests/fuzz/fuzz_safetensors -max_total_time=60 CORPUS_COPY/ tests/fuzz/corpus/
 #include <cstddef>
@@ -7,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include <ctnn/ctnn.hpp>
@@ -42,5 +46,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)ctnn::io::parse_safetensors(bytes, "fuzz").tensors.size();
   } catch (const ctnn::io::format_error&) {
   }
+  // The JSON reader on its own, with more nesting than a header may have.
+  namespace json = ctnn::io::json;
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  std::string dumped;
+  try {
+    dumped = json::parse(text, 16).dump();
+  } catch (const json::parse_error& e) {
+    if (e.offset > size) std::abort();
+    return 0;
+  }
+  if (json::invalid_utf8_at(dumped) != std::string_view::npos) std::abort();
+  if (json::parse(dumped, 16).dump() != dumped) std::abort();
   return 0;
 }

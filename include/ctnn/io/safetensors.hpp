@@ -16,10 +16,11 @@
 // safetensors.torch.save_file writes loads here, and what ctnn writes loads there.
 //
 // Loading checks everything before it touches the destination, so a failed load leaves the
-// model (or tensor) exactly as it was: the header length is sane, the header is JSON with no
-// duplicate keys, every entry has a known dtype, a shape and data_offsets whose size matches,
-// the tensors tile the data section exactly (no overlap, no gap, no trailing bytes), every
-// tensor the model expects is present with its shape, and (strict) no other tensor is.
+// model (or tensor) exactly as it was: the header length is sane, the header is strict UTF-8
+// JSON (ctnn/io/json.hpp) with no duplicate keys, nesting no deeper than the format does, every
+// entry has a known dtype, a shape and data_offsets whose size matches, the tensors tile the
+// data section exactly (no overlap, no gap, no trailing bytes), every tensor the model expects
+// is present with its shape, and (strict) no other tensor is.
 // F32 is read as is; F64 is rounded to float32, F16 and BF16 are widened exactly (PyTorch's
 // load_state_dict converts dtypes the same way). Other dtypes are rejected. Every error is an
 // io::format_error (bad or mismatching content) or io::file_error (the operating system said
@@ -34,8 +35,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -57,6 +56,7 @@
 #include <vector>
 
 #include "ctnn/core/tensor.hpp"
+#include "ctnn/io/json.hpp"
 #include "ctnn/nn/module.hpp"
 
 namespace ctnn::io {
@@ -108,18 +108,22 @@ inline std::string shape_str(std::span<const std::size_t> s) {
   return r + "]";
 }
 
-/// 'name', with control characters escaped so a hostile file can't garble the message.
+/// 'name', with control characters and bytes that are not UTF-8 escaped as \xNN, so a hostile
+/// file (or name) can't garble the message.
 inline std::string quote_name(std::string_view name) {
+  static constexpr char hex[] = "0123456789abcdef";
   std::string r = "'";
-  for (char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      static constexpr char hex[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < name.size();) {
+    const auto u = static_cast<unsigned char>(name[i]);
+    const std::size_t n = json::utf8_sequence_length(name, i);
+    if (n == 0 || u < 0x20 || u == 0x7f) {
       r += "\\x";
       r += hex[u >> 4];
       r += hex[u & 15];
+      ++i;
     } else {
-      r += c;
+      r.append(name.substr(i, n));
+      i += n;
     }
   }
   return r + "'";
@@ -127,6 +131,14 @@ inline std::string quote_name(std::string_view name) {
 
 [[noreturn]] inline void st_fail(std::string_view source, const std::string& what) {
   throw format_error("ctnn safetensors " + quote_name(source) + ": " + what);
+}
+
+/// Appends `s` to the header as a JSON string; `what` names it in the error when it is not
+/// UTF-8 (JSON text must be, and PyTorch's reader would refuse the file).
+inline void append_json_string(std::string& header, std::string_view s, const std::string& what) {
+  if (const std::size_t bad = json::invalid_utf8_at(s); bad != std::string_view::npos)
+    st_fail("<save>", what + " is not valid UTF-8 (at byte " + std::to_string(bad) + ")");
+  json::append_quoted(header, s);
 }
 
 enum class Dtype { F32, F64, F16, BF16 };
@@ -185,48 +197,29 @@ inline float half_to_float(std::uint16_t h) {
   return std::bit_cast<float>(bits);
 }
 
-/// The header's JSON, rejecting duplicate keys (nlohmann would keep the last) and nesting
-/// deeper than the format needs (object -> entry -> shape array).
-inline nlohmann::json parse_header_json(std::string_view text, std::string_view source) {
-  using json = nlohmann::json;
-  std::vector<std::set<std::string>> keys;  // one per open object
-  std::vector<bool> is_object;              // per open object or array
-  std::string top_key;
-  auto cb = [&](int, json::parse_event_t ev, json& parsed) {
-    switch (ev) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (is_object.size() >= 3)
-          st_fail(source, "the JSON header nests deeper than the format allows (at " + quote_name(top_key) + ")");
-        is_object.push_back(ev == json::parse_event_t::object_start);
-        if (is_object.back()) keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        if (!is_object.empty()) {
-          if (is_object.back()) keys.pop_back();
-          is_object.pop_back();
-        }
-        break;
-      case json::parse_event_t::key: {
-        const auto& k = parsed.get_ref<const std::string&>();
-        if (is_object.size() == 1) top_key = k;
-        if (!keys.back().insert(k).second) {
-          if (is_object.size() == 1)
-            st_fail(source, "tensor " + quote_name(k) + " appears twice in the header (duplicate names)");
-          st_fail(source, "tensor " + quote_name(top_key) + ": duplicate key " + quote_name(k) + " in its header entry");
-        }
-        break;
-      }
-      default:
+/// The header's JSON. Beyond JSON itself (json.hpp: strict, UTF-8, no duplicate keys), it may
+/// nest no deeper than the format does: the object -> a tensor's entry -> its shape array.
+inline json::Value parse_header_json(std::string_view text, std::string_view source) {
+  try {
+    return json::parse(text, 3);
+  } catch (const json::parse_error& e) {
+    const auto& path = e.path;
+    const std::string at = "offset " + std::to_string(e.offset) + " of the header";
+    switch (e.kind) {
+      case json::parse_error::Kind::duplicate_key:
+        if (path.size() == 1)
+          st_fail(source, "tensor " + quote_name(path[0]) + " appears twice in the header (duplicate names; again at " + at + ")");
+        if (path[0] == "__metadata__")
+          st_fail(source, "__metadata__ has the key " + quote_name(path.back()) + " twice (again at " + at + ")");
+        st_fail(source, "tensor " + quote_name(path[0]) + ": duplicate key " + quote_name(path.back()) +
+                            " in its header entry (again at " + at + ")");
+      case json::parse_error::Kind::too_deep:
+        st_fail(source, "the JSON header nests deeper than the format allows (object -> entry -> shape array) at " + at +
+                            (path.empty() ? std::string() : ", in " + quote_name(path[0])));
+      case json::parse_error::Kind::syntax:
         break;
     }
-    return true;
-  };
-  try {
-    return json::parse(text.begin(), text.end(), cb);
-  } catch (const json::exception& e) {
-    st_fail(source, std::string("the header is not valid JSON: ") + e.what());
+    st_fail(source, std::string("the header is not valid JSON: ") + e.what() + " of the header");
   }
 }
 
@@ -244,7 +237,6 @@ inline std::string LoadedTensor::shape_str() const { return detail::shape_str(sh
 /// Throws format_error; never reads outside `bytes`.
 inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::string_view source = "<memory>") {
   using detail::st_fail, detail::quote_name;
-  using json = nlohmann::json;
   if (bytes.size() < 8)
     st_fail(source, "the file is " + std::to_string(bytes.size()) +
                      " bytes, too short for the 8-byte header length (truncated?)");
@@ -258,11 +250,9 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
                      " bytes follow the length field (truncated?)");
   if (n < 2) st_fail(source, "header length " + std::to_string(n) + " is too short for a JSON object");
   const std::string_view text(reinterpret_cast<const char*>(bytes.data() + 8), static_cast<std::size_t>(n));
-  // JSON text holds no raw NUL; nlohmann would stop at one and accept whatever follows it.
-  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
-    st_fail(source, "the header has a NUL byte at offset " + std::to_string(nul) + " (not valid JSON)");
-  const json header = detail::parse_header_json(text, source);
-  if (!header.is_object()) st_fail(source, std::string("the header is a JSON ") + header.type_name() + ", expected an object");
+  const json::Value header = detail::parse_header_json(text, source);
+  const json::Object* top = header.as_object();
+  if (!top) st_fail(source, std::string("the header is a JSON ") + header.type_name() + ", expected an object");
 
   const std::span<const std::byte> data = bytes.subspan(8 + static_cast<std::size_t>(n));
   struct Entry {
@@ -274,43 +264,47 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
   };
   std::vector<Entry> entries;
   SafetensorsFile out;
-  for (const auto& [name, v] : header.items()) {
+  for (const auto& [name, v] : *top) {
     if (name == "__metadata__") {
-      if (!v.is_object()) st_fail(source, std::string("__metadata__ is a JSON ") + v.type_name() + ", expected an object of strings");
-      for (const auto& [k, s] : v.items()) {
-        if (!s.is_string())
-          st_fail(source, "__metadata__ entry " + quote_name(k) + " is a JSON " + s.type_name() + ", expected a string");
-        out.metadata[k] = s.get<std::string>();
+      const json::Object* m = v.as_object();
+      if (!m) st_fail(source, std::string("__metadata__ is a JSON ") + v.type_name() + ", expected an object of strings");
+      for (const auto& [k, s] : *m) {
+        const std::string* str = s.as_string();
+        if (!str) st_fail(source, "__metadata__ entry " + quote_name(k) + " is a JSON " + s.type_name() + ", expected a string");
+        out.metadata[k] = *str;
       }
       continue;
     }
     const std::string t = "tensor " + quote_name(name) + ": ";
-    if (!v.is_object())
+    const json::Object* fields = v.as_object();
+    if (!fields)
       st_fail(source, t + "its header entry is a JSON " + v.type_name() + ", expected an object with dtype, shape, data_offsets");
-    for (const auto& [k, unused] : v.items())
+    for (const auto& [k, unused] : *fields)
       if (k != "dtype" && k != "shape" && k != "data_offsets")
         st_fail(source, t + "unexpected key " + quote_name(k) + " (expected dtype, shape, data_offsets)");
     for (const char* k : {"dtype", "shape", "data_offsets"})
-      if (!v.contains(k)) st_fail(source, t + "the header entry has no " + k);
-    const auto& jd = v["dtype"];
-    const auto& js = v["shape"];
-    const auto& jo = v["data_offsets"];
-    if (!jd.is_string()) st_fail(source, t + "dtype is a JSON " + std::string(jd.type_name()) + ", expected a string such as \"F32\"");
-    Entry e{name, detail::parse_dtype(jd.get<std::string>(), source, name), jd.get<std::string>(), {}, 0, 0};
-    if (!js.is_array()) st_fail(source, t + "shape is a JSON " + std::string(js.type_name()) + ", expected an array of integers");
+      if (!v.find(k)) st_fail(source, t + "the header entry has no " + k);
+    const json::Value& jd = *v.find("dtype");
+    const json::Value& js = *v.find("shape");
+    const json::Value& jo = *v.find("data_offsets");
+    const std::string* dtype = jd.as_string();
+    if (!dtype) st_fail(source, t + "dtype is a JSON " + jd.type_name() + ", expected a string such as \"F32\"");
+    Entry e{name, detail::parse_dtype(*dtype, source, name), *dtype, {}, 0, 0};
+    const json::Array* dims = js.as_array();
+    if (!dims) st_fail(source, t + "shape is a JSON " + js.type_name() + ", expected an array of integers");
     std::uint64_t numel = 1;
-    for (const auto& d : js) {
-      if (!d.is_number_unsigned())
-        st_fail(source, t + "shape " + js.dump() + " has an entry that is not a non-negative integer");
-      const auto dim = d.get<std::uint64_t>();
-      if (dim > std::numeric_limits<std::size_t>::max()) st_fail(source, t + "dimension " + std::to_string(dim) + " is too large");
-      numel = detail::checked_mul(numel, dim, source, name);
-      e.shape.push_back(static_cast<std::size_t>(dim));
+    for (const auto& d : *dims) {
+      const auto dim = d.as_uint();
+      if (!dim) st_fail(source, t + "shape " + js.dump() + " has an entry that is not a non-negative integer");
+      if (*dim > std::numeric_limits<std::size_t>::max()) st_fail(source, t + "dimension " + std::to_string(*dim) + " is too large");
+      numel = detail::checked_mul(numel, *dim, source, name);
+      e.shape.push_back(static_cast<std::size_t>(*dim));
     }
-    if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
+    const json::Array* offsets = jo.as_array();
+    if (!offsets || offsets->size() != 2 || !(*offsets)[0].as_uint() || !(*offsets)[1].as_uint())
       st_fail(source, t + "data_offsets " + jo.dump() + ", expected [begin, end] (two non-negative integers)");
-    e.begin = jo[0].get<std::uint64_t>();
-    e.end = jo[1].get<std::uint64_t>();
+    e.begin = *(*offsets)[0].as_uint();
+    e.end = *(*offsets)[1].as_uint();
     const std::string offs = "data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "]";
     if (e.begin > e.end) st_fail(source, t + offs + ": begin is after end");
     if (e.end > data.size())
@@ -370,28 +364,36 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
 /// The bytes of a safetensors file holding `tensors` (F32, in this order) and `metadata`.
 inline std::vector<std::byte> serialize_safetensors(std::span<const TensorEntry> tensors,
                                                     const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  // Compact JSON, metadata first, then the tensors in the given order (as safetensors.torch).
+  using detail::append_json_string;
+  std::string text = "{";
   if (!metadata.empty()) {
-    auto& m = header["__metadata__"] = nlohmann::ordered_json::object();
-    for (const auto& [k, v] : metadata) m[k] = v;
+    text += R"("__metadata__":{)";
+    for (const auto& [k, v] : metadata) {
+      if (text.back() != '{') text += ',';
+      append_json_string(text, k, "__metadata__ key " + detail::quote_name(k));
+      text += ':';
+      append_json_string(text, v, "__metadata__ value of " + detail::quote_name(k));
+    }
+    text += '}';
   }
+  std::set<std::string_view> names;
   std::uint64_t offset = 0;
   for (const auto& t : tensors) {
-    if (t.name == "__metadata__" || header.contains(t.name))
+    if (t.name == "__metadata__" || !names.insert(t.name).second)
       detail::st_fail("<save>", "tensor " + detail::quote_name(t.name) +
                                  (t.name == "__metadata__" ? ": the name is reserved" : ": the name is used twice"));
     std::uint64_t numel = 1;
     for (auto d : t.shape) numel = detail::checked_mul(numel, d, "<save>", t.name);
     const std::uint64_t nbytes = detail::checked_mul(numel, 4, "<save>", t.name);
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + nbytes}}};
+    if (text.size() > 1) text += ',';
+    append_json_string(text, t.name, "tensor " + detail::quote_name(t.name) + ": the name");
+    text += R"(:{"dtype":"F32","shape":[)";
+    for (std::size_t i = 0; i < t.shape.size(); ++i) text += (i ? "," : "") + std::to_string(t.shape[i]);
+    text += R"(],"data_offsets":[)" + std::to_string(offset) + "," + std::to_string(offset + nbytes) + "]}";
     offset += nbytes;
   }
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const nlohmann::json::exception& e) {  // a name or metadata string that is not UTF-8
-    detail::st_fail("<save>", std::string("cannot write the header: ") + e.what());
-  }
+  text += '}';
   text.append((8 - text.size() % 8) % 8, ' ');  // the data starts at a multiple of 8
   std::vector<std::byte> out(8 + text.size() + static_cast<std::size_t>(offset));
   detail::store_le<std::uint64_t>(out.data(), text.size());
