@@ -62,13 +62,13 @@ main_job() {
 
 # run_bench BINARY JSON [options...]: one benchmark binary, JSON results into JSON. The baselines
 # run on one thread (the binaries would set these variables and re-execute themselves otherwise).
-# Repetitions of different benchmarks are interleaved at random, so that a slow spell of the
-# machine does not fall on one implementation only.
+# (Not --benchmark_enable_random_interleaving: with Google Benchmark 1.7.1 a full run of
+# bench_forward under it spent minutes in one benchmark.)
 run_bench() {
   local bin=$1 json=$2
   shift 2
   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "$bin" --benchmark_out="$json" \
-    --benchmark_out_format=json --benchmark_report_aggregates_only=true --benchmark_enable_random_interleaving=true "$@"
+    --benchmark_out_format=json --benchmark_report_aggregates_only=true "$@"
 }
 
 # A short run (about 15 s on an idle machine): FMA peak, MLP forward at batch 1 and 64, LeNet

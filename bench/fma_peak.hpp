@@ -1,7 +1,7 @@
 // BM_fma_peak/ctnn: this core's single-precision FMA peak, in FLOP/s. Each bench binary's ctnn
 // translation unit includes this header once, so every binary measures the peak in the same
-// run (and, with --benchmark_enable_random_interleaving, between the same neighbours) as its
-// workloads; tools/plot_benchmarks.py divides each FLOP/s counter by the peak of its own file.
+// run as its workloads (this shared machine's load changes from minute to minute);
+// tools/plot_benchmarks.py divides each FLOP/s counter by the peak of its own file.
 #pragma once
 
 #include "common.hpp"

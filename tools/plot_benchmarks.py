@@ -254,7 +254,7 @@ def plot(rows, peaks, path):
             if "of peak" in r["target"]:
                 want = float(r["target"].split("%")[0].split()[-1])
                 ax2.plot([want, want], [yi - 0.4, yi + 0.4], color="black", linewidth=2)
-        ax2.set_xlabel(f"ctnn, % of the FMA peak measured in the same run ({fmt_peaks(peaks)})")
+        ax2.set_xlabel(f"ctnn, % of FMA peak\n(measured in the same run: {fmt_peaks(peaks)})")
         ax2.set_title("ctnn's compute efficiency")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
