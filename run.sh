@@ -71,7 +71,7 @@ run_bench() {
     --benchmark_out_format=json --benchmark_report_aggregates_only=true "$@"
 }
 
-# A short run (about 15 s on an idle machine): FMA peak, MLP forward at batch 1 and 64, LeNet
+# A short run (10-40 s, depending on the load): FMA peak, MLP forward at batch 1 and 64, LeNet
 # forward and training step; 3 repetitions each, medians printed by plot_benchmarks.py --summary.
 bench_summary() {
   local out=build/release/bench-summary bin=build/release/bench
