@@ -1,7 +1,7 @@
 // The main job: D2L's LeNet (section 7.6) trained on Fashion-MNIST.
 //
 //   lenet_fashion_mnist [--epochs 10] [--batch-size 256] [--lr 0.9] [--data DIR] [--threads N]
-//   (--threads sets ctnn::set_num_threads; the kernels do not split work across threads yet)
+//   (--threads sets ctnn::set_num_threads: each batch is split over that many threads; default: all cores)
 //                       [--seed 0] [--modern] [--quiet] [--save FILE]
 //
 // D2L's setup: sigmoid activations, average pooling, Xavier-uniform weights (biases keep
@@ -145,8 +145,8 @@ int train(const Options& opt, const ctnn::io::Dataset<Image>& train_set, const c
     train_acc = double(hits) / seen;
     test_acc = double(test_hits) / test_set.size();
     if (!opt.quiet) std::fprintf(stderr, "\r%*s\r", 80, "");
-    std::printf("epoch %2d  loss %.3f  train acc %.3f  test acc %.3f  %.0f examples/sec\n", epoch, loss_sum / seen,
-                train_acc, test_acc, seen / seconds);
+    std::printf("epoch %2d  loss %.3f  train acc %.3f  test acc %.3f  %.2f s  %.0f examples/sec\n", epoch,
+                loss_sum / seen, train_acc, test_acc, seconds, seen / seconds);
     std::fflush(stdout);
   }
   if (opt.save) {
@@ -175,9 +175,9 @@ int main(int argc, char** argv) {
     const auto test_set = ctnn::io::load_fashion_mnist(dir, /*train=*/false);
     std::printf("Fashion-MNIST from %s: %zu training and %zu test images\n", dir.c_str(), train_set.size(),
                 test_set.size());
-    std::printf("LeNet (%s), batch %zu, lr %g, %d epochs\n",
+    std::printf("LeNet (%s), batch %zu, lr %g, %d epochs, %d thread%s\n",
                 opt.modern ? "ReLU + max pooling" : "D2L: sigmoid + average pooling", opt.batch_size,
-                double(opt.lr), opt.epochs);
+                double(opt.lr), opt.epochs, ctnn::get_num_threads(), ctnn::get_num_threads() == 1 ? "" : "s");
     return opt.modern ? train<ModernLeNet>(opt, train_set, test_set) : train<LeNet>(opt, train_set, test_set);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lenet_fashion_mnist: %s\n", e.what());
