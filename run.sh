@@ -13,8 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(meson ninja-build pkg-config cmake python3 g++ clang-19 libclang-rt-19-dev
-          libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist
-          nlohmann-json3-dev)
+          libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist)
 # Only for `./run.sh bench`. Without libopenblas0-pthread libtorch runs on the reference BLAS.
 BASELINE_PACKAGES=(libtorch-dev libopenblas0-pthread libdnnl-dev libeigen3-dev python3-matplotlib)
 JOBS=${JOBS:-2}
