@@ -24,7 +24,7 @@ struct MLP : nn::Block<MLP<In>> {
 
 // class FixedHiddenMLP(nn.Module): rand_weight = torch.rand((20, 20)) (a constant), one
 // LazyLinear(20) used twice, `while X.abs().sum() > 1: X /= 2`, return X.sum().
-// ctnn's outputs keep the batch dimension: the last sum is per sample (PyTorch's is their total).
+// X.sum() is over the whole batch, as in PyTorch: one value for the batch (output Shape<>).
 template <class In>
 struct FixedHiddenMLP : nn::Block<FixedHiddenMLP<In>> {
   ctnn::Tensor<Shape<20, 20>> rand_weight;
@@ -34,8 +34,8 @@ struct FixedHiddenMLP : nn::Block<FixedHiddenMLP<In>> {
   auto forward(auto X) {
     auto H = linear(relu(mm(linear(X), rand_weight) + 1));
     float scale = 1.0f;
-    while (H.abs().sum().item() * scale > 1.0f) scale /= 2.0f;
-    return sum<1>(H * scale);
+    while ((H * scale).abs().sum().item() > 1.0f) scale /= 2.0f;  // X /= 2: a run-time scale
+    return (H * scale).sum();
   }
   static std::string type_name() { return "FixedHiddenMLP"; }
 };
@@ -63,7 +63,7 @@ struct MyLinear {
     static std::string type_name() { return "MyLinear"; }
   };
   template <class In, class Path>
-  using bind = nn::BoundBlock<type<In>>;  // MyLinear<64, 8> is a spec, like nn::Linear<64, 8>
+  using bind = nn::BoundBlock<type<In>, Path>;  // MyLinear<64, 8> is a spec, like nn::Linear<64, 8>
 };
 
 int main() {
@@ -75,14 +75,13 @@ int main() {
   std::cout << net << '\n' << net(X) << '\n';
   for (auto&& [name, t] : net.state_dict()) std::cout << name << ' ' << t.shape_str() << '\n';
 
-  // net = FixedHiddenMLP(); net(X)
+  // net = FixedHiddenMLP(); net(X): one value for the whole batch
   Model<nn::block<FixedHiddenMLP>, Shape<20>> fixed;
-  const auto Y = fixed(X);
-  std::cout << "FixedHiddenMLP: " << std::accumulate(Y.begin(), Y.end(), 0.0f) << " (sum over the batch)\n";
+  std::cout << "FixedHiddenMLP: " << fixed(X).data()[0] << '\n';
 
   // chimera = nn.Sequential(NestMLP(), nn.LazyLinear(20), FixedHiddenMLP()) — blocks nest in Sequentials
   Model<nn::Sequential<nn::block<MLP>, nn::LazyLinear<20>, nn::block<FixedHiddenMLP>>, Shape<20>> chimera;
-  std::cout << chimera << '\n';
+  std::cout << chimera << '\n' << chimera.summary() << "chimera(X): " << chimera(X).data()[0] << '\n';
 
   // layer = CenteredLayer(); net = nn.Sequential(nn.LazyLinear(128), CenteredLayer()); Y.mean()
   Model<nn::Sequential<nn::LazyLinear<128>, nn::block<CenteredLayer>>, Shape<8>> centered;

@@ -56,8 +56,9 @@ struct MySequential : nn::Block<MySequential<In, A, B, C>> {
 //         while X.abs().sum() > 1:                  # a data-dependent loop
 //             X /= 2
 //         return X.sum()
-// ctnn's outputs keep the batch dimension, so the last line sums per sample (sum<1>): PyTorch's
-// scalar is the sum of the N outputs. The loop's halvings are a run-time scale.
+// X.sum() is over the whole batch, as in PyTorch: the block's output is one value for any N
+// (Shape<>, batched_output = false), and the while condition sees the whole batch too. The
+// halvings are a run-time scale: a constant for the derivative, as PyTorch's in-place X /= 2.
 template <class In>
 struct FixedHiddenMLP : nn::Block<FixedHiddenMLP<In>> {
   ctnn::Tensor<Shape<20, 20>> rand_weight;
@@ -67,10 +68,28 @@ struct FixedHiddenMLP : nn::Block<FixedHiddenMLP<In>> {
   auto forward(auto X) {
     auto H = linear(relu(mm(linear(X), rand_weight) + 1));
     float scale = 1.0f;
-    while (H.abs().sum().item() * scale > 1.0f) scale /= 2.0f;
-    return sum<1>(H * scale);
+    while ((H * scale).abs().sum().item() > 1.0f) scale /= 2.0f;
+    return (H * scale).sum();
   }
   static std::string type_name() { return "FixedHiddenMLP"; }
+};
+
+// The per-sample variant: the same loop over the whole batch, then one sum per sample (sum<1>),
+// whose total is PyTorch's value. Its samples are coupled through the loop's item(), which the
+// result's type cannot show: the block says so.
+template <class In>
+struct FixedHiddenMLPPerSample : nn::Block<FixedHiddenMLPPerSample<In>> {
+  ctnn::Tensor<Shape<20, 20>> rand_weight;
+  nn::Layer<nn::LazyLinear<20>, In> linear;
+  CTNN_MEMBERS(rand_weight, linear)
+  static constexpr bool batch_coupled = true;
+  void reset_parameters(ctnn::Generator& gen) { ctnn::rand_(rand_weight, gen); }
+  auto forward(auto X) {
+    auto H = linear(relu(mm(linear(X), rand_weight) + 1));
+    float scale = 1.0f;
+    while ((H * scale).abs().sum().item() > 1.0f) scale /= 2.0f;
+    return sum<1>(H * scale);
+  }
 };
 
 // class CenteredLayer(nn.Module):
@@ -103,7 +122,7 @@ struct MyLinear {
     static std::string type_name() { return "MyLinear"; }
   };
   template <class In, class Path>
-  using bind = nn::BoundBlock<type<In>>;
+  using bind = nn::BoundBlock<type<In>, Path>;
 };
 
 }  // namespace seed

@@ -19,22 +19,31 @@ using ctnn_test::check_close, ctnn_test::gradcheck, ctnn_test::load_reference, c
 
 namespace {
 
+/// How ctnn's output relates to PyTorch's in check_against_torch.
+enum class Output {
+  batched,     // [N, *S], as PyTorch's
+  whole_batch, // one value for the batch (batched_output = false): the first S::size floats
+  batch_sum,   // per-sample values whose sum is PyTorch's scalar (FixedHiddenMLPPerSample)
+};
+
 /// Loads file's parameters and input, runs forward and backward with dL/dy = dy, and compares the
-/// output and every gradient with PyTorch's. `batch_sum`: PyTorch's output is the sum of ctnn's
-/// per-sample outputs (FixedHiddenMLP's X.sum()), and its dy a scalar.
+/// output and every gradient with PyTorch's.
 template <class M>
-void check_against_torch(M& net, const std::string& file, bool batch_sum = false, float rtol = 1e-4f,
+void check_against_torch(M& net, const std::string& file, Output mode = Output::batched, float rtol = 1e-4f,
                          float atol = 1e-5f) {
   using In = typename M::input_shape_type;
+  constexpr std::size_t out_size = M::output_shape_type::size;
   const auto ref = load_reference(reference_path(file));
   ctnn_test::load_parameters(net, ref);
   const auto& xin = ref.at("input");
   Batch<In> X(xin.shape[0], xin.values);
   const auto Y = net.forward(X);
   const auto& yref = ref.at("output");
-  if (batch_sum) {
+  if (mode == Output::batch_sum) {
     const float total = std::accumulate(Y.begin(), Y.end(), 0.0f);
     check_close(std::span<const float>(&total, 1), yref.values, rtol, atol, file + " output");
+  } else if (mode == Output::whole_batch) {
+    check_close(std::span<const float>(Y.data(), out_size), yref.values, rtol, atol, file + " output");
   } else {
     check_close(Y.to_vector(), yref.values, rtol, atol, file + " output");
   }
@@ -42,7 +51,8 @@ void check_against_torch(M& net, const std::string& file, bool batch_sum = false
   net.set_input_requires_grad(true);
   auto dy = net.output_grad();
   const auto& dyref = ref.at("dy").values;
-  for (std::size_t i = 0; i < dy.numel(); ++i) dy.data()[i] = batch_sum ? dyref[0] : dyref[i];
+  for (std::size_t i = 0; i < dy.numel(); ++i)
+    dy.data()[i] = mode == Output::batch_sum ? dyref[0] : i < dyref.size() ? dyref[i] : 0.0f;
   net.backward();
   for (auto&& [name, p] : net.state_dict()) {
     (void)p;
@@ -125,29 +135,107 @@ TEST_CASE("blocks nest in Sequential: names '0.hidden.weight', and MySequential 
   check_close(mine(X).to_vector(), ref.at("output").values, 1e-4f, 1e-5f, "MySequential");
 }
 
-TEST_CASE("FixedHiddenMLP: constant weight, shared Linear, data-dependent loop match PyTorch") {
+TEST_CASE("FixedHiddenMLP: constant weight, shared Linear, data-dependent loop, whole-batch sum match PyTorch") {
   Model<nn::block<seed::FixedHiddenMLP>, Shape<20>> net;
+  using Net = decltype(net)::network_type;
+  static_assert(decltype(net)::output_shape == Shape<>{});  // PyTorch's X.sum(): a 0-d tensor
+  static_assert(!Net::batched_output && Net::batch_coupled);
   CHECK(net.state_dict().keys() == std::vector<std::string>{"linear.weight", "linear.bias"});  // no rand_weight
   static_assert(decltype(net)::parameter_count == 20 * 20 + 20);
-  const auto ref = load_reference(reference_path("block_fixed_hidden_mlp.txt"));
+  const auto ref = load_reference(reference_path("block_fixed_hidden_mlp.txt"));  // batch 2
   const auto& rw = ref.at("const.rand_weight").values;
   std::copy(rw.begin(), rw.end(), net.network().rand_weight.data());
-  check_against_torch(net, "block_fixed_hidden_mlp.txt", /*batch_sum=*/true);
+  check_against_torch(net, "block_fixed_hidden_mlp.txt", Output::whole_batch);
+
+  // The per-sample variant: sum<1> per sample, whose total is PyTorch's value (same gradients).
+  Model<nn::block<seed::FixedHiddenMLPPerSample>, Shape<20>> per_sample;
+  static_assert(decltype(per_sample)::output_shape == Shape<>{});
+  static_assert(decltype(per_sample)::network_type::batched_output);
+  static_assert(decltype(per_sample)::network_type::batch_coupled);  // declared: item() couples the samples
+  std::copy(rw.begin(), rw.end(), per_sample.network().rand_weight.data());
+  check_against_torch(per_sample, "block_fixed_hidden_mlp.txt", Output::batch_sum);
 }
 
-TEST_CASE("CenteredLayer after LazyLinear matches PyTorch; its output's mean is 0") {
+// class NestMLP(nn.Module):
+//     def __init__(self):
+//         super().__init__()
+//         self.net = nn.Sequential(nn.LazyLinear(64), nn.ReLU(), nn.LazyLinear(32), nn.ReLU())
+//         self.linear = nn.LazyLinear(16)
+//     def forward(self, X): return self.linear(self.net(X))
+template <class In>
+struct NestMLP : nn::Block<NestMLP<In>> {
+  nn::Layer<nn::Sequential<nn::LazyLinear<64>, nn::ReLU, nn::LazyLinear<32>, nn::ReLU>, In> net;
+  nn::Layer<nn::LazyLinear<16>, nn::output_t<decltype(net)>> linear;
+  CTNN_MEMBERS(net, linear)
+  auto forward(auto X) { return linear(net(X)); }
+  static std::string type_name() { return "NestMLP"; }
+};
+// chimera = nn.Sequential(NestMLP(), nn.LazyLinear(20), FixedHiddenMLP())
+using Chimera = nn::Sequential<nn::block<NestMLP>, nn::LazyLinear<20>, nn::block<seed::FixedHiddenMLP>>;
+
+TEST_CASE("D2L's chimera (blocks and Sequentials mixed, ending in a whole-batch sum) matches PyTorch at batch 5") {
+  Model<Chimera, Shape<20>> net;
+  CHECK(net.state_dict().keys() ==
+        std::vector<std::string>{"0.net.0.weight", "0.net.0.bias", "0.net.2.weight", "0.net.2.bias", "0.linear.weight",
+                                 "0.linear.bias", "1.weight", "1.bias", "2.linear.weight", "2.linear.bias"});
+  static_assert(decltype(net)::output_shape == Shape<>{});
+  const auto ref = load_reference(reference_path("block_chimera.txt"));
+  REQUIRE(ref.at("halvings").values[0] == 5.0f);  // the while loop runs 5 times on this batch
+  const auto& rw = ref.at("const.2.rand_weight").values;
+  std::copy(rw.begin(), rw.end(), net.get<2>().rand_weight.data());
+  check_against_torch(net, "block_chimera.txt", Output::whole_batch, 1e-4f, 1e-5f);
+}
+
+TEST_CASE("CenteredLayer: X.mean() is over the whole batch, as in PyTorch; its output's mean is 0") {
   Model<nn::Sequential<nn::LazyLinear<128>, nn::block<seed::CenteredLayer>>, Shape<8>> net;
-  check_against_torch(net, "block_centered.txt");
+  check_against_torch(net, "block_centered.txt");  // batch 4
+  static_assert(decltype(net)::network_type::batch_coupled);
   auto Y = net(ctnn::rand<Shape<8>>(4));
   double s = 0;
   for (float v : Y) s += v;
   CHECK(std::fabs(s / double(Y.numel())) < 1e-6);
+  // Over the whole batch, not per sample: the samples' own means are not 0.
+  double largest = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    double m = 0;
+    for (std::size_t j = 0; j < 128; ++j) m += Y(i, j);
+    largest = std::max(largest, std::fabs(m / 128));
+  }
+  CHECK(largest > 1e-3);
+}
+
+template <class In>
+struct Reductions : nn::Block<Reductions<In>> {  // which reductions couple the samples of a batch
+  auto forward(auto X) { return X - ex::mean<1, true>(X) + ex::sum<0>(X) * 0.0f; }
+};
+template <class In>
+struct PerSample : nn::Block<PerSample<In>> {
+  auto forward(auto X) { return X - ex::mean<1, true>(X) + ex::sum<2, true>(X) * 0.5f; }
+};
+
+TEST_CASE("reductions over all or over dim 0 are over the batch; batch_coupled says so") {
+  static_assert(nn::bind_t<nn::block<Reductions>, Shape<3, 4>>::batch_coupled);
+  static_assert(!nn::bind_t<nn::block<PerSample>, Shape<3, 4>>::batch_coupled);
+  static_assert(!nn::bind_t<nn::block<seed::MLP>, Shape<20>>::batch_coupled);
+  static_assert(nn::bind_t<Chimera, Shape<20>>::batch_coupled);
+  // mean<1, true> (over the first sample dimension) and sum<2, true> against scalar loops.
+  Model<nn::block<PerSample>, Shape<3, 4>> net;
+  auto X = ctnn::randn<Shape<3, 4>>(5);
+  auto Y = net(X);
+  for (std::size_t n = 0; n < 5; ++n)
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t j = 0; j < 4; ++j) {
+        float mean = 0, sum = 0;
+        for (std::size_t k = 0; k < 3; ++k) mean += X(n, k, j) / 3.0f;
+        for (std::size_t k = 0; k < 4; ++k) sum += X(n, i, k);
+        CHECK(Y(n, i, j) == doctest::Approx(X(n, i, j) - mean + sum * 0.5f).epsilon(1e-5));
+      }
 }
 
 TEST_CASE("Sequential<MyLinear<64, 8>, MyLinear<8, 1>> matches PyTorch") {
   Model<nn::Sequential<seed::MyLinear<64, 8>, seed::MyLinear<8, 1>>, Shape<64>> net;
   CHECK(net.state_dict().keys() == std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias"});
-  check_against_torch(net, "block_mylinear.txt", false, 1e-4f, 1e-4f);
+  check_against_torch(net, "block_mylinear.txt", Output::batched, 1e-4f, 1e-4f);
 }
 
 TEST_CASE("expression gradients (elementwise ops, broadcasting, reductions) match finite differences") {
@@ -157,14 +245,15 @@ TEST_CASE("expression gradients (elementwise ops, broadcasting, reductions) matc
 }
 
 TEST_CASE("seed blocks' gradients match finite differences") {
+  ctnn::Generator gen(77);  // inputs independent of the tests before (the default generator's state)
   {
     Model<nn::block<seed::MLP>, Shape<20>> net(12);
-    auto X = ctnn::randn<Shape<20>>(3);
+    auto X = ctnn::randn<Shape<20>>(3, gen);
     CHECK(gradcheck(net, X) == 0);
   }
   {
     Model<nn::Sequential<nn::LazyLinear<16>, nn::block<seed::CenteredLayer>, nn::Tanh>, Shape<5>> net(13);
-    auto X = ctnn::randn<Shape<5>>(3);
+    auto X = ctnn::randn<Shape<5>>(3, gen);
     CHECK(gradcheck(net, X) == 0);
   }
   {
@@ -175,12 +264,17 @@ TEST_CASE("seed blocks' gradients match finite differences") {
         ctnn::fill_(l.bias, 1.0f);
       }
     });
-    auto X = ctnn::randn<Shape<6>>(3);
+    auto X = ctnn::randn<Shape<6>>(3, gen);
     CHECK(gradcheck(net, X) == 0);
   }
-  {
+  {  // whole-batch: one output for the batch of 3
     Model<nn::block<seed::FixedHiddenMLP>, Shape<20>> net(15);
-    auto X = ctnn::rand<Shape<20>>(2);
+    auto X = ctnn::rand<Shape<20>>(3, gen);
+    CHECK(gradcheck(net, X, {.step = 1e-3f}) == 0);
+  }
+  {
+    Model<Chimera, Shape<20>> net(16);
+    auto X = ctnn::rand<Shape<20>>(3, gen);
     CHECK(gradcheck(net, X, {.step = 1e-3f}) == 0);
   }
 }
@@ -247,6 +341,27 @@ TEST_CASE("a few SGD steps on blocks reduce the loss") {
     sgd2.step(reg);
   }
   CHECK(r1 < 0.5f * r0);
+
+  // FixedHiddenMLP trains on its whole-batch value: L = y^2, dL/dy = 2y (the loop's halvings are
+  // constants for the derivative, as in PyTorch).
+  Model<nn::block<seed::FixedHiddenMLP>, Shape<20>> fixed(33);
+  ctnn::Generator gen(34);
+  auto Xf = ctnn::rand<Shape<20>>(8, gen);
+  ctnn::optim::SGD sgd3{.lr = 0.05f};
+  float f0 = 0, f1 = 0;
+  for (int step = 0; step < 30; ++step) {
+    fixed.zero_grad();
+    const float y = fixed.forward(Xf).data()[0];
+    f1 = y * y;
+    if (step == 0) f0 = f1;
+    auto dy = fixed.output_grad();
+    std::fill_n(dy.data(), dy.numel(), 0.0f);
+    dy.data()[0] = 2.0f * y;
+    fixed.backward();
+    sgd3.step(fixed);
+  }
+  CHECK(f0 > 1e-4f);
+  CHECK(f1 < 0.1f * f0);
 }
 
 TEST_CASE("expressions are lazy: an elementwise chain writes only the block's output") {
@@ -255,4 +370,61 @@ TEST_CASE("expressions are lazy: an elementwise chain writes only the block's ou
   static_assert(B::record_offset == 15 + 3 + 15 + 5 + 1);  // out, mean<2, true>, sum<0>, mean<1>, .sum()
   using M = nn::bind_t<nn::block<seed::MLP>, Shape<20>>;
   static_assert(M::record_offset == 10 + (20 + 256) + (256 + 10));  // out; each call: input + output
+}
+
+template <class In>
+struct Project : nn::Block<Project<In>> {  // mm on [N, 3, 7] x [7, 19] (whole vectors and a partial one), then [19, 5]
+  nn::Param<Shape<7, 19>> weight;
+  ctnn::Tensor<Shape<19, 5>> fixed;
+  CTNN_MEMBERS(weight, fixed)
+  void reset_parameters(ctnn::Generator& g) {
+    ctnn::uniform_(weight, -0.5f, 0.5f, g);
+    ctnn::uniform_(fixed, -1.0f, 1.0f, g);
+  }
+  auto forward(auto X) { return mm(tanh(mm(X, weight)), fixed); }
+};
+
+TEST_CASE("mm (vectorized) matches scalar loops and finite differences") {
+  Model<nn::block<Project>, Shape<3, 7>> net(41);
+  static_assert(decltype(net)::output_shape == Shape<3, 5>{});
+  auto X = ctnn::randn<Shape<3, 7>>(5);
+  auto Y = net(X);
+  const auto& W = net.network().weight;
+  const auto& F = net.network().fixed;
+  for (std::size_t n = 0; n < 5; ++n)
+    for (std::size_t r = 0; r < 3; ++r) {
+      float h[19];
+      for (std::size_t m = 0; m < 19; ++m) {
+        double s = 0;
+        for (std::size_t k = 0; k < 7; ++k) s += double(X(n, r, k)) * W(k, m);
+        h[m] = std::tanh(static_cast<float>(s));
+      }
+      for (std::size_t o = 0; o < 5; ++o) {
+        double s = 0;
+        for (std::size_t m = 0; m < 19; ++m) s += double(h[m]) * F(m, o);
+        CHECK(Y(n, r, o) == doctest::Approx(s).epsilon(1e-5));
+      }
+    }
+  CHECK(gradcheck(net, X) == 0);
+}
+
+TEST_CASE("get<I> and summary() reach a block's members") {
+  using namespace ctnn::literals;
+  Model<nn::Sequential<nn::block<seed::MLP>, nn::ReLU, nn::LazyLinear<3>>, Shape<20>> net;
+  CHECK(&net.get<0>().get<1>() == &net.network().get<0>().out);  // member 1 of CTNN_MEMBERS(hidden, out)
+  static_assert(std::is_same_v<std::remove_cvref_t<decltype(net[0_c][0_c].weight)>, nn::Parameter<Shape<256, 20>>>);
+  const std::string s = net.summary();
+  CHECK(s.find("MLP-0 ") != std::string::npos);
+  CHECK(s.find("  Linear-0.hidden ") != std::string::npos);
+  CHECK(s.find("  Linear-0.out ") != std::string::npos);
+  CHECK(s.find("[N, 256]") != std::string::npos);
+
+  Model<Chimera, Shape<20>> chimera;
+  const std::string c = chimera.summary();
+  CHECK(c.find("Sequential-0.net ") != std::string::npos);
+  CHECK(c.find("Linear-0.net.2 ") != std::string::npos);
+  CHECK(c.find("FixedHiddenMLP-2") != std::string::npos);
+  CHECK(c.find("Linear-2.linear ") != std::string::npos);
+  CHECK(c.find("[]") != std::string::npos);  // the whole-batch sum has no N
+  CHECK(c.find("Total params: " + std::to_string(decltype(chimera)::parameter_count)) != std::string::npos);
 }

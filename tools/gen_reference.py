@@ -692,6 +692,46 @@ CASES += [
                 "weight = torch.randn(in_units, units), bias = torch.randn(units)"),
 ]
 
+
+class _NestMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.LazyLinear(64), nn.ReLU(), nn.LazyLinear(32), nn.ReLU())
+        self.linear = nn.LazyLinear(16)
+
+    def forward(self, X):
+        return self.linear(self.net(X))
+
+
+def case_block_chimera(out_dir):
+    """D2L's chimera: blocks and Sequentials mixed, ending in FixedHiddenMLP's whole-batch sum."""
+    torch.manual_seed(404)
+    net = nn.Sequential(_NestMLP(), nn.LazyLinear(20), _FixedHiddenMLP())
+    x = torch.rand(5, 20) * 4
+    net(x)  # materialize lazy layers
+    tensors = model_tensors(net)
+    tensors["const.2.rand_weight"] = net[2].rand_weight
+    with torch.no_grad():  # how many times the while loop halved X (ctnn's test checks it too)
+        h = net[2].linear(torch.relu(net[2].linear(net[1](net[0](x))) @ net[2].rand_weight + 1))
+        halvings = 0
+        while h.abs().sum() > 1:
+            h /= 2
+            halvings += 1
+    tensors["halvings"] = torch.tensor(float(halvings))
+    tensors.update(autograd_tensors(net, x))
+    write_case(os.path.join(out_dir, "block_chimera.txt"),
+               "nn.Sequential(NestMLP(), nn.LazyLinear(20), FixedHiddenMLP()) (D2L's chimera);\n"
+               "NestMLP: net = nn.Sequential(nn.LazyLinear(64), nn.ReLU(), nn.LazyLinear(32), nn.ReLU()),\n"
+               "linear = nn.LazyLinear(16), forward: linear(net(X)); FixedHiddenMLP as in block_fixed_hidden_mlp\n"
+               "(const.2.rand_weight; halvings = iterations of its while loop); output: a 0-d tensor over the batch\n"
+               "input = torch.rand(5, 20) * 4 after torch.manual_seed(404) and construction; net(input) once;\n"
+               "dy = torch.randn_like(output); grad.<name> = d sum(dy * output) / d <name> by autograd",
+               tensors)
+
+
+CASES += [case_block_chimera]
+
+
 def _case_name(fn):
     return fn.__name__[len("case_"):]
 

@@ -9,6 +9,11 @@
 //   static constexpr size_t slot_floats;   // workspace floats per sample its materializations need
 //   static constexpr size_t scratch_floats;
 //   static constexpr bool materializes;    // holds a reduction / mm not yet computed (see prepare)
+//   static constexpr bool batch_coupled;   // mixes samples: a reduction over the batch (X.sum(), sum<0>)
+//   static constexpr bool failed;          // a compile-time error was reported inside (one mistake,
+//                                          // one error: later checks on it stay silent)
+//   using site;                            // where the block's input X comes from (nn::detail::site<Block,
+//                                          // Path>), for errors that name a sub-layer; void without X
 //   template <class O> static constexpr bool simd;  // can be read W lanes at a time in loop space O
 //   at<O, OB>(n, j), vat<O, OB>(n, j)      // value at element j of sample n of the loop space [N?, *O]
 //   prepare(Context&)                      // compute reductions / mm into the workspace (once)
@@ -32,6 +37,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -95,7 +101,15 @@ struct BackwardContext {
   std::size_t n;
   float* gact;      // gradient mirror of the block's activation region
   float* scratch;
+  /// The expression points at the members (parameters, sub-layers) of the block object that ran
+  /// forward; backward may run on a copy of it (a Model's per-thread replica, which collects its
+  /// own gradients): `shift` is the copy's address minus the original's, and mine(p) the copy's p.
+  std::ptrdiff_t shift = 0;
   float* grad_at(std::size_t off) const { return gact + n * off; }
+  template <class T>
+  T* mine(T* p) const {
+    return reinterpret_cast<T*>(reinterpret_cast<std::uintptr_t>(p) + static_cast<std::uintptr_t>(shift));
+  }
 };
 
 // ---- Broadcasting -------------------------------------------------------------------------------
@@ -134,13 +148,20 @@ struct broadcast {
 template <class S, bool Batched>
 using shown = std::conditional_t<Batched, per_sample<S>, S>;
 
-template <class A, bool AB, class B, bool BB>
+/// Broadcasting checked once: an operand that already failed (its error is reported) is not
+/// checked again, so one mistake gives one error.
+template <class A, bool AB, class B, bool BB, bool AlreadyFailed = false>
 struct checked_broadcast {
   using bc = broadcast<A, AB, B, BB>;
+  static constexpr bool ok = AlreadyFailed || bc::ok;
   static constexpr bool reported =
-      ctnn::detail::check<bc::ok, ERROR_broadcast_shape_mismatch<shown<A, AB>, shown<B, BB>>>::value;
+      ctnn::detail::check<ok, ERROR_broadcast_shape_mismatch<shown<A, AB>, shown<B, BB>>>::value;
   using type = std::conditional_t<reported, typename bc::result, typename bc::result>;
 };
+
+/// The first non-void of two sites (an expression holds the input of one block at most).
+template <class A, class B>
+using either_site = std::conditional_t<std::is_void_v<A>, B, A>;
 
 }  // namespace detail
 
@@ -252,7 +273,8 @@ void accumulate(const G& g, float* t, std::size_t n) {
 /// Shared by all leaves: nothing to prepare, no materialized node inside.
 struct leaf_base {
   static constexpr std::size_t slot_floats = 0, scratch_floats = 0;
-  static constexpr bool materializes = false;
+  static constexpr bool materializes = false, batch_coupled = false, failed = false;
+  using site = void;
   void prepare(Context&) {}
   bool backprop(int, const BackwardContext&) const { return false; }
 };
@@ -271,10 +293,24 @@ struct View : Expr<View<S, B>>, leaf_base {
   template <class O, bool OB, class G> void backward(const G&, const BackwardContext&) const {}
 };
 
-/// The block's input X: a batched leaf whose gradient goes to the block's dx.
+/// What a sub-layer call returns after reporting its error: a batched leaf of the layer's output
+/// shape that marks the expression as failed, so nothing after it reports again.
 template <class S>
-struct Input : Expr<Input<S>>, leaf_base {
+struct Failed : Expr<Failed<S>>, leaf_base {
   using shape = S;
+  static constexpr bool batched = true, failed = true;
+  template <class O> static constexpr bool simd = false;
+  template <class O, bool OB> float at(std::size_t, std::size_t) const { return 0.0f; }
+  template <class O, bool OB> vfloat vat(std::size_t, std::size_t) const { return vfloat(0.0f); }
+  template <class O, bool OB, class G> void backward(const G&, const BackwardContext&) const {}
+};
+
+/// The block's input X: a batched leaf whose gradient goes to the block's dx. `Site` names the
+/// block and its position (nn::detail::site), so a sub-layer called on X can say where it is.
+template <class S, class Site = void>
+struct Input : Expr<Input<S, Site>>, leaf_base {
+  using shape = S;
+  using site = Site;
   static constexpr bool batched = true;
   template <class O> static constexpr bool simd = leaf_simd<O, S>;
   const float* p;
@@ -300,7 +336,7 @@ struct ParamLeaf : Expr<ParamLeaf<S>>, leaf_base {
   template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const { return leaf_vat<O, OB, S, false>(p, n, j); }
   template <class O, bool OB, class G>
   void backward(const G& g, const BackwardContext& bc) const {
-    accumulate<O, OB, S, false>(g, param->grad.data(), bc.n);
+    accumulate<O, OB, S, false>(g, bc.mine(param)->grad.data(), bc.n);
   }
 };
 

@@ -36,7 +36,8 @@ struct Unary : Expr<Unary<Op, A>> {
   using shape = typename A::shape;
   static constexpr bool batched = A::batched;
   static constexpr std::size_t slot_floats = A::slot_floats, scratch_floats = A::scratch_floats;
-  static constexpr bool materializes = A::materializes;
+  static constexpr bool materializes = A::materializes, batch_coupled = A::batch_coupled, failed = A::failed;
+  using site = typename A::site;
   template <class O> static constexpr bool simd = A::template simd<O>;
   A a;
   explicit Unary(const A& operand) : a(operand) {}
@@ -144,11 +145,16 @@ struct abs_op {
 /// y = Op(a, b) with broadcasting; dL/da = Op::grad_a(g, a, b), dL/db = Op::grad_b(g, a, b).
 template <class Op, class A, class B>
 struct Binary : Expr<Binary<Op, A, B>> {
-  using shape = typename detail::checked_broadcast<typename A::shape, A::batched, typename B::shape, B::batched>::type;
+  using checked = detail::checked_broadcast<typename A::shape, A::batched, typename B::shape, B::batched,
+                                            A::failed || B::failed>;
+  using shape = typename checked::type;
   static constexpr bool batched = A::batched || B::batched;
   static constexpr std::size_t slot_floats = A::slot_floats + B::slot_floats;
   static constexpr std::size_t scratch_floats = std::max(A::scratch_floats, B::scratch_floats);
   static constexpr bool materializes = A::materializes || B::materializes;
+  static constexpr bool batch_coupled = A::batch_coupled || B::batch_coupled;
+  static constexpr bool failed = A::failed || B::failed || !checked::bc::ok;
+  using site = detail::either_site<typename A::site, typename B::site>;
   template <class O> static constexpr bool simd = A::template simd<O> && B::template simd<O>;
   A a;
   B b;

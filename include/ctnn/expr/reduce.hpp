@@ -43,12 +43,12 @@ struct kept<S, D, true> {
 };
 
 /// The shapes of a reduction of (S, batched B) over Dim (PyTorch's numbering: the batch is 0).
-template <int Dim, bool KeepDim, class S, bool B>
+template <int Dim, bool KeepDim, class S, bool B, bool AlreadyFailed>
 struct reduction_shapes {
   static constexpr std::size_t full_rank = S::rank + (B ? 1 : 0);
   static constexpr bool in_range = Dim == all_dims || (Dim >= 0 && std::size_t(Dim) < full_rank);
-  static constexpr bool ok =
-      ctnn::detail::check<in_range, ERROR_reduction_dim_out_of_range<dim<std::size_t(Dim)>, shown<S, B>>>::value;
+  static constexpr bool ok = ctnn::detail::check<in_range || AlreadyFailed,
+                                                 ERROR_reduction_dim_out_of_range<dim<std::size_t(Dim)>, shown<S, B>>>::value;
   static constexpr bool over_all = Dim == all_dims || !in_range;
   static constexpr bool over_batch = !over_all && B && Dim == 0;
   static constexpr bool along = !over_all && !over_batch;  // along a sample dimension
@@ -64,7 +64,7 @@ struct reduction_shapes {
 template <bool Mean, int Dim, bool KeepDim, class A>
 struct Reduce : Expr<Reduce<Mean, Dim, KeepDim, A>> {
   using in_shape = typename A::shape;
-  using shapes = detail::reduction_shapes<Dim, KeepDim, in_shape, A::batched>;
+  using shapes = detail::reduction_shapes<Dim, KeepDim, in_shape, A::batched, A::failed>;
   using keep = typename shapes::keep;
   static constexpr bool keep_batched = shapes::keep_batched;
   using shape = typename shapes::result;
@@ -72,6 +72,10 @@ struct Reduce : Expr<Reduce<Mean, Dim, KeepDim, A>> {
   static constexpr std::size_t slot_floats = A::slot_floats + keep::size;
   static constexpr std::size_t scratch_floats = A::scratch_floats;
   static constexpr bool materializes = true;
+  /// A sum over everything or over dim 0 of a batched operand mixes the samples (PyTorch's X.sum()).
+  static constexpr bool batch_coupled = A::batch_coupled || (A::batched && !shapes::along);
+  static constexpr bool failed = A::failed || !(shapes::ok && shapes::in_range);  // ok: reported
+  using site = typename A::site;
   template <class O> static constexpr bool simd = leaf_simd<O, shape>;
 
   A a;
