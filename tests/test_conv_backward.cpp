@@ -7,6 +7,7 @@
 #include <ctnn/ctnn.hpp>
 #include <limits>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "gradcheck.hpp"
@@ -246,6 +247,127 @@ TEST_CASE("Conv2d stride-1 backward (flat weight gradient, chunks of samples) ma
                     2, 6, 7, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, ctnn::PaddingMode::zeros}>::chunk == 32);
 }
 
+namespace {
+
+/// F.pad's source index of padded position i (counted from -before) along an axis of extent n; -1: zero.
+long pad_index(long i, long n, nn::PaddingMode mode) {
+  if (i >= 0 && i < n) return i;
+  switch (mode) {
+    case nn::PaddingMode::zeros: return -1;
+    case nn::PaddingMode::reflect: return i < 0 ? -i : 2 * (n - 1) - i;
+    case nn::PaddingMode::replicate: return i < 0 ? 0 : n - 1;
+    case nn::PaddingMode::circular: return i < 0 ? i + n : i - n;
+  }
+  return -1;
+}
+
+/// Conv2d<Opt> (+ Sigmoid when Sig) on N samples of [C, H, W]: weight.grad, bias.grad and the input
+/// gradient against textbook loops in double (any padding mode, dilation, groups, stride).
+template <nn::Conv2dOptions Opt, bool Sig, std::size_t N, std::size_t H, std::size_t W>
+void check_conv_grads_scalar() {
+  using Conv = nn::Conv2d<Opt>;
+  using Net = std::conditional_t<Sig, nn::Sequential<Conv, nn::Sigmoid>, nn::Sequential<Conv>>;
+  constexpr std::size_t C = Opt.in_channels;
+  Model<Net, Shape<C, H, W>> net(11);
+  auto& layer = net.template get<0>();
+  using L = std::remove_cvref_t<decltype(layer)>;
+  constexpr auto G = L::geometry;
+  constexpr std::size_t O = G.O, KH = G.KH, KW = G.KW, OH = G.OH(), OW = G.OW(), Cg = G.Cg(), Og = G.Og();
+  auto X = ctnn::randn<Shape<C, H, W>>(N);
+  net.set_input_requires_grad(true);
+  const auto Y = net.forward(X);
+  const std::vector<float> y(Y.begin(), Y.end());
+  auto dy = net.output_grad();
+  ctnn::Generator gen(5);
+  ctnn::randn_(dy, gen);
+  std::vector<double> g(dy.begin(), dy.end());
+  if constexpr (Sig)
+    for (std::size_t i = 0; i < g.size(); ++i) g[i] *= double(y[i]) * (1.0 - double(y[i]));
+  net.backward();
+  const auto x = X.to_vector(), w = layer.weight.to_vector();
+  std::vector<double> dw(w.size()), db(O), dx(x.size());
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t o = 0; o < O; ++o)
+      for (std::size_t oh = 0; oh < OH; ++oh)
+        for (std::size_t ow = 0; ow < OW; ++ow) {
+          const double gz = g[((n * O + o) * OH + oh) * OW + ow];
+          db[o] += gz;
+          for (std::size_t c = 0; c < Cg; ++c)
+            for (std::size_t kh = 0; kh < KH; ++kh)
+              for (std::size_t kw = 0; kw < KW; ++kw) {
+                const long ih = pad_index(long(oh * G.SH + kh * G.DH) - long(G.PT), long(H), G.mode);
+                const long iw = pad_index(long(ow * G.SW + kw * G.DW) - long(G.PL), long(W), G.mode);
+                if (ih < 0 || iw < 0) continue;
+                const std::size_t ci = (o / Og) * Cg + c;
+                const std::size_t xi = ((n * C + ci) * H + std::size_t(ih)) * W + std::size_t(iw);
+                const std::size_t wi = ((o * Cg + c) * KH + kh) * KW + kw;
+                dw[wi] += gz * x[xi];
+                dx[xi] += gz * w[wi];
+              }
+        }
+  auto close = [](std::span<const float> got, const std::vector<double>& ref, const char* what) {
+    REQUIRE(got.size() == ref.size());
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i)
+      if (std::fabs(got[i] - ref[i]) > 1e-4 * (1 + std::fabs(ref[i])) && bad++ < 5)
+        FAIL_CHECK(what << "[" << i << "] = " << got[i] << ", want " << ref[i]);
+    CHECK(bad == 0);
+  };
+  const auto gw = layer.weight.grad.to_vector();
+  close(gw, dw, "weight.grad");
+  if constexpr (L::has_bias) {
+    const auto gb = layer.bias.grad.to_vector();
+    close(gb, db, "bias.grad");
+  }
+  close({net.input_grad().begin(), net.input_grad().end()}, dx, "input grad");
+}
+
+template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
+constexpr bool flat_backward = ctnn::kernels::detail::conv2d_backward_plan<
+    nn::detail::conv2d_geometry<Opt.in_channels, H, W, Opt>()>::use_flat;
+
+}  // namespace
+
+TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-correlation dx) matches a scalar reference") {
+  using M = nn::PaddingMode;
+  // LeNet's convolutions with their Sigmoid: Op' applied while building the flat dz rows; rows of
+  // 28 (a vector and a 12-lane tail) and 10 (a tail only)
+  constexpr nn::Conv2dOptions c1{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2};
+  constexpr nn::Conv2dOptions c2{.in_channels = 6, .out_channels = 16, .kernel_size = 5};
+  static_assert(flat_backward<c1, 28, 28> && flat_backward<c2, 14, 14>);
+  check_conv_grads_scalar<c1, true, 3, 28, 28>();
+  check_conv_grads_scalar<c2, true, 37, 14, 14>();  // two chunks of samples, the second partial
+  // dilation and a rectangular kernel with reflect padding (the padded dx folds back)
+  constexpr nn::Conv2dOptions d{.in_channels = 3, .out_channels = 5, .kernel_size = {3, 2}, .padding = {1, 2},
+                                .dilation = {2, 3}, .padding_mode = M::reflect};
+  static_assert(flat_backward<d, 9, 21>);
+  check_conv_grads_scalar<d, true, 2, 9, 21>();
+  // groups 2, 'same' with an even kernel (asymmetric padding), replicate, no bias; rows of 20
+  constexpr nn::Conv2dOptions gs{.in_channels = 4, .out_channels = 6, .kernel_size = 4, .padding = nn::padding_same,
+                                 .groups = 2, .bias = false, .padding_mode = M::replicate};
+  static_assert(flat_backward<gs, 7, 20>);
+  check_conv_grads_scalar<gs, false, 3, 7, 20>();
+  // circular padding; rows of exactly 16 (no tail), 33 (two vectors and a 1-lane tail)
+  constexpr nn::Conv2dOptions ci{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = 1,
+                                 .padding_mode = M::circular};
+  static_assert(flat_backward<ci, 5, 16> && flat_backward<ci, 4, 33>);
+  check_conv_grads_scalar<ci, true, 2, 5, 16>();
+  check_conv_grads_scalar<ci, false, 2, 4, 33>();
+  // groups 3 with dilation, zeros padding larger than the kernel's reach
+  constexpr nn::Conv2dOptions g3{.in_channels = 6, .out_channels = 6, .kernel_size = 2, .padding = 3, .dilation = 2,
+                                 .groups = 3};
+  static_assert(flat_backward<g3, 6, 11>);
+  check_conv_grads_scalar<g3, true, 2, 6, 11>();
+  // not flat (stride 2, 1x1, depthwise): the im2col path with Op' applied in place
+  constexpr nn::Conv2dOptions s2{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 1};
+  constexpr nn::Conv2dOptions pw{.in_channels = 4, .out_channels = 5, .kernel_size = 1};
+  constexpr nn::Conv2dOptions dwc{.in_channels = 3, .out_channels = 6, .kernel_size = 3, .padding = 1, .groups = 3};
+  static_assert(!flat_backward<s2, 9, 19> && !flat_backward<pw, 5, 18> && !flat_backward<dwc, 6, 17>);
+  check_conv_grads_scalar<s2, true, 2, 9, 19>();
+  check_conv_grads_scalar<pw, true, 2, 5, 18>();
+  check_conv_grads_scalar<dwc, true, 2, 6, 17>();
+}
+
 // ---- Pooling -----------------------------------------------------------------------------------
 
 TEST_CASE("MaxPool2d backward matches finite differences") {
@@ -310,6 +432,50 @@ TEST_CASE("AvgPool2d backward with count_include_pad on and off matches finite d
   CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1}>, Shape<2, 5, 7>>() == 0);
   CHECK(check_grad<nn::AvgPool2d<{.kernel_size = {3, 2}, .stride = {1, 2}, .padding = 1, .count_include_pad = false}>,
                    Shape<2, 5, 7>>() == 0);
+}
+
+namespace {
+
+/// AvgPool2d<Opt> whose windows tile [C, H, W] exactly (the write-once path): the input gradient of
+/// N samples against dy[c, ih / KH, iw / KW] / divisor, and that dx is overwritten (stale values gone).
+template <nn::AvgPool2dOptions Opt, std::size_t C, std::size_t H, std::size_t W>
+void check_tiling_avgpool_backward(std::size_t N) {
+  constexpr std::size_t KH = Opt.kernel_size.h, KW = Opt.kernel_size.w, OH = H / KH, OW = W / KW;
+  static_assert(H % KH == 0 && W % KW == 0);
+  const double div = Opt.divisor_override != 0 ? double(Opt.divisor_override) : double(KH * KW);
+  Model<nn::Sequential<nn::AvgPool2d<Opt>>, Shape<C, H, W>> net;
+  Batch<Shape<C, H, W>> X(N);
+  ctnn::Generator gen(3);
+  ctnn::randn_(X, gen);
+  net.set_input_requires_grad(true);
+  for (int pass = 0; pass < 2; ++pass) {
+    net.forward(X);
+    auto dy = net.output_grad();
+    ctnn::randn_(dy, gen);
+    const std::vector<float> g(dy.begin(), dy.end());
+    net.backward();
+    const std::vector<float> dx(net.input_grad().begin(), net.input_grad().end());
+    REQUIRE(dx.size() == N * C * H * W);
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < dx.size(); ++i) {
+      const std::size_t iw = i % W, ih = i / W % H, nc = i / (H * W);
+      const double want = g[(nc * OH + ih / KH) * OW + iw / KW] / div;
+      if (std::fabs(dx[i] - want) > 1e-6 * (1 + std::fabs(want)) && bad++ < 5)
+        FAIL_CHECK("dx[" << i << "] = " << dx[i] << ", want " << want);
+    }
+    CHECK(bad == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("AvgPool2d backward with windows that tile the input (write-once path) matches a scalar reference") {
+  check_tiling_avgpool_backward<{.kernel_size = 2}, 6, 28, 28>(3);         // LeNet: rows of 14 -> 8 + 6 lanes
+  check_tiling_avgpool_backward<{.kernel_size = 2}, 16, 10, 10>(2);        // LeNet's second pool: 5 lanes
+  check_tiling_avgpool_backward<{.kernel_size = {3, 2}}, 2, 9, 38>(2);     // rows of 19: 8 + 8 + 3
+  check_tiling_avgpool_backward<{.kernel_size = 2, .divisor_override = 3}, 2, 4, 34>(2);
+  check_tiling_avgpool_backward<{.kernel_size = 3, .count_include_pad = false}, 2, 6, 12>(2);  // KW 3: scalar rows
+  check_tiling_avgpool_backward<{.kernel_size = {1, 4}, .stride = {1, 4}}, 3, 2, 36>(2);
 }
 
 TEST_CASE("AvgPool2d backward with ceil_mode matches finite differences") {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "ctnn/core/conv_arithmetic.hpp"
 #include "ctnn/kernels/eltwise.hpp"
@@ -285,6 +286,38 @@ constexpr std::size_t flat_cols(std::size_t MO) {
   return r < 8 ? r : 8;
 }
 
+/// The first m < simd_width lanes of p (the others zero); reads only those m floats.
+inline vfloat conv_load_first(const float* p, std::size_t m) {
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << m) - 1u), p);
+#endif
+  alignas(64) float tmp[simd_width] = {};
+  std::memcpy(tmp, p, m * sizeof(float));
+  return vfloat::load_aligned(tmp);
+}
+/// Stores the first m < simd_width lanes of v at p; writes only those m floats.
+inline void conv_store_first(vfloat v, float* p, std::size_t m) {
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << m) - 1u), v);
+    return;
+  }
+#endif
+  alignas(64) float tmp[simd_width];
+  v.store_aligned(tmp);
+  std::memcpy(p, tmp, m * sizeof(float));
+}
+/// v with the lanes from m on zeroed.
+inline vfloat conv_keep_first(vfloat v, std::size_t m) {
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) return _mm512_maskz_mov_ps(static_cast<__mmask16>((1u << m) - 1u), v);
+#endif
+  alignas(64) float tmp[simd_width];
+  v.store_aligned(tmp);
+  std::fill(tmp + m, tmp + simd_width, 0.0f);
+  return vfloat::load_aligned(tmp);
+}
+
 /// Where the lanes of flat vector j go in the compact [OHc, OWc] output: one segment per row it
 /// touches (a vector spans at most simd_width / LD + 2 rows), each a lane mask and the compact index
 /// of its first lane. Built at compile time.
@@ -315,6 +348,12 @@ struct flat_store_plan {
 /// Stores the valid lanes of flat vector j into the compact output y [OHc, OWc].
 template <std::size_t LD, std::size_t OHc, std::size_t OWc>
 inline void flat_store(vfloat v, float* y, std::size_t j) {
+  if constexpr (OWc == LD) {  // every lane below OHc*LD is an output, in place: one (masked) store
+    constexpr std::size_t Q = OHc * LD;
+    if (j * simd_width + simd_width <= Q) v.store_unaligned(y + j * simd_width);
+    else conv_store_first(v, y + j * simd_width, Q - j * simd_width);
+    return;
+  }
   using plan = flat_store_plan<LD, OHc, OWc>;
   const auto& segs = plan::segments[j];
   CTNN_UNROLL for (std::size_t k = 0; k < plan::S; ++k) {
@@ -510,20 +549,35 @@ struct conv2d_backward_plan {
   static constexpr std::size_t gap_floats = round_up((G.KW - 1) * G.DW, 16);
   // the (padded) input's gradient, with a vector of slack for col2im's stores
   static constexpr std::size_t dxp_floats = round_up(G.C * G.Hp() * LDx + simd_width, 16);
-  // Stride 1: dW from the flat layout (conv_dw_flat), for a chunk of samples at a time: each
-  // sample's padded input with its slack (xs_floats) and dz in flat rows (dzf_floats).
+  // Stride 1: the flat path. For a chunk of samples at a time, each sample's padded input with its
+  // slack (xs_floats) and dz = Op'(y) * dy in flat rows (dzs_floats): `lead` zeros, then one slot of
+  // CSz floats per output channel, dz[o, oh, ow] at slot o + oh*LDx + ow, zero elsewhere. dW is
+  // conv_dw_flat over the chunk; db sums the rows as they are built; dx is the full correlation of
+  // dz with the flipped kernel, flat_conv<flat_dx> on the same buffer: its tap (kh, kw) reads
+  // slot + q - (kh*DH*LDx + kw*DW), and the zero columns ow >= OW of each flat row (exactly
+  // (KW-1)*DW of them) and the zeros before each slot are the full correlation's padding.
   static constexpr FlatConv flat = conv2d_plan<G>::flat;
   static constexpr bool use_flat = conv2d_plan<G>::use_flat;
   static constexpr std::size_t xs_floats = round_up(G.C * G.Hp() * LDx + flat.slack(), 16);
-  static constexpr std::size_t dzf_floats = G.O * flat.LQ();
+  static constexpr std::size_t reach = (G.KH - 1) * G.DH * LDx + (G.KW - 1) * G.DW;  // farthest tap
+  static constexpr std::size_t lead = round_up(reach, 16);
+  static constexpr std::size_t CSz = round_up(G.Hp() * LDx, 16);  // >= flat.LQ(): OH <= Hp
+  static constexpr std::size_t dzs_floats = lead + G.O * CSz;
+  static constexpr FlatConv flat_dx{G.Og(), G.Cg(), G.KH, G.KW, G.DH, G.DW, LDx, CSz, G.Hp(), G.Wp()};
+  static_assert(!use_flat || (flat.LQ() <= CSz && flat_dx.LQ() <= CSz && flat_dx.slack() <= reach));
   static constexpr std::size_t chunk = [] {  // samples per chunk: about 384 KiB, in L2
-    const std::size_t c = 98304 / (xs_floats + dzf_floats);
+    const std::size_t c = 98304 / (xs_floats + dzs_floats);
     return c < 1 ? 1 : c > 32 ? 32 : c;
   }();
-  static constexpr std::size_t chunk_floats = use_flat ? chunk * (xs_floats + dzf_floats) : 0;
-  // layout: xp, dz, gap, col, dxp, chunk
+  // the flipped weights [groups][Cg][Og*KH*KW], packed for flat_conv<flat_dx>
+  static constexpr std::size_t wflip_floats = round_up(G.O * K, 16);
+  static constexpr std::size_t wdx_floats = flat_weight_floats<flat_dx> * G.groups;
+  static constexpr std::size_t flat_dxp_floats = G.padded() ? round_up(G.C * G.Hp() * LDx, 16) : 0;
+  static constexpr std::size_t flat_scratch_floats =
+      chunk * (xs_floats + dzs_floats) + wflip_floats + wdx_floats + flat_dxp_floats;
+  // layout: xp, dz, gap, col, dxp (general path) or chunk xs, chunk dz, wflip, wdx, dxp (flat path)
   static constexpr std::size_t scratch_floats =
-      xp_floats + dz_floats + gap_floats + col_floats + dxp_floats + chunk_floats;
+      use_flat ? flat_scratch_floats : xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
 };
 
 /// Register tile of conv_dw_flat: MO rows of dz x NT taps.
@@ -536,12 +590,12 @@ constexpr std::size_t flat_dw_taps(std::size_t MO) {
   return t < 8 ? t : 8;
 }
 
-/// dw[o, t0 + t] += sum over `count` samples and all q of dzf[o, q] * src[off(t0 + t) + q], for MO
-/// rows o and NT taps; dzf rows of F.LQ() floats (zero where q is not an output).
-template <FlatConv F, std::size_t MO, std::size_t NT>
+/// dw[o, t0 + t] += sum over `count` samples and all q < F.LQ() of dzf[o, q] * src[off(t0 + t) + q],
+/// for MO rows o and NT taps; dzf rows of DS floats (zero where q is not an output), 64-byte aligned.
+template <FlatConv F, std::size_t DS, std::size_t MO, std::size_t NT>
 inline void flat_dw_tile(const float* dzf, const float* src, float* dw, std::size_t count, std::size_t dz_stride,
                          std::size_t src_stride, std::size_t t0) {
-  constexpr std::size_t K = F.K(), NQ = F.NQ(), LQ = F.LQ();
+  constexpr std::size_t K = F.K(), NQ = F.NQ();
   static constexpr auto offs = [] {  // where tap k = (c*KH + kh)*KW + kw starts in src
     std::array<std::size_t, K> a{};
     for (std::size_t c = 0; c < F.Cin; ++c)
@@ -559,7 +613,7 @@ inline void flat_dw_tile(const float* dzf, const float* src, float* dw, std::siz
     const float* x = src + s * src_stride;
     for (std::size_t j = 0; j < NQ * simd_width; j += simd_width) {
       vfloat dv[MO];
-      CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o) dv[o] = vfloat::load_aligned(d + o * LQ + j);
+      CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o) dv[o] = vfloat::load_aligned(d + o * DS + j);
       CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) {
         const vfloat xv = vfloat::load_unaligned(x + off[t] + j);
         CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o) acc[o][t] = xsimd::fma(dv[o], xv, acc[o][t]);
@@ -570,26 +624,27 @@ inline void flat_dw_tile(const float* dzf, const float* src, float* dw, std::siz
     CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) dw[o * K + t0 + t] += xsimd::hadd(acc[o][t]);
 }
 
-template <FlatConv F, std::size_t MO>
+template <FlatConv F, std::size_t DS, std::size_t MO>
 inline void flat_dw_rows(const float* dzf, const float* src, float* dw, std::size_t count, std::size_t dz_stride,
                          std::size_t src_stride) {
   constexpr std::size_t K = F.K(), NT = flat_dw_taps(MO);
   std::size_t t = 0;
-  for (; t + NT <= K; t += NT) flat_dw_tile<F, MO, NT>(dzf, src, dw, count, dz_stride, src_stride, t);
-  if constexpr (K % NT != 0) flat_dw_tile<F, MO, K % NT>(dzf, src, dw, count, dz_stride, src_stride, t);
+  for (; t + NT <= K; t += NT) flat_dw_tile<F, DS, MO, NT>(dzf, src, dw, count, dz_stride, src_stride, t);
+  if constexpr (K % NT != 0) flat_dw_tile<F, DS, MO, K % NT>(dzf, src, dw, count, dz_stride, src_stride, t);
 }
 
-/// dw[O, K] += sum over `count` samples of the correlation of dzf [O][LQ] (flat, zero off the output)
+/// dw[O, K] += sum over `count` samples of the correlation of dzf [O][DS] (flat, zero off the output)
 /// with src (the padded input, flat): the weight gradient without an im2col panel; the horizontal
 /// sums happen once per chunk of samples, not per sample.
-template <FlatConv F>
+template <FlatConv F, std::size_t DS>
 void conv_dw_flat(const float* dzf, const float* src, float* dw, std::size_t count, std::size_t dz_stride,
                   std::size_t src_stride) {
-  constexpr std::size_t K = F.K(), LQ = F.LQ(), MO = flat_dw_rows(F.O);
+  static_assert(DS >= F.LQ() && DS % 16 == 0);
+  constexpr std::size_t K = F.K(), MO = flat_dw_rows(F.O);
   std::size_t o = 0;
-  for (; o + MO <= F.O; o += MO) flat_dw_rows<F, MO>(dzf + o * LQ, src, dw + o * K, count, dz_stride, src_stride);
+  for (; o + MO <= F.O; o += MO) flat_dw_rows<F, DS, MO>(dzf + o * DS, src, dw + o * K, count, dz_stride, src_stride);
   if constexpr (F.O % MO != 0)
-    flat_dw_rows<F, F.O % MO>(dzf + o * LQ, src, dw + o * K, count, dz_stride, src_stride);
+    flat_dw_rows<F, DS, F.O % MO>(dzf + o * DS, src, dw + o * K, count, dz_stride, src_stride);
 }
 
 /// dw[r, c] += sum_p dz[r, p] col[c, p] for MO rows of dz (stride Pp) and NK rows of col (stride Pp);
@@ -788,49 +843,114 @@ void unpad2d_add(const float* dxp, float* dx) {
 template <Conv2dGeometry G>
 inline constexpr std::size_t conv2d_backward_scratch_floats = detail::conv2d_backward_plan<G>::scratch_floats;
 
-/// Backward of conv2d for n samples, given dz = dL/d(conv2d(x, w) + b) [N, O, OH, OW]:
-/// dw += dL/dw, db += dL/db (only when Bias), dx = dL/dx (overwritten; skipped when null).
-/// `scratch` holds conv2d_backward_scratch_floats<G> floats, 64-byte aligned.
-template <Conv2dGeometry G, bool Bias>
-void conv2d_backward(const float* x, const float* w, const float* dz, float* dw, float* db, float* dx, std::size_t n,
-                     float* scratch) {
-  using plan = detail::conv2d_backward_plan<G>;
-  constexpr std::size_t P = plan::P, Pp = plan::Pp, K = plan::K, Og = G.Og(), Cg = G.Cg();
-  constexpr std::size_t Hp = G.Hp(), LDx = plan::LDx;
-  constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * P;
-  float* xp = scratch;
-  float* dzp = xp + plan::xp_floats;
-  float* col = dzp + plan::dz_floats + plan::gap_floats;
-  float* dxp = col + plan::col_floats;
-  [[maybe_unused]] float* chunk_xs = dxp + plan::dxp_floats;
-  [[maybe_unused]] float* chunk_dz = chunk_xs + plan::chunk * plan::xs_floats;
-  constexpr std::size_t step = plan::use_flat ? plan::chunk : 1;
-  for (std::size_t s0 = 0; s0 < n; s0 += step) {
-    const std::size_t count = std::min(step, n - s0);
-    if constexpr (plan::use_flat) {
-      // dW for the chunk: each sample's padded input (slack zeroed) and dz in flat rows
-      constexpr FlatConv F = plan::flat;
-      constexpr std::size_t xs_main = G.C * Hp * LDx, LQ = F.LQ();
-      for (std::size_t i = 0; i < count; ++i) {
-        float* xs = chunk_xs + i * plan::xs_floats;
-        pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(x + (s0 + i) * in_floats, xs);
-        std::fill(xs + xs_main, xs + plan::xs_floats, 0.0f);
-        float* d = chunk_dz + i * plan::dzf_floats;
-        const float* dzs = dz + (s0 + i) * out_floats;
-        for (std::size_t o = 0; o < G.O; ++o) {
-          float* row = d + o * LQ;
-          for (std::size_t oh = 0; oh < G.OH(); ++oh) {
-            std::copy_n(dzs + (o * G.OH() + oh) * G.OW(), G.OW(), row + oh * LDx);
-            std::fill_n(row + oh * LDx + G.OW(), LDx - G.OW(), 0.0f);
-          }
-          std::fill(row + G.OH() * LDx, row + LQ, 0.0f);
+namespace detail {
+
+/// The flat path's dz rows for sample s: slot o of `d` gets dz[o, oh, ow] = Op'(y) * dy at
+/// oh*LDx + ow (only those cells are written; the rest of the buffer stays zero); db[o] += their sum.
+template <Conv2dGeometry G, bool Bias, class Op>
+inline void flat_dz_rows(const float* y, const float* dy, float* d, float* db) {
+  using plan = conv2d_backward_plan<G>;
+  constexpr std::size_t OH = G.OH(), OW = G.OW(), LDx = plan::LDx;
+  constexpr bool act = !std::is_same_v<Op, identity_op>;
+  for (std::size_t o = 0; o < G.O; ++o) {
+    float* slot = d + o * plan::CSz;
+    const float* gs = dy + o * OH * OW;
+    [[maybe_unused]] const float* ys = act ? y + o * OH * OW : nullptr;
+    vfloat sum(0.0f);
+    for (std::size_t oh = 0; oh < OH; ++oh) {
+      CTNN_UNROLL for (std::size_t c0 = 0; c0 < OW; c0 += simd_width) {
+        const std::size_t i = oh * OW + c0;
+        if (c0 + simd_width <= OW) {
+          vfloat v = vfloat::load_unaligned(gs + i);
+          if constexpr (act) v = Op::backward(vfloat::load_unaligned(ys + i), v);
+          v.store_unaligned(slot + oh * LDx + c0);
+          if constexpr (Bias) sum += v;
+        } else {
+          constexpr std::size_t m = OW % simd_width;
+          vfloat v = conv_load_first(gs + i, m);
+          if constexpr (act) v = conv_keep_first(Op::backward(conv_load_first(ys + i, m), v), m);
+          conv_store_first(v, slot + oh * LDx + c0, m);
+          if constexpr (Bias) sum += v;
         }
       }
-      for (std::size_t g = 0; g < G.groups; ++g)
-        detail::conv_dw_flat<F>(chunk_dz + g * Og * LQ, chunk_xs + g * Cg * Hp * LDx, dw + g * Og * K, count, plan::dzf_floats,
-                        plan::xs_floats);
     }
-    for (std::size_t s = s0; s < s0 + count; ++s) {
+    if constexpr (Bias) db[o] += xsimd::hadd(sum);
+  }
+}
+
+/// The stride-1 backward: see conv2d_backward_plan.
+template <Conv2dGeometry G, bool Bias, class Op>
+void conv2d_backward_flat(const float* x, const float* w, const float* y, const float* dy, float* dw, float* db,
+                          float* dx, std::size_t n, float* scratch) {
+  using plan = conv2d_backward_plan<G>;
+  constexpr FlatConv F = plan::flat, Fx = plan::flat_dx;
+  constexpr std::size_t K = plan::K, Og = G.Og(), Cg = G.Cg(), Hp = G.Hp(), LDx = plan::LDx, KK = G.KH * G.KW;
+  constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * plan::P;
+  constexpr std::size_t xs_main = G.C * Hp * LDx, Kx = Og * KK, wdx_group = flat_weight_floats<Fx>;
+  float* chunk_xs = scratch;
+  float* chunk_dz = chunk_xs + plan::chunk * plan::xs_floats;
+  float* wflip = chunk_dz + plan::chunk * plan::dzs_floats;
+  float* wdx = wflip + plan::wflip_floats;
+  float* dxp = wdx + plan::wdx_floats;
+  std::fill_n(chunk_dz, plan::chunk * plan::dzs_floats, 0.0f);  // only dz cells are ever written
+  if (dx) {  // wflip[g][c][o][kh][kw] = w[g*Og + o][c][KH-1-kh][KW-1-kw], packed for the tiles
+    for (std::size_t g = 0; g < G.groups; ++g) {
+      for (std::size_t c = 0; c < Cg; ++c)
+        for (std::size_t o = 0; o < Og; ++o)
+          for (std::size_t k = 0; k < KK; ++k)
+            wflip[(g * Cg + c) * Kx + o * KK + k] = w[((g * Og + o) * Cg + c) * KK + (KK - 1 - k)];
+      flat_pack_weights<Fx>(wflip + g * Cg * Kx, wdx + g * wdx_group);
+    }
+  }
+  for (std::size_t s0 = 0; s0 < n; s0 += plan::chunk) {
+    const std::size_t count = std::min(plan::chunk, n - s0);
+    for (std::size_t i = 0; i < count; ++i) {
+      float* xs = chunk_xs + i * plan::xs_floats;
+      pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(x + (s0 + i) * in_floats, xs);
+      std::fill(xs + xs_main, xs + plan::xs_floats, 0.0f);
+      flat_dz_rows<G, Bias, Op>(y + (s0 + i) * out_floats, dy + (s0 + i) * out_floats,
+                                chunk_dz + i * plan::dzs_floats + plan::lead, db);
+    }
+    for (std::size_t g = 0; g < G.groups; ++g)
+      conv_dw_flat<F, plan::CSz>(chunk_dz + plan::lead + g * Og * plan::CSz, chunk_xs + g * Cg * Hp * LDx,
+                                 dw + g * Og * K, count, plan::dzs_floats, plan::xs_floats);
+    if (!dx) continue;
+    for (std::size_t i = 0; i < count; ++i) {
+      const float* src = chunk_dz + i * plan::dzs_floats + plan::lead - plan::reach;
+      float* dxs = dx + (s0 + i) * in_floats;
+      float* gx = G.padded() ? dxp : dxs;  // unpadded: the full correlation is dx itself
+      for (std::size_t g = 0; g < G.groups; ++g)
+        flat_conv<Fx, false, identity_op>(src + g * Og * plan::CSz, wdx + g * wdx_group, nullptr,
+                                          gx + g * Cg * Hp * LDx);
+      if constexpr (G.padded()) unpad2d_add<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(dxp, dxs);
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Backward of conv2d + Op for n samples, given y = Op(conv2d(x, w) + b) (read only when Op is not
+/// identity_op) and dy = dL/dy [N, O, OH, OW]: dw += dL/dw, db += dL/db (only when Bias), dx = dL/dx
+/// (overwritten; skipped when null). dy may be overwritten (with Op'(y) * dy). `scratch` holds
+/// conv2d_backward_scratch_floats<G> floats, 64-byte aligned.
+template <Conv2dGeometry G, bool Bias, class Op = identity_op>
+void conv2d_backward(const float* x, const float* w, const float* y, float* dy, float* dw, float* db, float* dx,
+                     std::size_t n, float* scratch) {
+  using plan = detail::conv2d_backward_plan<G>;
+  if constexpr (plan::use_flat) {
+    detail::conv2d_backward_flat<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch);
+    return;
+  } else {
+    constexpr std::size_t P = plan::P, Pp = plan::Pp, K = plan::K, Og = G.Og(), Cg = G.Cg();
+    constexpr std::size_t Hp = G.Hp(), LDx = plan::LDx;
+    constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * P;
+    if constexpr (!std::is_same_v<Op, identity_op>) eltwise_backward<Op>(y, dy, dy, n * out_floats);
+    const float* dz = dy;
+    float* xp = scratch;
+    float* dzp = xp + plan::xp_floats;
+    float* col = dzp + plan::dz_floats + plan::gap_floats;
+    float* dxp = col + plan::col_floats;
+    for (std::size_t s = 0; s < n; ++s) {
       const float* xs = x + s * in_floats;
       const float* dzs = dz + s * out_floats;
       for (std::size_t o = 0; o < G.O; ++o) {
@@ -844,19 +964,16 @@ void conv2d_backward(const float* x, const float* w, const float* dz, float* dw,
           db[o] += xsimd::hadd(acc);
         }
       }
-      if (plan::use_flat && !dx) continue;
       const float* src = xs;
-      if constexpr (G.padded() && !plan::use_flat) {
+      if constexpr (G.padded()) {
         pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(xs, xp);
         src = xp;
       }
       float* gx = dx ? dxp : nullptr;  // where col2im writes: the (padded) input's gradient
       for (std::size_t g = 0; g < G.groups; ++g) {
         const float* dzg = dzp + g * Og * Pp;
-        if constexpr (!plan::use_flat) {
-          im2col<G, Hp, LDx, Pp>(src + g * Cg * Hp * LDx, col);
-          detail::conv_dw<Og, K, Pp>(dzg, col, dw + g * Og * K);
-        }
+        im2col<G, Hp, LDx, Pp>(src + g * Cg * Hp * LDx, col);
+        detail::conv_dw<Og, K, Pp>(dzg, col, dw + g * Og * K);
         if (gx) {
           detail::conv_dcol<Og, K, Pp>(w + g * Og * K, dzg, col);
           col2im<G, Hp, LDx, Pp>(col, gx + g * Cg * Hp * LDx);

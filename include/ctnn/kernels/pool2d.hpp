@@ -296,6 +296,40 @@ template <Pool2dGeometry G, bool CountIncludePad, std::size_t DivisorOverride>
 void avgpool2d_backward(const float* dy, float* dx, std::size_t n, float* scratch) {
   static constexpr auto ch = avg_pool_counts<G.OH, G.H, G.PH, G.KH, G.SH, CountIncludePad>;
   static constexpr auto cw = avg_pool_counts<G.OW, G.W, G.PW, G.KW, G.SW, CountIncludePad>;
+  if constexpr (G.KH == G.SH && G.KW == G.SW && G.PH == 0 && G.PW == 0 && G.OH * G.SH == G.H &&
+                G.OW * G.SW == G.W && G.DH == 1 && G.DW == 1) {
+    // The windows tile the input exactly: every input cell gets the gradient of its one window, so
+    // dx is written once (no zeroing, no adds): the first row of each window band is dy's row spread
+    // along the width (KW == 2 on AVX-512: a lane-doubling permute), the other KH - 1 rows copies of it.
+    constexpr float div = DivisorOverride != 0 ? static_cast<float>(DivisorOverride) : static_cast<float>(G.KH * G.KW);
+    for (std::size_t s = 0; s < n * G.C; ++s) {
+      const float* dyc = dy + s * G.OH * G.OW;
+      float* dxc = dx + s * G.H * G.W;
+      for (std::size_t oh = 0; oh < G.OH; ++oh) {
+        const float* g = dyc + oh * G.OW;
+        float* r0 = dxc + oh * G.SH * G.W;
+        bool done = false;
+#if defined(__AVX512F__)
+        if constexpr (G.KW == 2 && simd_width == 16) {
+          const __m512i twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+          for (std::size_t ow = 0; ow < G.OW; ow += 8) {
+            const std::size_t m = std::min<std::size_t>(8, G.OW - ow);
+            const vfloat v = detail::conv_load_first(g + ow, m) / vfloat(div);
+            detail::store_partial(vfloat(_mm512_permutexvar_ps(twice, v)), r0 + 2 * ow, 2 * m);
+          }
+          done = true;
+        }
+#endif
+        if (!done)
+          for (std::size_t ow = 0; ow < G.OW; ++ow) {
+            const float v = g[ow] / div;
+            for (std::size_t kw = 0; kw < G.KW; ++kw) r0[ow * G.KW + kw] = v;
+          }
+        for (std::size_t kh = 1; kh < G.KH; ++kh) detail::copy_row<G.W>(r0 + kh * G.W, r0);
+      }
+    }
+    return;
+  }
   constexpr std::size_t RW = G.row_width();
   float* row = scratch;  // row[j]: the gradient of padded column j from this output row's windows
   std::fill_n(dx, n * G.C * G.H * G.W, 0.0f);

@@ -116,17 +116,15 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
     return forward_fused<kernels::identity_op>(x, n, act, scratch);
   }
 
-  // backward: dz = Op'(y) * dy (in place: gact holds dy), then
+  // backward: dz = Op'(y) * dy (gact holds dy; the kernel applies Op' as it reads it, or in place), then
   //   dW += sum_n dz ⋆ x_pad  [O, C/g, KH, KW]      db += sum over n, oh, ow of dz  [O]
   //   dx  = the padding's adjoint of conv_transpose(dz, W)  [N, C, H, W]  (padded cells flow back to
   //         the input cells they were copied from: reflect / replicate / circular accumulate)
   template <class Op>
   void backward_fused(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
-    if constexpr (!std::is_same_v<Op, kernels::identity_op>)
-      kernels::eltwise_backward<Op>(act, gact, gact, n * output_shape::size);
     float* db = nullptr;
     if constexpr (has_bias) db = bias.grad.data();
-    kernels::conv2d_backward<geometry, has_bias>(x, weight.data(), gact, weight.grad.data(), db, dx, n, scratch);
+    kernels::conv2d_backward<geometry, has_bias, Op>(x, weight.data(), act, gact, weight.grad.data(), db, dx, n, scratch);
   }
   void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
     backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);
