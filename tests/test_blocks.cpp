@@ -428,3 +428,31 @@ TEST_CASE("get<I> and summary() reach a block's members") {
   CHECK(c.find("[]") != std::string::npos);  // the whole-batch sum has no N
   CHECK(c.find("Total params: " + std::to_string(decltype(chimera)::parameter_count)) != std::string::npos);
 }
+
+TEST_CASE("a block network split across threads gives the one-thread gradients (records follow the copies)") {
+  // Model's backward runs slice t > 0 on a copy of the network: the block's recorded expression
+  // must add into the copy's gradients, not the original's (both threads at once).
+  using Net = nn::Sequential<nn::block<seed::MLP>, nn::Tanh, seed::MyLinear<10, 4>>;
+  Model<Net, Shape<20>> one(51), two(51);
+  one.set_num_threads(1);
+  two.set_num_threads(2);
+  REQUIRE(two.threads_for_batch(64) == 2);
+  ctnn::Generator gen(52);
+  auto X = ctnn::randn<Shape<20>>(64, gen);
+  auto dy = ctnn::randn<Shape<4>>(64, gen);
+  for (auto* net : {&one, &two}) {
+    net->set_input_requires_grad(true);
+    net->zero_grad();
+    net->forward(X);
+    auto g = net->output_grad();
+    std::copy_n(dy.data(), dy.numel(), g.data());
+    net->backward();
+  }
+  check_close(two.input_grad().to_vector(), one.input_grad().to_vector(), 1e-5f, 1e-6f, "grad.input");
+  std::vector<std::vector<float>> grads;
+  one.for_each_parameter([&](const std::string&, auto& p) { grads.emplace_back(p.grad.begin(), p.grad.end()); });
+  std::size_t i = 0;
+  two.for_each_parameter([&](const std::string& name, auto& p) {
+    check_close(std::vector<float>(p.grad.begin(), p.grad.end()), grads[i++], 1e-4f, 1e-5f, "grad." + name);
+  });
+}
