@@ -436,8 +436,9 @@ TEST_CASE("AvgPool2d backward with count_include_pad on and off matches finite d
 
 namespace {
 
-/// AvgPool2d<Opt> whose windows tile [C, H, W] exactly (the write-once path): the input gradient of
-/// N samples against dy[c, ih / KH, iw / KW] / divisor, and that dx is overwritten (stale values gone).
+/// AvgPool2d<Opt> whose windows tile [C, H, W] exactly (forward: the even / odd permute path for
+/// width 2; backward: the write-once path): the output and the input gradient of N samples against
+/// window sums / divisor and dy[c, ih / KH, iw / KW] / divisor, twice (dx is overwritten).
 template <nn::AvgPool2dOptions Opt, std::size_t C, std::size_t H, std::size_t W>
 void check_tiling_avgpool_backward(std::size_t N) {
   constexpr std::size_t KH = Opt.kernel_size.h, KW = Opt.kernel_size.w, OH = H / KH, OW = W / KW;
@@ -449,7 +450,20 @@ void check_tiling_avgpool_backward(std::size_t N) {
   ctnn::randn_(X, gen);
   net.set_input_requires_grad(true);
   for (int pass = 0; pass < 2; ++pass) {
-    net.forward(X);
+    const auto Y = net.forward(X);
+    const std::vector<float> y(Y.begin(), Y.end());
+    const auto x = X.to_vector();
+    REQUIRE(y.size() == N * C * OH * OW);
+    std::size_t bad_y = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {  // forward: the window sums / divisor
+      const std::size_t ow = i % OW, oh = i / OW % OH, nc = i / (OH * OW);
+      double sum = 0;
+      for (std::size_t a = 0; a < KH; ++a)
+        for (std::size_t b = 0; b < KW; ++b) sum += x[(nc * H + oh * KH + a) * W + ow * KW + b];
+      if (std::fabs(y[i] - sum / div) > 1e-5 * (1 + std::fabs(sum / div)) && bad_y++ < 5)
+        FAIL_CHECK("y[" << i << "] = " << y[i] << ", want " << sum / div);
+    }
+    CHECK(bad_y == 0);
     auto dy = net.output_grad();
     ctnn::randn_(dy, gen);
     const std::vector<float> g(dy.begin(), dy.end());
@@ -469,13 +483,16 @@ void check_tiling_avgpool_backward(std::size_t N) {
 
 }  // namespace
 
-TEST_CASE("AvgPool2d backward with windows that tile the input (write-once path) matches a scalar reference") {
+TEST_CASE("AvgPool2d forward and backward with windows that tile the input match a scalar reference") {
   check_tiling_avgpool_backward<{.kernel_size = 2}, 6, 28, 28>(3);         // LeNet: rows of 14 -> 8 + 6 lanes
   check_tiling_avgpool_backward<{.kernel_size = 2}, 16, 10, 10>(2);        // LeNet's second pool: 5 lanes
   check_tiling_avgpool_backward<{.kernel_size = {3, 2}}, 2, 9, 38>(2);     // rows of 19: 8 + 8 + 3
   check_tiling_avgpool_backward<{.kernel_size = 2, .divisor_override = 3}, 2, 4, 34>(2);
   check_tiling_avgpool_backward<{.kernel_size = 3, .count_include_pad = false}, 2, 6, 12>(2);  // KW 3: scalar rows
   check_tiling_avgpool_backward<{.kernel_size = {1, 4}, .stride = {1, 4}}, 3, 2, 36>(2);
+  check_tiling_avgpool_backward<{.kernel_size = {1, 2}}, 2, 3, 64>(2);     // two whole steps of 32 columns
+  check_tiling_avgpool_backward<{.kernel_size = {2, 2}}, 2, 4, 66>(2);     // 32 + 32 + a 2-column step
+  check_tiling_avgpool_backward<{.kernel_size = 2}, 2, 2, 2>(3);           // one output per row
 }
 
 TEST_CASE("AvgPool2d backward with ceil_mode matches finite differences") {

@@ -157,6 +157,39 @@ void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
     for (std::size_t i = 0; i < G.OW; ++i) a[i] = c[i];
     return a;
   }();
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16 && G.KW == 2 && G.SW == 2 && G.KH == G.SH && G.PH == 0 && G.PW == 0 &&
+                G.OH * G.SH == G.H && G.OW * 2 == G.W && G.DH == 1 && G.DW == 1) {
+    // Windows of width 2 that tile the input: per output row and 16 outputs, the KH input rows
+    // summed as two vectors (masked loads at the row's end: nothing read past it), then the pairs
+    // added by an even / odd permute. Every window is whole: one divisor.
+    const vfloat div(DivisorOverride != 0 ? static_cast<float>(DivisorOverride) : static_cast<float>(G.KH * 2));
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    auto load = [](const float* p, std::size_t m) {
+      return m >= simd_width ? vfloat::load_unaligned(p) : detail::conv_load_first(p, m);
+    };
+    for (std::size_t s = 0; s < n * G.C; ++s) {
+      const float* xc = x + s * G.H * G.W;
+      float* yc = y + s * G.OH * G.OW;
+      for (std::size_t oh = 0; oh < G.OH; ++oh) {
+        const float* r = xc + oh * G.SH * G.W;
+        for (std::size_t j = 0; j < G.W; j += 2 * simd_width) {
+          const std::size_t m0 = std::min(simd_width, G.W - j);
+          const std::size_t m1 = G.W - j > simd_width ? std::min(simd_width, G.W - j - simd_width) : 0;
+          vfloat a = load(r + j, m0), b = load(r + j + simd_width, m1);
+          for (std::size_t kh = 1; kh < G.KH; ++kh) {
+            a += load(r + kh * G.W + j, m0);
+            b += load(r + kh * G.W + j + simd_width, m1);
+          }
+          const vfloat sum = vfloat(_mm512_permutex2var_ps(a, even, b)) + vfloat(_mm512_permutex2var_ps(a, odd, b));
+          detail::store_partial(sum / div, yc + oh * G.OW + j / 2, G.OW - j / 2);
+        }
+      }
+    }
+    return;
+  }
+#endif
   float* row = scratch;  // row[j] = sum over the window's rows of x[., j - PW]; 0 outside the input
   std::fill_n(row, RF, 0.0f);  // the vertical pass writes only row[PW, PW + W)
   for (std::size_t s = 0; s < n * G.C; ++s) {
