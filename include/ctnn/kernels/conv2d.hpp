@@ -258,6 +258,9 @@ struct FlatConv {
   std::size_t Cin, O, KH, KW, DH, DW;
   std::size_t LD, CS;
   std::size_t OHc, OWc;
+  /// When nz_end != 0: each channel is zero outside its floats [nz_begin, nz_end), and a tile skips
+  /// the kernel rows whose taps read only zeros there (the backward's full correlation of dz).
+  std::size_t nz_begin = 0, nz_end = 0;
   constexpr std::size_t K() const { return Cin * KH * KW; }
   constexpr std::size_t NQ() const { return (OHc * LD + simd_width - 1) / simd_width; }  // vectors of q
   constexpr std::size_t LQ() const { return NQ() * simd_width; }
@@ -386,8 +389,14 @@ inline void flat_conv_tile(const float* src, const float* wt, const float* b, fl
   CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o)
     CTNN_UNROLL for (std::size_t r = 0; r < R; ++r) acc[o][r] = vfloat(Bias ? b[o] : 0.0f);
   const float* s0 = src + j * simd_width;
+  std::size_t kh0 = 0, kh1 = F.KH;  // the kernel rows whose taps can read a non-zero
+  if constexpr (F.nz_end != 0) {
+    const std::size_t qa = j * simd_width, qb = std::min((j + R) * simd_width, F.OHc * F.LD) - 1;
+    while (kh0 < F.KH && qb + kh0 * F.DH * F.LD + (F.KW - 1) * F.DW < F.nz_begin) ++kh0;
+    while (kh1 > kh0 && qa + (kh1 - 1) * F.DH * F.LD >= F.nz_end) --kh1;
+  }
   for (std::size_t c = 0; c < F.Cin; ++c)
-    for (std::size_t kh = 0; kh < F.KH; ++kh)
+    for (std::size_t kh = kh0; kh < kh1; ++kh)
       for (std::size_t kw = 0; kw < F.KW; ++kw) {
         const float* s = s0 + c * F.CS + kh * F.DH * F.LD + kw * F.DW;
         const float* wk = wt + ((c * F.KH + kh) * F.KW + kw) * MO;
@@ -563,7 +572,8 @@ struct conv2d_backward_plan {
   static constexpr std::size_t lead = round_up(reach, 16);
   static constexpr std::size_t CSz = round_up(G.Hp() * LDx, 16);  // >= flat.LQ(): OH <= Hp
   static constexpr std::size_t dzs_floats = lead + G.O * CSz;
-  static constexpr FlatConv flat_dx{G.Og(), G.Cg(), G.KH, G.KW, G.DH, G.DW, LDx, CSz, G.Hp(), G.Wp()};
+  static constexpr FlatConv flat_dx{G.Og(), G.Cg(), G.KH, G.KW, G.DH, G.DW, LDx, CSz, G.Hp(), G.Wp(),
+                                    reach, reach + (OH - 1) * LDx + OW};
   static_assert(!use_flat || (flat.LQ() <= CSz && flat_dx.LQ() <= CSz && flat_dx.slack() <= reach));
   static constexpr std::size_t chunk = [] {  // samples per chunk: about 384 KiB, in L2
     const std::size_t c = 98304 / (xs_floats + dzs_floats);
