@@ -77,9 +77,15 @@ TEST_CASE("Flatten then LazyLinear infers 12 input features and matches PyTorch"
   check_against(net, ref.at("input"), ref.at("output"), "flatten");
 }
 
-// ---- The GEMM kernel against scalar loops, on sizes that hit every tile and tail ---------
+// ---- The GEMM kernels against scalar loops, on sizes that hit every tile and tail ---------
+//
+// linear_forward picks the dot path (w read as [O, K]) or the packed path (w^T in panels) by M;
+// both are also run directly at every size, so each path sees every tail. Sizes: K and O below,
+// at and above the vector width, not multiples of it, and larger than one K block (K > 128).
 
 namespace {
+
+namespace kernels = ctnn::kernels;
 
 float apply_scalar(int act, float v) {
   switch (act) {
@@ -90,45 +96,158 @@ float apply_scalar(int act, float v) {
   }
 }
 
+/// |actual - expected| <= tol * (|expected| + magnitude + 1): magnitude is the sum of |terms|
+/// that made the element, so long sums (K = 1000) get the rounding error they can have, while
+/// a wrong or missing term (O(1) off) still fails.
+void check_sums(const std::vector<float>& actual, const std::vector<double>& expected,
+                const std::vector<double>& magnitude, float tol, const std::string& what) {
+  REQUIRE(actual.size() == expected.size());
+  std::size_t bad = 0, first = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i)
+    if (!(std::fabs(actual[i] - expected[i]) <= tol * (std::fabs(expected[i]) + magnitude[i] + 1.0))) {
+      if (bad++ == 0) first = i;
+    }
+  CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << actual.size() << " differ; first at " << first << ": "
+                               << (bad ? actual[first] : 0.f) << " vs " << (bad ? expected[first] : 0.0));
+}
+
+enum class Path { dispatch, dot, packed };
+
 template <std::size_t K, std::size_t O, class Op>
-void check_linear_kernel(int act, std::size_t M, bool bias) {
+void check_linear_kernel(int act, std::size_t M, bool bias, Path path) {
   ctnn::Generator gen(K * 1000 + O * 10 + M);
-  std::vector<float> x(M * K), w(O * K), b(O), y(M * O, -7.0f);
+  std::vector<float> x(M * K), w(O * K), b(O), y(M * O + 1, -7.0f);  // +1: a guard after y
   for (auto& v : x) v = gen.normal();
   for (auto& v : w) v = gen.normal();
   for (auto& v : b) v = gen.normal();
-  std::vector<float> scratch(ctnn::kernels::linear_scratch_floats<K, O>);
-  ctnn::kernels::linear_forward<K, O, Op>(x.data(), w.data(), bias ? b.data() : nullptr, y.data(), M, scratch.data());
-  std::vector<float> expected(M * O);
+  // Scratch one float off a 64-byte boundary: the kernel aligns its panels itself.
+  std::vector<float> scratch_buf(kernels::linear_scratch_floats<K, O> + 1, 0.0f);
+  float* scratch = scratch_buf.data() + 1;
+  const float* bp = bias ? b.data() : nullptr;
+  if (path == Path::dispatch) kernels::linear_forward<K, O, Op>(x.data(), w.data(), bp, y.data(), M, scratch);
+  if (path == Path::dot) kernels::detail::linear_forward_dot<K, O, Op>(x.data(), w.data(), bp, y.data(), M);
+  if constexpr (!kernels::detail::dot_always<K, O>)
+    if (path == Path::packed)
+      kernels::detail::linear_forward_packed<K, O, Op>(x.data(), w.data(), bp, y.data(), M, scratch);
+  CHECK_MESSAGE(y[M * O] == -7.0f, "wrote past y");
+  y.pop_back();
+  std::vector<double> expected(M * O), magnitude(M * O);
   for (std::size_t m = 0; m < M; ++m)
     for (std::size_t o = 0; o < O; ++o) {
-      double s = bias ? b[o] : 0.0;
-      for (std::size_t k = 0; k < K; ++k) s += double(x[m * K + k]) * w[o * K + k];
+      double s = bias ? b[o] : 0.0, mag = bias ? std::fabs(b[o]) : 0.0;
+      for (std::size_t k = 0; k < K; ++k) {
+        s += double(x[m * K + k]) * w[o * K + k];
+        mag += std::fabs(double(x[m * K + k]) * w[o * K + k]);
+      }
       expected[m * O + o] = apply_scalar(act, float(s));
+      magnitude[m * O + o] = mag;
     }
-  check_close(y, expected, 1e-5f, 1e-5f,
-              "K=" + std::to_string(K) + " O=" + std::to_string(O) + " M=" + std::to_string(M));
+  const char* names[] = {"dispatch", "dot", "packed"};
+  check_sums(y, expected, magnitude, 2e-6f,
+             std::string(names[int(path)]) + " K=" + std::to_string(K) + " O=" + std::to_string(O) +
+                 " M=" + std::to_string(M) + " act=" + std::to_string(act));
 }
 
 template <std::size_t K, std::size_t O>
-void check_linear_sizes() {
-  for (std::size_t M : {1u, 2u, 3u, 4u, 5u, 9u, 17u}) {
-    check_linear_kernel<K, O, ctnn::kernels::identity_op>(0, M, true);
-    check_linear_kernel<K, O, ctnn::kernels::relu_op>(1, M, M % 2 == 0);
-    check_linear_kernel<K, O, ctnn::kernels::sigmoid_op>(2, M, true);
-    check_linear_kernel<K, O, ctnn::kernels::tanh_op>(3, M, false);
+void check_linear_sizes(std::initializer_list<std::size_t> Ms) {
+  for (Path path : {Path::dispatch, Path::dot, Path::packed}) {
+    if (path == Path::packed && kernels::detail::dot_always<K, O>) continue;
+    for (std::size_t M : Ms) {
+      check_linear_kernel<K, O, kernels::identity_op>(0, M, true, path);
+      check_linear_kernel<K, O, kernels::relu_op>(1, M, M % 2 == 0, path);
+      check_linear_kernel<K, O, kernels::sigmoid_op>(2, M, true, path);
+      check_linear_kernel<K, O, kernels::tanh_op>(3, M, false, path);
+    }
   }
+}
+
+/// Every row count 1..17 (all leftover-row tiles of the packed path), and 64.
+template <std::size_t K, std::size_t O>
+void check_linear_all_rows() {
+  check_linear_sizes<K, O>({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 64});
+}
+
+/// dx = dz w, dw += dz^T x, db += colsum dz against scalar loops (dw, db start nonzero).
+template <std::size_t K, std::size_t O>
+void check_linear_backward(std::size_t M) {
+  ctnn::Generator gen(K * 1000 + O * 10 + M + 1);
+  std::vector<float> x(M * K), w(O * K), dz(M * O), dw(O * K), db(O), dx(M * K + 1, -7.0f);
+  for (auto* v : {&x, &w, &dz, &dw, &db})
+    for (auto& e : *v) e = gen.normal();
+  std::vector<double> edx(M * K), mdx(M * K), edw(O * K), mdw(O * K), edb(O), mdb(O);
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t o = 0; o < O; ++o) {
+        edx[m * K + k] += double(dz[m * O + o]) * w[o * K + k];
+        mdx[m * K + k] += std::fabs(double(dz[m * O + o]) * w[o * K + k]);
+      }
+  for (std::size_t o = 0; o < O; ++o) {
+    edb[o] = db[o];
+    mdb[o] = std::fabs(db[o]);
+    for (std::size_t m = 0; m < M; ++m) {
+      edb[o] += dz[m * O + o];
+      mdb[o] += std::fabs(dz[m * O + o]);
+    }
+    for (std::size_t k = 0; k < K; ++k) {
+      edw[o * K + k] = dw[o * K + k];
+      mdw[o * K + k] = std::fabs(dw[o * K + k]);
+      for (std::size_t m = 0; m < M; ++m) {
+        edw[o * K + k] += double(dz[m * O + o]) * x[m * K + k];
+        mdw[o * K + k] += std::fabs(double(dz[m * O + o]) * x[m * K + k]);
+      }
+    }
+  }
+  kernels::linear_backward_input<K, O>(dz.data(), w.data(), dx.data(), M);
+  kernels::linear_backward_params<K, O>(dz.data(), x.data(), dw.data(), db.data(), M);
+  CHECK_MESSAGE(dx[M * K] == -7.0f, "wrote past dx");
+  dx.pop_back();
+  const std::string what = " K=" + std::to_string(K) + " O=" + std::to_string(O) + " M=" + std::to_string(M);
+  check_sums(dx, edx, mdx, 2e-6f, "dx" + what);
+  check_sums(dw, edw, mdw, 2e-6f, "dw" + what);
+  check_sums(db, edb, mdb, 2e-6f, "db" + what);
+}
+
+template <std::size_t K, std::size_t O>
+void check_linear_backward_rows() {
+  for (std::size_t M : {1, 2, 3, 5, 7, 8, 9, 16, 17, 64}) check_linear_backward<K, O>(M);
 }
 
 }  // namespace
 
 TEST_CASE("linear_forward with fused bias and activation matches scalar loops on every tail") {
-  check_linear_sizes<1, 1>();
-  check_linear_sizes<3, 17>();
-  check_linear_sizes<20, 256>();
-  check_linear_sizes<33, 31>();
-  check_linear_sizes<7, 40>();
-  check_linear_sizes<64, 8>();
+  check_linear_all_rows<1, 1>();
+  check_linear_all_rows<3, 17>();
+  check_linear_all_rows<20, 256>();
+  check_linear_all_rows<256, 10>();
+  check_linear_all_rows<33, 31>();
+  check_linear_all_rows<7, 40>();
+  check_linear_all_rows<64, 8>();
+  check_linear_all_rows<16, 48>();
+  check_linear_all_rows<17, 49>();
+  check_linear_all_rows<1, 100>();
+  check_linear_all_rows<100, 1>();
+  check_linear_all_rows<47, 97>();
+}
+
+TEST_CASE("linear_forward over several K blocks (K = 129, 300, 1000) and M = 256") {
+  check_linear_sizes<129, 33>({1, 3, 8, 17});
+  check_linear_sizes<300, 70>({1, 2, 9, 64});
+  check_linear_sizes<1000, 20>({1, 5, 16});
+  check_linear_sizes<256, 256>({1, 256});
+}
+
+TEST_CASE("linear backward kernels (dx, dw, db) match scalar loops on every tail") {
+  check_linear_backward_rows<1, 1>();
+  check_linear_backward_rows<3, 17>();
+  check_linear_backward_rows<20, 256>();
+  check_linear_backward_rows<256, 10>();
+  check_linear_backward_rows<33, 31>();
+  check_linear_backward_rows<16, 8>();
+  check_linear_backward_rows<47, 9>();
+  check_linear_backward_rows<48, 16>();
+  check_linear_backward_rows<49, 100>();
+  check_linear_backward_rows<300, 7>();
+  check_linear_backward_rows<1000, 3>();
 }
 
 TEST_CASE("Sequential fuses an activation into the Linear before it and gives it no buffer") {

@@ -1,90 +1,392 @@
-// GEMM with a fused epilogue: the kernel under Linear (and, later, 1x1 and im2col convolution).
+// GEMM with a fused epilogue: the kernel under Linear.
 //
 //   y[m, o] = Epilogue(sum_k x[m, k] * w[o, k] + b[o])      x: [M, K], w: [O, K], b: [O], y: [M, O]
 //
 // K and O are compile-time extents (they come from the layer's shape); M is the run-time
-// row count (batch size times any leading sample dimensions). w is packed once per call into
-// a [K, O_pad] panel (O_pad = O rounded up to the SIMD width, zero-filled) so the inner loop
-// broadcasts x[m, k] and multiplies whole vectors of w^T; the bias and the activation are
-// applied to the accumulators before they are stored, so Linear + ReLU is one pass over y.
+// row count (batch size times any leading sample dimensions). Two paths, chosen per call by a
+// cost model (linear_uses_dot):
+//
+//   - dot (small M, or few outputs): reads w in its [O, K] layout. One row of x times a block of
+//     simd_width rows of w gives simd_width accumulators whose lanes are partial sums along k;
+//     a transpose-reduce folds them into one vector of simd_width outputs. No packing.
+//   - packed (large M): w^T is packed into panels of NR = NV vectors of outputs, [K, NR] each,
+//     with in-register 16 x 16 transposes; an MR x NV register tile broadcasts x[m, k] and
+//     streams the panel, K blocked so the panel slice stays in L1.
+//
+// Both paths apply the bias and the activation to the accumulators before they are stored, so
+// Linear + ReLU is one pass over y. The kernels keep no state: everything lives in `scratch`
+// (each thread passes its own), and nothing is static or global.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #include "ctnn/kernels/eltwise.hpp"
 
+// Register tiles are arrays indexed by loops over compile-time bounds: unroll them fully so the
+// accumulators live in registers (g++ -O2 does not unroll on its own). Same macro as conv2d.hpp.
+#ifndef CTNN_UNROLL
+#define CTNN_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+#if defined(__AVX512F__)
+#define CTNN_GEMM_AVX512 1
+#else
+#define CTNN_GEMM_AVX512 0
+#endif
+
 namespace ctnn::kernels {
 
-/// Scratch floats linear_forward needs for a K x O weight (the packed panel and the padded bias).
-template <std::size_t K, std::size_t O>
-inline constexpr std::size_t linear_scratch_floats = (K + 1) * round_up(O, simd_width);
+// ---- vector helpers ------------------------------------------------------------------------
 
 namespace detail {
 
-/// MR rows x NV vectors of y, accumulated in registers over all K.
-template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR, std::size_t NV>
-inline void gemm_tile(const float* x, const float* panel, const float* bias, float* y, std::size_t j) {
-  constexpr std::size_t Opad = round_up(O, simd_width);
-  vfloat acc[MR][NV];
-  for (std::size_t r = 0; r < MR; ++r)
-    for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat::load_unaligned(bias + j + v * simd_width);
-  for (std::size_t k = 0; k < K; ++k) {
-    vfloat wv[NV];
-    for (std::size_t v = 0; v < NV; ++v) wv[v] = vfloat::load_unaligned(panel + k * Opad + j + v * simd_width);
-    for (std::size_t r = 0; r < MR; ++r) {
-      const vfloat xv(x[r * K + k]);
-      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(xv, wv[v], acc[r][v]);
+inline constexpr bool gemm_avx512 = CTNN_GEMM_AVX512 && simd_width == 16;
+
+/// The first n (< simd_width) floats at p, the other lanes 0; never reads past p + n.
+inline vfloat load_first(const float* p, std::size_t n) {
+#if CTNN_GEMM_AVX512
+  if constexpr (gemm_avx512) return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+#endif
+  alignas(64) float tmp[simd_width] = {};
+  std::memcpy(tmp, p, n * sizeof(float));
+  return vfloat::load_aligned(tmp);
+}
+
+/// Stores the first n (< simd_width) lanes of v at p; never writes past p + n.
+inline void store_first(vfloat v, float* p, std::size_t n) {
+#if CTNN_GEMM_AVX512
+  if constexpr (gemm_avx512) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
+    return;
+  }
+#endif
+  alignas(64) float tmp[simd_width];
+  v.store_aligned(tmp);
+  std::memcpy(p, tmp, n * sizeof(float));
+}
+
+/// n floats at p (n <= simd_width): a plain load when whole, else load_first.
+inline vfloat load_n(const float* p, std::size_t n) {
+  return n == simd_width ? vfloat::load_unaligned(p) : load_first(p, n);
+}
+inline void store_n(vfloat v, float* p, std::size_t n) {
+  if (n == simd_width) v.store_unaligned(p);
+  else store_first(v, p, n);
+}
+
+#if CTNN_GEMM_AVX512
+/// One level of the transpose-reduce: lanes in chunks of G floats; chunk pair (2i, 2i+1) of the
+/// result holds (a_2i + a_2i+1, b_2i + b_2i+1). One blend, one two-source permute, one add.
+template <int G>
+inline __m512 fold_pair(__m512 a, __m512 b) {
+  alignas(64) static constexpr std::int32_t idx[16] = {
+#define CTNN_FOLD_IDX(l) (((l) / G) % 2 == 0 ? (l) + G : 16 + (l) - G)
+      CTNN_FOLD_IDX(0),  CTNN_FOLD_IDX(1),  CTNN_FOLD_IDX(2),  CTNN_FOLD_IDX(3),
+      CTNN_FOLD_IDX(4),  CTNN_FOLD_IDX(5),  CTNN_FOLD_IDX(6),  CTNN_FOLD_IDX(7),
+      CTNN_FOLD_IDX(8),  CTNN_FOLD_IDX(9),  CTNN_FOLD_IDX(10), CTNN_FOLD_IDX(11),
+      CTNN_FOLD_IDX(12), CTNN_FOLD_IDX(13), CTNN_FOLD_IDX(14), CTNN_FOLD_IDX(15)};
+#undef CTNN_FOLD_IDX
+  constexpr __mmask16 odd_chunks = G == 8 ? 0xFF00 : G == 4 ? 0xF0F0 : G == 2 ? 0xCCCC : 0xAAAA;
+  const __m512 kept = _mm512_mask_blend_ps(odd_chunks, a, b);  // [a_2i, b_2i+1]
+  const __m512 moved = _mm512_permutex2var_ps(a, _mm512_load_si512(idx), b);  // [a_2i+1, b_2i]
+  return _mm512_add_ps(kept, moved);
+}
+#endif
+
+/// Transpose-reduce: lane r of the result is the sum of all lanes of acc[r], r < simd_width.
+/// (Pairs rows r and r + 8, then r and r + 4, ... so the result comes out in row order.)
+inline vfloat reduce_rows(vfloat* acc) {
+#if CTNN_GEMM_AVX512
+  if constexpr (gemm_avx512) {
+    __m512 l1[8], l2[4], l3[2];
+    CTNN_UNROLL for (int r = 0; r < 8; ++r) l1[r] = fold_pair<8>(acc[r], acc[r + 8]);
+    CTNN_UNROLL for (int r = 0; r < 4; ++r) l2[r] = fold_pair<4>(l1[r], l1[r + 4]);
+    CTNN_UNROLL for (int r = 0; r < 2; ++r) l3[r] = fold_pair<2>(l2[r], l2[r + 2]);
+    return fold_pair<1>(l3[0], l3[1]);
+  }
+#endif
+  return xsimd::haddp(acc);
+}
+
+}  // namespace detail
+
+// ---- cost model: which path, and how much scratch ------------------------------------------
+
+namespace detail {
+
+inline constexpr std::size_t ceil_div(std::size_t n, std::size_t d) { return (n + d - 1) / d; }
+
+/// Register tile of the packed path: MR rows of x by NV vectors of outputs (NR = NV * simd_width).
+/// 8 x 3 = 24 accumulators of the 32 AVX-512 registers; 4 x 3 = 12 of AVX2's 16.
+inline constexpr std::size_t gemm_mr = simd_width >= 16 ? 8 : 4;
+inline constexpr std::size_t gemm_nv = 3;
+inline constexpr std::size_t gemm_nr = gemm_nv * simd_width;
+/// K block of the packed path: a KC x NR panel slice is 24 KiB on AVX-512, it stays in L1.
+inline constexpr std::size_t gemm_kc = 128;
+
+/// Cost estimates in cycles, fitted to measurements on AVX-512 (Cascade Lake): FMAs at 2 per
+/// cycle; the transpose-reduce ~40 cycles per simd_width outputs (15 folds, each a permute, a
+/// blend and an add); the dot path reads all of w for every row of x, which is bound by L2
+/// (~32 bytes a cycle) once w is larger than L1 (32 KiB); packing ~10 cycles per vector of panel
+/// (a 16 x 16 transpose is 64 shuffles on the one shuffle port, plus loads and stores).
+/// The crossover: 20 -> 256 packs from M = 5 on, 256 -> 256 from M = 7 on.
+template <std::size_t K, std::size_t O>
+inline constexpr std::size_t dot_cycles_per_row =
+    std::max(O * ceil_div(K, simd_width) / 2 + ceil_div(O, simd_width) * 40,
+             K * O * sizeof(float) <= 32768 ? 0 : K * O * sizeof(float) / 32);
+template <std::size_t K, std::size_t O>
+inline constexpr std::size_t packed_cycles_per_row = K * ceil_div(O, simd_width) / 2;
+template <std::size_t K, std::size_t O>
+inline constexpr std::size_t pack_cycles = K * ceil_div(O, simd_width) * 10;
+/// The packed path is never cheaper (few outputs: a panel row would be mostly padding).
+template <std::size_t K, std::size_t O>
+inline constexpr bool dot_always = dot_cycles_per_row<K, O> <= packed_cycles_per_row<K, O>;
+
+}  // namespace detail
+
+/// True when linear_forward<K, O> reads w directly for M rows (the dot path), false when it packs.
+template <std::size_t K, std::size_t O>
+constexpr bool linear_uses_dot(std::size_t M) {
+  if constexpr (detail::dot_always<K, O>) return true;
+  else
+    return M * detail::dot_cycles_per_row<K, O> <= detail::pack_cycles<K, O> + M * detail::packed_cycles_per_row<K, O>;
+}
+
+/// Scratch floats linear_forward needs for a K x O weight: the packed panels [K, O_pad], the
+/// padded bias [O_pad] and room to align them to 64 bytes; none when the dot path always wins.
+template <std::size_t K, std::size_t O>
+inline constexpr std::size_t linear_scratch_floats =
+    detail::dot_always<K, O> ? 0 : (K + 1) * round_up(O, simd_width) + 64 / sizeof(float);
+
+// ---- dot path: w read as [O, K] ------------------------------------------------------------
+
+namespace detail {
+
+/// y[m, o0 .. o0 + OB) for MR rows of x: OB (<= simd_width) rows of w dotted with each row of x
+/// (each w vector loaded once for all MR rows), then reduced, one vector of outputs per row.
+template <std::size_t K, std::size_t O, class Epilogue, std::size_t OB, std::size_t MR>
+inline void dot_block(const float* x, const float* w, const float* b, float* y, std::size_t o0) {
+  constexpr std::size_t Kv = K / simd_width * simd_width, Kt = K - Kv;  // whole vectors; tail
+  vfloat acc[MR][simd_width];
+  CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i)
+    CTNN_UNROLL for (std::size_t r = 0; r < simd_width; ++r) acc[i][r] = vfloat(0.0f);
+  for (std::size_t k = 0; k < Kv; k += simd_width) {
+    vfloat xv[MR];
+    CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) xv[i] = vfloat::load_unaligned(x + i * K + k);
+    CTNN_UNROLL for (std::size_t r = 0; r < OB; ++r) {
+      const vfloat wv = vfloat::load_unaligned(w + (o0 + r) * K + k);
+      CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) acc[i][r] = xsimd::fma(wv, xv[i], acc[i][r]);
     }
   }
-  for (std::size_t r = 0; r < MR; ++r) {
-    for (std::size_t v = 0; v < NV; ++v) {
-      const vfloat out = Epilogue::forward(acc[r][v]);
-      const std::size_t col = j + v * simd_width;
-      float* dst = y + r * O + col;
-      if (col + simd_width <= O) {
-        out.store_unaligned(dst);
-      } else {  // the last, partial vector of a row
-        alignas(64) float tmp[simd_width];
-        out.store_aligned(tmp);
-        std::memcpy(dst, tmp, (O - col) * sizeof(float));
+  if constexpr (Kt != 0) {
+    vfloat xv[MR];
+    CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) xv[i] = load_first(x + i * K + Kv, Kt);
+    CTNN_UNROLL for (std::size_t r = 0; r < OB; ++r) {
+      const vfloat wv = load_first(w + (o0 + r) * K + Kv, Kt);
+      CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) acc[i][r] = xsimd::fma(wv, xv[i], acc[i][r]);
+    }
+  }
+  const vfloat bias = b ? load_n(b + o0, OB) : vfloat(0.0f);
+  CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i)
+    store_n(Epilogue::forward(reduce_rows(acc[i]) + bias), y + i * O + o0, OB);
+}
+
+/// Rows of x per dot block: about 24 accumulators (MR x OB), so a narrow last block of outputs
+/// (O = 10) shares each w load among several rows.
+template <std::size_t OB>
+inline constexpr std::size_t dot_rows = OB <= 8 ? 3 : OB <= 12 ? 2 : 1;
+
+template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR>
+inline void dot_rows_all(const float* x, const float* w, const float* b, float* y) {
+  constexpr std::size_t Ov = O / simd_width * simd_width;
+  for (std::size_t o = 0; o < Ov; o += simd_width) dot_block<K, O, Epilogue, simd_width, MR>(x, w, b, y, o);
+  if constexpr (Ov < O) dot_block<K, O, Epilogue, O - Ov, MR>(x, w, b, y, Ov);
+}
+
+template <std::size_t K, std::size_t O, class Epilogue>
+inline void linear_forward_dot(const float* x, const float* w, const float* b, float* y, std::size_t M) {
+  constexpr std::size_t MR = dot_rows<O < simd_width ? O : simd_width>;
+  std::size_t m = 0;
+  for (; m + MR <= M; m += MR) dot_rows_all<K, O, Epilogue, MR>(x + m * K, w, b, y + m * O);
+  for (; m < M; ++m) dot_rows_all<K, O, Epilogue, 1>(x + m * K, w, b, y + m * O);
+}
+
+}  // namespace detail
+
+// ---- packed path: panels of w^T, MR x NV register tiles ------------------------------------
+//
+// Panel p holds outputs [p NR, p NR + width_p) for all K: [K, width_p], row k contiguous
+// (width_p = NR, the last panel O_pad - p NR). Panels follow each other in scratch.
+
+namespace detail {
+
+/// Packs w [O, K] into the panels (O padded with zeros to O_pad = round_up(O, simd_width)).
+template <std::size_t K, std::size_t O>
+inline void pack_panels(const float* w, float* panels) {
+  constexpr std::size_t Opad = round_up(O, simd_width);
+#if CTNN_GEMM_AVX512
+  if constexpr (gemm_avx512) {
+    // 16 rows of w (outputs o0..) x 16 columns (k0..) -> 16 panel rows of 16 floats, transposed
+    // in registers: 32-, 64-, 128- and 256-bit interleaves (4 x 16 shuffles per 256 floats).
+    for (std::size_t o0 = 0; o0 < Opad; o0 += 16) {
+      const std::size_t p = o0 / gemm_nr, width = std::min(gemm_nr, Opad - p * gemm_nr);
+      float* panel = panels + p * gemm_nr * K + (o0 - p * gemm_nr);
+      const std::size_t rows = std::min<std::size_t>(16, O - o0);
+      for (std::size_t k0 = 0; k0 < K; k0 += 16) {
+        const std::size_t cols = std::min<std::size_t>(16, K - k0);
+        if (cols <= 6) {  // a narrow last block (K = 20): a gather per column beats a full transpose
+          const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1);
+          const __m512i stride = _mm512_mullo_epi32(
+              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(int(K)));
+          for (std::size_t c = 0; c < cols; ++c)
+            _mm512_storeu_ps(panel + (k0 + c) * width,
+                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, stride, w + o0 * K + k0 + c, 4));
+          continue;
+        }
+        __m512 r[16], t[16];
+        CTNN_UNROLL for (std::size_t i = 0; i < 16; ++i)
+          r[i] = i < rows ? __m512(load_n(w + (o0 + i) * K + k0, cols)) : _mm512_setzero_ps();
+        CTNN_UNROLL for (std::size_t i = 0; i < 16; i += 2) {  // 32-bit: rows i, i+1
+          t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+          t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        CTNN_UNROLL for (std::size_t i = 0; i < 16; i += 4) {  // 64-bit: rows i..i+3
+          r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+          r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+          r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+          r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        }
+        // r[4q + j] now holds, in 128-bit lane L, column 4L + j of rows 4q..4q+3.
+        CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j) {  // 128-bit: gather lane L of rows 0..15
+          t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);           // lanes 0,2 of q=0 | 0,2 of q=1
+          t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);       // lanes 1,3 of q=0 | 1,3 of q=1
+          t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);  // same for q=2, 3
+          t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
+        }
+        CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j) {
+          r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);           // column j      (lane 0)
+          r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);       // column 8 + j  (lane 2)
+          r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);  // column 4 + j  (lane 1)
+          r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xDD);  // column 12 + j (lane 3)
+        }
+        for (std::size_t c = 0; c < cols; ++c) _mm512_storeu_ps(panel + (k0 + c) * width, r[c]);
       }
     }
+    return;
+  }
+#endif
+  for (std::size_t o0 = 0; o0 < Opad; o0 += gemm_nr) {
+    const std::size_t width = std::min(gemm_nr, Opad - o0);
+    float* panel = panels + o0 * K;
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t c = 0; c < width; ++c) panel[k * width + c] = o0 + c < O ? w[(o0 + c) * K + k] : 0.0f;
   }
 }
 
-template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR>
-inline void gemm_rows(const float* x, const float* panel, const float* bias, float* y) {
+/// MR rows x NV vectors of y over k in [k0, k0 + kc): starts from the bias (First) or the
+/// partial sums in y, and applies the epilogue after the last K block (Last).
+/// LastN: the valid outputs in the tile's last vector (simd_width, or O % simd_width at the end of a row).
+template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR, std::size_t NV, std::size_t LastN, bool First,
+          bool Last>
+inline void packed_tile(const float* x, const float* panel, std::size_t width, const float* bias, float* y,
+                        std::size_t j, std::size_t kc) {
+  vfloat acc[MR][NV];
+  constexpr auto n = [](std::size_t v) { return v + 1 == NV ? LastN : simd_width; };
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) {
+      if constexpr (First) acc[r][v] = vfloat::load_aligned(bias + j + v * simd_width);
+      else acc[r][v] = load_n(y + r * O + j + v * simd_width, n(v));
+    }
+  for (std::size_t k = 0; k < kc; ++k) {
+    vfloat pv[NV];
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) pv[v] = vfloat::load_aligned(panel + k * width + v * simd_width);
+    CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
+      const vfloat xv(x[r * K + k]);
+      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(xv, pv[v], acc[r][v]);
+    }
+  }
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) {
+      if constexpr (Last) store_n(Epilogue::forward(acc[r][v]), y + r * O + j + v * simd_width, n(v));
+      else store_n(acc[r][v], y + r * O + j + v * simd_width, n(v));
+    }
+}
+
+/// All outputs of MR rows for one K block: every panel, NV vectors at a time.
+template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR, bool First, bool Last>
+inline void packed_rows(const float* x, const float* panels, const float* bias, float* y, std::size_t k0,
+                        std::size_t kc) {
+  constexpr std::size_t Opad = round_up(O, simd_width), tail = O % simd_width == 0 ? simd_width : O % simd_width;
+  constexpr std::size_t Ofull = Opad / gemm_nr * gemm_nr, NVlast = (Opad - Ofull) / simd_width;
+  // Whole panels; the row's partial last vector is in the narrower last panel or, without one,
+  // in the last whole panel.
+  constexpr std::size_t Owhole = NVlast == 0 && tail != simd_width ? Ofull - gemm_nr : Ofull;
+  for (std::size_t j = 0; j < Owhole; j += gemm_nr)
+    packed_tile<K, O, Epilogue, MR, gemm_nv, simd_width, First, Last>(x + k0, panels + j * K + k0 * gemm_nr, gemm_nr,
+                                                                      bias, y, j, kc);
+  if constexpr (Owhole < Ofull)
+    packed_tile<K, O, Epilogue, MR, gemm_nv, tail, First, Last>(x + k0, panels + Owhole * K + k0 * gemm_nr, gemm_nr,
+                                                                bias, y, Owhole, kc);
+  if constexpr (NVlast != 0)
+    packed_tile<K, O, Epilogue, MR, NVlast, tail, First, Last>(x + k0, panels + Ofull * K + k0 * NVlast * simd_width,
+                                                               NVlast * simd_width, bias, y, Ofull, kc);
+}
+
+/// The rows m .. m + rows (rows < MR) left over after whole tiles, one tile of exactly that height.
+template <std::size_t K, std::size_t O, class Epilogue, bool First, bool Last, std::size_t R = 1>
+inline void packed_leftover(std::size_t rows, const float* x, const float* panels, const float* bias, float* y,
+                            std::size_t k0, std::size_t kc) {
+  if constexpr (R < gemm_mr) {
+    if (rows == R) packed_rows<K, O, Epilogue, R, First, Last>(x, panels, bias, y, k0, kc);
+    else packed_leftover<K, O, Epilogue, First, Last, R + 1>(rows, x, panels, bias, y, k0, kc);
+  }
+}
+
+template <std::size_t K, std::size_t O, class Epilogue, bool First, bool Last>
+inline void packed_kblock(const float* x, const float* panels, const float* bias, float* y, std::size_t M,
+                          std::size_t k0, std::size_t kc) {
+  std::size_t m = 0;
+  for (; m + gemm_mr <= M; m += gemm_mr)
+    packed_rows<K, O, Epilogue, gemm_mr, First, Last>(x + m * K, panels, bias, y + m * O, k0, kc);
+  if (m < M) packed_leftover<K, O, Epilogue, First, Last>(M - m, x + m * K, panels, bias, y + m * O, k0, kc);
+}
+
+template <std::size_t K, std::size_t O, class Epilogue>
+inline void linear_forward_packed(const float* x, const float* w, const float* b, float* y, std::size_t M,
+                                  float* scratch) {
   constexpr std::size_t Opad = round_up(O, simd_width);
-  constexpr std::size_t NV = 2;  // vectors of y per tile
-  std::size_t j = 0;
-  for (; j + NV * simd_width <= Opad; j += NV * simd_width) gemm_tile<K, O, Epilogue, MR, NV>(x, panel, bias, y, j);
-  if constexpr (Opad % (NV * simd_width) != 0) gemm_tile<K, O, Epilogue, MR, 1>(x, panel, bias, y, j);
+  // Align the panels to 64 bytes (scratch may be any float*): the tile loads them aligned.
+  const auto addr = reinterpret_cast<std::uintptr_t>(scratch);
+  float* panels = scratch + (round_up(addr, 64) - addr) / sizeof(float);  // [K, Opad] in panels
+  float* bias = panels + K * Opad;                                        // [Opad]
+  pack_panels<K, O>(w, panels);
+  if (b) std::copy_n(b, O, bias);
+  else std::fill_n(bias, O, 0.0f);
+  std::fill(bias + O, bias + Opad, 0.0f);
+
+  if constexpr (K <= gemm_kc) {
+    packed_kblock<K, O, Epilogue, true, true>(x, panels, bias, y, M, 0, K);
+  } else {
+    // K blocks: the first starts from the bias, the middle ones add to y, the last applies Epilogue.
+    constexpr std::size_t last = (K - 1) / gemm_kc * gemm_kc;
+    packed_kblock<K, O, Epilogue, true, false>(x, panels, bias, y, M, 0, gemm_kc);
+    for (std::size_t k0 = gemm_kc; k0 < last; k0 += gemm_kc)
+      packed_kblock<K, O, Epilogue, false, false>(x, panels, bias, y, M, k0, gemm_kc);
+    packed_kblock<K, O, Epilogue, false, true>(x, panels, bias, y, M, last, K - last);
+  }
 }
 
 }  // namespace detail
 
 /// y = Epilogue(x w^T + b) for M rows. `b` may be null (no bias). `scratch` holds
-/// linear_scratch_floats<K, O> floats.
+/// linear_scratch_floats<K, O> floats (any alignment).
 template <std::size_t K, std::size_t O, class Epilogue = identity_op>
 void linear_forward(const float* x, const float* w, const float* b, float* y, std::size_t M, float* scratch) {
-  constexpr std::size_t Opad = round_up(O, simd_width);
-  float* panel = scratch;          // [K, Opad] = w^T, zero-padded
-  float* bias = scratch + K * Opad;  // [Opad]
-  for (std::size_t k = 0; k < K; ++k) {
-    float* row = panel + k * Opad;
-    for (std::size_t o = 0; o < O; ++o) row[o] = w[o * K + k];
-    std::fill(row + O, row + Opad, 0.0f);
-  }
-  if (b) std::copy_n(b, O, bias);
-  else std::fill_n(bias, O, 0.0f);
-  std::fill(bias + O, bias + Opad, 0.0f);
-
-  constexpr std::size_t MR = 4;  // rows of y per tile
-  std::size_t m = 0;
-  for (; m + MR <= M; m += MR) detail::gemm_rows<K, O, Epilogue, MR>(x + m * K, panel, bias, y + m * O);
-  for (; m < M; ++m) detail::gemm_rows<K, O, Epilogue, 1>(x + m * K, panel, bias, y + m * O);
+  if (linear_uses_dot<K, O>(M)) detail::linear_forward_dot<K, O, Epilogue>(x, w, b, y, M);
+  else if constexpr (!detail::dot_always<K, O>) detail::linear_forward_packed<K, O, Epilogue>(x, w, b, y, M, scratch);
 }
 
 // ---- backward ------------------------------------------------------------------------------
@@ -93,73 +395,84 @@ void linear_forward(const float* x, const float* w, const float* b, float* y, st
 //   dx[m, k]  = sum_o dz[m, o] w[o, k]            linear_backward_input   (overwrites dx)
 //   dw[o, k] += sum_m dz[m, o] x[m, k]            linear_backward_params  (accumulates, as torch)
 //   db[o]    += sum_m dz[m, o]
-// Both vectorize along k, where w's and x's rows are contiguous; the last K % simd_width
-// columns are finished with scalar loops.
+// Both are register-tiled GEMMs that vectorize along k, where w's and x's rows are contiguous
+// (no packing); the last K % simd_width columns are a masked vector.
 
 namespace detail {
 
-/// The MR x NV-vector tile of dx at rows m.., columns k..: sum over all O.
-template <std::size_t K, std::size_t O, std::size_t MR, std::size_t NV>
+/// dx tile: MR rows x NV vectors at columns k.. (LastN valid in the last one), summed over all O.
+template <std::size_t K, std::size_t O, std::size_t MR, std::size_t NV, std::size_t LastN>
 inline void dx_tile(const float* dz, const float* w, float* dx, std::size_t k) {
+  constexpr auto n = [](std::size_t v) { return v + 1 == NV ? LastN : simd_width; };
   vfloat acc[MR][NV];
-  for (std::size_t r = 0; r < MR; ++r)
-    for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat(0.0f);
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat(0.0f);
   for (std::size_t o = 0; o < O; ++o) {
     vfloat wv[NV];
-    for (std::size_t v = 0; v < NV; ++v) wv[v] = vfloat::load_unaligned(w + o * K + k + v * simd_width);
-    for (std::size_t r = 0; r < MR; ++r) {
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) wv[v] = load_n(w + o * K + k + v * simd_width, n(v));
+    CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
       const vfloat d(dz[r * O + o]);
-      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(d, wv[v], acc[r][v]);
+      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(d, wv[v], acc[r][v]);
     }
   }
-  for (std::size_t r = 0; r < MR; ++r)
-    for (std::size_t v = 0; v < NV; ++v) acc[r][v].store_unaligned(dx + r * K + k + v * simd_width);
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) store_n(acc[r][v], dx + r * K + k + v * simd_width, n(v));
 }
+
+/// Backward tiles: 8 x 3 vectors on AVX-512 (24 accumulators), 4 x 2 on 16-register ISAs.
+inline constexpr std::size_t bwd_mr = simd_width >= 16 ? 8 : 4;
+inline constexpr std::size_t bwd_nv = simd_width >= 16 ? 3 : 2;
+
+/// Columns of a row of K in backward tiles: whole tiles of bwd_nv full vectors, then one tile
+/// with the rest (up to bwd_nv - 1 full vectors and the partial one).
+template <std::size_t K>
+struct k_split {
+  static constexpr std::size_t full = K / simd_width;                        // full vectors
+  static constexpr std::size_t main = full / bwd_nv * bwd_nv * simd_width;    // columns in whole tiles
+  static constexpr std::size_t tail_nv = full % bwd_nv + (K % simd_width != 0);  // vectors in the last tile
+  static constexpr std::size_t tail_n = K % simd_width == 0 ? simd_width : K % simd_width;
+};
 
 template <std::size_t K, std::size_t O, std::size_t MR>
 inline void dx_rows(const float* dz, const float* w, float* dx) {
-  constexpr std::size_t Kv = K / simd_width * simd_width;  // columns done with vectors
-  std::size_t k = 0;
-  for (; k + 2 * simd_width <= Kv; k += 2 * simd_width) dx_tile<K, O, MR, 2>(dz, w, dx, k);
-  if constexpr (Kv % (2 * simd_width) != 0) dx_tile<K, O, MR, 1>(dz, w, dx, k);
-  for (std::size_t r = 0; r < MR; ++r)
-    for (std::size_t kk = Kv; kk < K; ++kk) {
-      float s = 0.0f;
-      for (std::size_t o = 0; o < O; ++o) s += dz[r * O + o] * w[o * K + kk];
-      dx[r * K + kk] = s;
-    }
+  using S = k_split<K>;
+  for (std::size_t k = 0; k < S::main; k += bwd_nv * simd_width) dx_tile<K, O, MR, bwd_nv, simd_width>(dz, w, dx, k);
+  if constexpr (S::tail_nv != 0) dx_tile<K, O, MR, S::tail_nv, S::tail_n>(dz, w, dx, S::main);
 }
 
-/// The OR x NV-vector tile of dw at rows o.., columns k..: sum over all M.
-template <std::size_t K, std::size_t O, std::size_t OR, std::size_t NV>
+template <std::size_t K, std::size_t O, std::size_t R = 1>
+inline void dx_leftover(std::size_t rows, const float* dz, const float* w, float* dx) {
+  if constexpr (R < bwd_mr) {
+    if (rows == R) dx_rows<K, O, R>(dz, w, dx);
+    else dx_leftover<K, O, R + 1>(rows, dz, w, dx);
+  }
+}
+
+/// dw tile: OR rows of dw x NV vectors at columns k.. (LastN valid in the last one), summed over all M rows.
+template <std::size_t K, std::size_t O, std::size_t OR, std::size_t NV, std::size_t LastN>
 inline void dw_tile(const float* dz, const float* x, float* dw, std::size_t M, std::size_t o, std::size_t k) {
+  constexpr auto n = [](std::size_t v) { return v + 1 == NV ? LastN : simd_width; };
   vfloat acc[OR][NV];
-  for (std::size_t r = 0; r < OR; ++r)
-    for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat::load_unaligned(dw + (o + r) * K + k + v * simd_width);
+  CTNN_UNROLL for (std::size_t r = 0; r < OR; ++r)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = load_n(dw + (o + r) * K + k + v * simd_width, n(v));
   for (std::size_t m = 0; m < M; ++m) {
     vfloat xv[NV];
-    for (std::size_t v = 0; v < NV; ++v) xv[v] = vfloat::load_unaligned(x + m * K + k + v * simd_width);
-    for (std::size_t r = 0; r < OR; ++r) {
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) xv[v] = load_n(x + m * K + k + v * simd_width, n(v));
+    CTNN_UNROLL for (std::size_t r = 0; r < OR; ++r) {
       const vfloat d(dz[m * O + o + r]);
-      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(d, xv[v], acc[r][v]);
+      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(d, xv[v], acc[r][v]);
     }
   }
-  for (std::size_t r = 0; r < OR; ++r)
-    for (std::size_t v = 0; v < NV; ++v) acc[r][v].store_unaligned(dw + (o + r) * K + k + v * simd_width);
+  CTNN_UNROLL for (std::size_t r = 0; r < OR; ++r)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) store_n(acc[r][v], dw + (o + r) * K + k + v * simd_width, n(v));
 }
 
 template <std::size_t K, std::size_t O, std::size_t OR>
 inline void dw_rows(const float* dz, const float* x, float* dw, std::size_t M, std::size_t o) {
-  constexpr std::size_t Kv = K / simd_width * simd_width;
-  std::size_t k = 0;
-  for (; k + 2 * simd_width <= Kv; k += 2 * simd_width) dw_tile<K, O, OR, 2>(dz, x, dw, M, o, k);
-  if constexpr (Kv % (2 * simd_width) != 0) dw_tile<K, O, OR, 1>(dz, x, dw, M, o, k);
-  for (std::size_t r = 0; r < OR; ++r)
-    for (std::size_t kk = Kv; kk < K; ++kk) {
-      float s = dw[(o + r) * K + kk];
-      for (std::size_t m = 0; m < M; ++m) s += dz[m * O + o + r] * x[m * K + kk];
-      dw[(o + r) * K + kk] = s;
-    }
+  using S = k_split<K>;
+  for (std::size_t k = 0; k < S::main; k += bwd_nv * simd_width)
+    dw_tile<K, O, OR, bwd_nv, simd_width>(dz, x, dw, M, o, k);
+  if constexpr (S::tail_nv != 0) dw_tile<K, O, OR, S::tail_nv, S::tail_n>(dz, x, dw, M, o, S::main);
 }
 
 }  // namespace detail
@@ -167,19 +480,18 @@ inline void dw_rows(const float* dz, const float* x, float* dw, std::size_t M, s
 /// dx = dz w  (dz: [M, O], w: [O, K], dx: [M, K]); dx is overwritten.
 template <std::size_t K, std::size_t O>
 void linear_backward_input(const float* dz, const float* w, float* dx, std::size_t M) {
-  constexpr std::size_t MR = 4;
+  constexpr std::size_t MR = detail::bwd_mr;
   std::size_t m = 0;
   for (; m + MR <= M; m += MR) detail::dx_rows<K, O, MR>(dz + m * O, w, dx + m * K);
-  for (; m < M; ++m) detail::dx_rows<K, O, 1>(dz + m * O, w, dx + m * K);
+  if (m < M) detail::dx_leftover<K, O>(M - m, dz + m * O, w, dx + m * K);
 }
 
 /// dw += dz^T x, db += column sums of dz (db may be null: no bias).
 template <std::size_t K, std::size_t O>
 void linear_backward_params(const float* dz, const float* x, float* dw, float* db, std::size_t M) {
-  constexpr std::size_t OR = 4, Omain = O / OR * OR;  // rows of dw per tile; rows done in tiles
+  constexpr std::size_t OR = detail::bwd_mr, Omain = O / OR * OR;  // rows of dw per tile; rows done in tiles
   for (std::size_t o = 0; o < Omain; o += OR) detail::dw_rows<K, O, OR>(dz, x, dw, M, o);
-  if constexpr (Omain < O)
-    for (std::size_t o = Omain; o < O; ++o) detail::dw_rows<K, O, 1>(dz, x, dw, M, o);
+  if constexpr (Omain < O) detail::dw_rows<K, O, O - Omain>(dz, x, dw, M, Omain);
   if (db) {
     for (std::size_t m = 0; m < M; ++m) {
       std::size_t j = 0;
