@@ -25,7 +25,7 @@ template <class ModelT, class In = typename ModelT::input_shape_type>
 std::size_t gradcheck(ModelT& net, ctnn::Batch<In>& X, const GradCheckOptions& opt = {}, std::uint64_t seed = 1) {
   using Out = typename ModelT::output_shape_type;
   ctnn::Generator gen(seed);
-  ctnn::Batch<Out> c(X.batch_size());
+  ctnn::Batch<Out> c(ModelT::batched_output ? X.batch_size() : 1);  // dL/dy: one row for a whole-batch value
   ctnn::randn_(c, gen);
   auto loss = [&] {
     auto Y = net.forward(X);

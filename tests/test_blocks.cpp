@@ -22,7 +22,7 @@ namespace {
 /// How ctnn's output relates to PyTorch's in check_against_torch.
 enum class Output {
   batched,     // [N, *S], as PyTorch's
-  whole_batch, // one value for the batch (batched_output = false): the first S::size floats
+  whole_batch, // one value for the batch (batched_output = false): an output of one row
   batch_sum,   // per-sample values whose sum is PyTorch's scalar (FixedHiddenMLPPerSample)
 };
 
@@ -43,6 +43,7 @@ void check_against_torch(M& net, const std::string& file, Output mode = Output::
     const float total = std::accumulate(Y.begin(), Y.end(), 0.0f);
     check_close(std::span<const float>(&total, 1), yref.values, rtol, atol, file + " output");
   } else if (mode == Output::whole_batch) {
+    CHECK(Y.batch_size() == 1);
     check_close(std::span<const float>(Y.data(), out_size), yref.values, rtol, atol, file + " output");
   } else {
     check_close(Y.to_vector(), yref.values, rtol, atol, file + " output");

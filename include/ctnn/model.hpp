@@ -63,7 +63,7 @@ struct SummaryRow {
 /// count in its own row). A whole-batch output (a block returning X.sum()) has no N: "[]".
 template <class B>
 void summary_rows(const B& layer, const std::string& path, int depth, std::vector<SummaryRow>& rows) {
-  constexpr bool batched = !requires { requires !B::batched_output; };
+  constexpr bool batched = nn::has_batched_output<B>;
   std::string shape = batched ? "[N" : "[";
   for (auto d : B::output_shape::dims) shape += (shape.size() > 1 ? ", " : "") + std::to_string(d);
   shape += "]";
@@ -94,6 +94,9 @@ class Model {
   static constexpr In input_shape{};
   static constexpr output_shape_type output_shape{};
   static constexpr std::size_t parameter_count = network_type::parameter_count;
+  /// False when the network returns one whole-batch value (a block ending in PyTorch's
+  /// `X.sum()`): then every output and output gradient is a batch of one row, whatever N.
+  static constexpr bool batched_output = nn::has_batched_output<network_type>;
 
   /// PyTorch's default initialization, drawn from ctnn::default_generator().
   Model() : Model(default_generator()) {}
@@ -109,7 +112,7 @@ class Model {
 
   /// net(X): a new batch holding the output.
   Batch<output_shape_type> operator()(ConstBatchView<In> x) {
-    Batch<output_shape_type> y(check_batch(x.batch_size()));
+    Batch<output_shape_type> y(output_rows(check_batch(x.batch_size())));
     forward(x, y);
     return y;
   }
@@ -156,7 +159,7 @@ class Model {
     last_output_ = y;
     last_n_ = n;
     last_slices_ = T;
-    return {y, n};
+    return {y, output_rows(n)};
   }
 
   // ---- backward --------------------------------------------------------------------------
@@ -165,7 +168,7 @@ class Model {
   BatchView<output_shape_type> output_grad() {
     require_forward("output_grad");
     ensure_grads();
-    return {output_grad_ptr(), last_n_};
+    return {output_grad_ptr(), output_rows(last_n_)};
   }
   /// Backpropagates output_grad() through every layer of the last forward, adding into each
   /// parameter's .grad (gradients accumulate until zero_grad(), as in PyTorch). The last
@@ -201,7 +204,8 @@ class Model {
   template <class Loss, class Target>
   float backward(const Loss& loss, const Target& target) {
     require_forward("backward");
-    const float value = loss.backward(ConstBatchView<output_shape_type>(last_output_, last_n_), target, output_grad());
+    const float value =
+        loss.backward(ConstBatchView<output_shape_type>(last_output_, output_rows(last_n_)), target, output_grad());
     backward();
     return value;
   }
@@ -215,9 +219,10 @@ class Model {
   }
   /// Writes the output into y (same batch size as x).
   void forward(ConstBatchView<In> x, BatchView<output_shape_type> y) {
-    if (y.batch_size() != x.batch_size())
+    if (y.batch_size() != output_rows(x.batch_size()))
       throw shape_error("ctnn::Model::forward: output batch of " + std::to_string(y.batch_size()) +
-                        " samples for an input batch of " + std::to_string(x.batch_size()));
+                        " rows for an input batch of " + std::to_string(x.batch_size()) + " samples (expected " +
+                        std::to_string(output_rows(x.batch_size())) + ")");
     const auto out = forward(x);
     std::copy_n(out.data(), out.numel(), y.data());
   }
@@ -356,7 +361,7 @@ class Model {
   static constexpr std::size_t scratch_stride = (std::max<std::size_t>(1, network_type::scratch_floats) + 15) / 16 * 16;
   /// A network can be split when its output is not a view of its input, its samples are
   /// independent, and it can be copied (for the per-thread gradients).
-  static constexpr bool splittable = network_type::output_offset >= 0 && !nn::is_batch_coupled<network_type> &&
+  static constexpr bool splittable = network_type::output_offset >= 0 && batched_output && !nn::is_batch_coupled<network_type> &&
                                      std::is_copy_assignable_v<network_type>;
 
   std::size_t plan_slices(std::size_t n) const {
@@ -402,6 +407,8 @@ class Model {
         if (g.replica + 1 < T) std::fill_n(g.replica_grad, g.size, 0.0f);
     }
   }
+  /// Rows of the output for a batch of n: n, or 1 for a whole-batch value.
+  static constexpr std::size_t output_rows(std::size_t n) { return batched_output ? n : 1; }
   static std::size_t check_batch(std::size_t n) {
     if (n == 0) throw shape_error("ctnn::Model: a batch of 0 samples (expected N >= 1) for input [N, " + In::str().substr(1));
     return n;

@@ -115,13 +115,11 @@ template <class S> struct per_sample {};
 /// two batched operands need per-sample shapes of the same rank).
 template <class Left, class Right> struct ERROR_broadcast_shape_mismatch;
 /// A block's sub-layer called on an expression of another shape than the one it was declared at
-/// (nn::Layer<Spec, Declared>), or on one without the batch dimension.
-template <class Declared, class Got> struct ERROR_sublayer_input_shape_mismatch;
+/// (nn::Layer<Spec, Declared>), or on one without the batch dimension. Where is
+/// sublayer<layer<block path..., i>, member_name{"name"}, Declared> (nn/block.hpp).
+template <class Where, class Got> struct ERROR_sublayer_input_shape_mismatch;
 /// mm(A, B): A's last per-sample extent differs from B's first, or B is not a 2-D non-batched tensor.
 template <class Left, class Right> struct ERROR_matmul_shape_mismatch;
-/// A block's forward returned an expression without the batch dimension (X.sum() over everything):
-/// ctnn's outputs are [N, *S]; reduce per sample instead (sum<1>(X)).
-template <class Result> struct ERROR_block_result_not_batched;
 /// sum<D> / mean<D> with D >= the rank (counting the batch dimension as 0, as PyTorch does).
 template <class Dim, class Operand> struct ERROR_reduction_dim_out_of_range;
 

@@ -23,12 +23,6 @@
 #include "ctnn/core/conv_arithmetic.hpp"
 #include "ctnn/kernels/eltwise.hpp"
 
-// Register tiles are arrays indexed by loops over compile-time bounds: unroll them fully so the
-// accumulators live in registers (g++ -O2 does not unroll on its own).
-#ifndef CTNN_UNROLL
-#define CTNN_UNROLL _Pragma("GCC unroll 16")
-#endif
-
 namespace ctnn::kernels {
 
 /// Everything a conv kernel needs to know, fixed at compile time.

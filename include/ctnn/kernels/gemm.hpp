@@ -25,12 +25,6 @@
 
 #include "ctnn/kernels/eltwise.hpp"
 
-// Register tiles are arrays indexed by loops over compile-time bounds: unroll them fully so the
-// accumulators live in registers (g++ -O2 does not unroll on its own). Same macro as conv2d.hpp.
-#ifndef CTNN_UNROLL
-#define CTNN_UNROLL _Pragma("GCC unroll 16")
-#endif
-
 #if defined(__AVX512F__)
 #define CTNN_GEMM_AVX512 1
 #else

@@ -16,3 +16,7 @@
 #else
 #include <xsimd/xsimd.hpp>
 #endif
+
+// Register tiles are arrays indexed by loops over compile-time bounds: unroll them fully so the
+// accumulators live in registers (g++ -O2 does not unroll on its own, and spills them).
+#define CTNN_UNROLL _Pragma("GCC unroll 16")

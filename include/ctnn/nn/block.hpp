@@ -132,7 +132,7 @@ concept couples_batch = requires { requires L::batch_coupled; };
 /// Whether a bound layer's output has the batch dimension (false: a block returning a whole-batch
 /// value, one row for any N).
 template <class L>
-inline constexpr bool batched_output = !requires { requires !L::batched_output; };
+inline constexpr bool batched_output = nn::has_batched_output<L>;
 
 /// The block B at position Path: carried in the type of B's input X, so that a sub-layer call
 /// can name where it is.

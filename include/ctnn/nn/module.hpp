@@ -157,6 +157,10 @@ template <class T> inline constexpr bool has_bias = requires { requires std::rem
 /// batch, as `X.sum()` does in PyTorch): it declares `static constexpr bool batch_coupled = true`,
 /// and a Model never splits such a network's batch across threads.
 template <class T> inline constexpr bool is_batch_coupled = requires { requires std::remove_cvref_t<T>::batch_coupled; };
+/// Whether a layer's output keeps the batch dimension (N rows). False only for a block whose
+/// result is one whole-batch value, as PyTorch's `X.sum()` (it declares
+/// `static constexpr bool batched_output = false`): its output is one row for any N.
+template <class T> inline constexpr bool has_batched_output = !requires { requires !std::remove_cvref_t<T>::batched_output; };
 
 // ---- Binding --------------------------------------------------------------------------------
 

@@ -62,6 +62,8 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
   static constexpr std::size_t scratch_floats = std::max({Bs::scratch_floats...});
   /// Some layer mixes the samples of a batch (see nn::is_batch_coupled).
   static constexpr bool batch_coupled = (is_batch_coupled<Bs> || ...);
+  /// The output has N rows unless the last layer returns one whole-batch value.
+  static constexpr bool batched_output = has_batched_output<layer_type<L - 1>>;
 
   /// Per-sample offset (inside this Sequential's region) of layer I's output, or -1 when it is
   /// this Sequential's input (only views before it). A fused activation's output is its producer's.
