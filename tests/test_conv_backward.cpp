@@ -358,6 +358,10 @@ TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-
                                  .groups = 3};
   static_assert(flat_backward<g3, 6, 11>);
   check_conv_grads_scalar<g3, true, 2, 6, 11>();
+  // a 1x3 kernel: no rows below the output in a dz slot, so the last row's vector stops at the slot's end
+  constexpr nn::Conv2dOptions k13{.in_channels = 2, .out_channels = 3, .kernel_size = {1, 3}};
+  static_assert(flat_backward<k13, 3, 17>);
+  check_conv_grads_scalar<k13, true, 2, 3, 17>();
   // not flat (stride 2, 1x1, depthwise): the im2col path with Op' applied in place
   constexpr nn::Conv2dOptions s2{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 1};
   constexpr nn::Conv2dOptions pw{.in_channels = 4, .out_channels = 5, .kernel_size = 1};

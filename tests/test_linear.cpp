@@ -229,9 +229,13 @@ TEST_CASE("linear_forward with fused bias and activation matches scalar loops on
   check_linear_all_rows<47, 97>();
 }
 
-TEST_CASE("linear_forward over several K blocks (K = 129, 300, 1000) and M = 256") {
+TEST_CASE("linear_forward over several K blocks (K = 129, 300, 600, 1000) and M = 256") {
   check_linear_sizes<129, 33>({1, 3, 8, 17});
   check_linear_sizes<300, 70>({1, 2, 9, 64});
+  // 6 x 4 register tiles (O = 64: one panel of 4 vectors; O = 100: 4 + 3 vectors, 4 valid in the
+  // last), with leftover rows and K blocks of 256 + 44 and 256 + 256 + 88.
+  check_linear_sizes<300, 64>({1, 5, 7, 13, 64});
+  check_linear_sizes<600, 100>({1, 6, 11, 19});
   check_linear_sizes<1000, 20>({1, 5, 16});
   check_linear_sizes<256, 256>({1, 256});
 }

@@ -169,10 +169,11 @@ TEST_CASE("a 20-layer network binds and runs") {
   }
 }
 
-// ---- threads -----------------------------------------------------------------------------
+// ---- pieces ------------------------------------------------------------------------------
 
 namespace {
-std::vector<float> all_grads(ctnn_test::LeNetModel& net) {
+template <class M>
+std::vector<float> all_grads(M& net) {
   std::vector<float> g;
   net.for_each_parameter([&](const std::string&, auto& p) { g.insert(g.end(), p.grad.begin(), p.grad.end()); });
   return g;
@@ -182,6 +183,72 @@ std::span<const float> values(const View& v) {
   return {v.data(), v.numel()};
 }
 }  // namespace
+
+namespace {
+/// Runs `net` on each sample of X alone, with dL/dy row i of G: the outputs and input gradients
+/// row by row, the parameter gradients summed over the samples.
+template <class M, class In>
+void sample_by_sample(M& net, const ctnn::Batch<In>& X, const std::vector<float>& G, std::vector<float>& out,
+                      std::vector<float>& in_grad) {
+  constexpr std::size_t O = M::output_shape_type::size;
+  net.set_input_requires_grad(true);
+  net.zero_grad();
+  for (std::size_t i = 0; i < X.batch_size(); ++i) {
+    const auto y = net.forward(ctnn::ConstBatchView<In>(X.data() + i * In::size, 1));
+    out.insert(out.end(), y.data(), y.data() + O);
+    std::copy_n(G.data() + i * O, O, net.output_grad().data());
+    net.backward();
+    in_grad.insert(in_grad.end(), net.input_grad().data(), net.input_grad().data() + In::size);
+  }
+}
+}  // namespace
+
+namespace {
+/// A network and the stretch [B, E) of its layers that runs in pieces.
+template <class S, std::size_t B, std::size_t E>
+struct Stretch {
+  using Spec = S;
+  static constexpr std::size_t begin = B, end = E;
+};
+/// LeNet whose first conv and sigmoid sit in a nested Sequential (which does not run in pieces):
+/// the stretch starts at the pooling layer, and its input is a slot of the workspace.
+using NestedLeNet = nn::Sequential<
+    nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid>,
+    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::Sigmoid,
+    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>, nn::Sigmoid, nn::LazyLinear<84>,
+    nn::Sigmoid, nn::LazyLinear<10>>;
+}  // namespace
+
+// LeNet's layers 0-6 (conv, activation, pool, conv, activation, pool, flatten) form one stretch,
+// run 8 samples at a time; the Linear layers take the whole batch.
+TEST_CASE_TEMPLATE("Sequential runs its conv/pool layers on a large batch in pieces: each sample as if alone", T,
+                   Stretch<ctnn_test::LeNet, 0, 7>, Stretch<ctnn_test::ModernLeNet, 0, 7>, Stretch<NestedLeNet, 1, 6>) {
+  using In = Shape<1, 28, 28>;
+  using M = ctnn::Model<typename T::Spec, In>;
+  using Net = typename M::network_type;
+  static_assert(Net::run_end[T::begin] == T::end && Net::run_end[0] == (T::begin == 0 ? T::end : 0));
+  constexpr std::size_t piece = Net::template piece_samples<T::begin, T::end>;
+  static_assert(piece == (T::begin == 0 ? 8 : 20));
+  for (const std::size_t n : {piece, 3 * piece, 4 * piece + 5}) {  // one piece; 3 equal; 5 of sizes P and P+1
+    CAPTURE(n);
+    M batch(11), alone(11);
+    batch.set_num_threads(1);
+    const auto X = ctnn::randn<In>(n);
+    const auto G = ctnn::randn<Shape<10>>(n);
+    std::vector<float> out, in_grad;
+    sample_by_sample(alone, X, std::vector<float>(G.data(), G.data() + G.numel()), out, in_grad);
+
+    batch.set_input_requires_grad(true);
+    const auto y = batch.forward(X);
+    ctnn_test::check_close(values(y), out, 1e-5f, 1e-6f, "output");
+    std::copy_n(G.data(), G.numel(), batch.output_grad().data());
+    batch.backward();
+    ctnn_test::check_close(values(batch.input_grad()), in_grad, 1e-4f, 1e-8f, "input grad");
+    ctnn_test::check_close(all_grads(batch), all_grads(alone), 1e-4f, 1e-6f, "parameter grads");
+  }
+}
+
+// ---- threads -----------------------------------------------------------------------------
 
 TEST_CASE("a batch split across two threads gives the single-thread outputs, loss and gradients") {
   ctnn_test::LeNetModel one(7), two(7);  // the same seed: the same parameters

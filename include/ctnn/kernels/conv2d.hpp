@@ -631,7 +631,7 @@ inline void flat_dw_tile(const float* dzf, const float* src, float* dw, std::siz
 template <FlatConv F, std::size_t DS, std::size_t MO>
 inline void flat_dw_rows(const float* dzf, const float* src, float* dw, std::size_t count, std::size_t dz_stride,
                          std::size_t src_stride) {
-  constexpr std::size_t K = F.K(), NT = flat_dw_taps(MO);
+  constexpr std::size_t K = F.K(), NT = std::min(flat_dw_taps(MO), K);
   std::size_t t = 0;
   for (; t + NT <= K; t += NT) flat_dw_tile<F, DS, MO, NT>(dzf, src, dw, count, dz_stride, src_stride, t);
   if constexpr (K % NT != 0) flat_dw_tile<F, DS, MO, K % NT>(dzf, src, dw, count, dz_stride, src_stride, t);
@@ -849,35 +849,43 @@ inline constexpr std::size_t conv2d_backward_scratch_floats = detail::conv2d_bac
 
 namespace detail {
 
-/// The flat path's dz rows for sample s: slot o of `d` gets dz[o, oh, ow] = Op'(y) * dy at
-/// oh*LDx + ow (only those cells are written; the rest of the buffer stays zero); db[o] += their sum.
+/// The flat path's dz buffer for one sample, every float of it written: `lead` zeros, then slot o
+/// gets dz[o, oh, ow] = Op'(y) * dy at oh*LDx + ow and zeros elsewhere; db[o] += the dz sum.
+/// Rows are written as whole vectors (zero past OW) in increasing order, so the zeros a row's last
+/// vector spills into the next row are overwritten by that row.
 template <Conv2dGeometry G, bool Bias, class Op>
 inline void flat_dz_rows(const float* y, const float* dy, float* d, float* db) {
   using plan = conv2d_backward_plan<G>;
-  constexpr std::size_t OH = G.OH(), OW = G.OW(), LDx = plan::LDx;
+  constexpr std::size_t OH = G.OH(), OW = G.OW(), LDx = plan::LDx, CSz = plan::CSz;
+  constexpr std::size_t row_vectors_end = round_up(OW, simd_width);  // where a row's vector stores end
   constexpr bool act = !std::is_same_v<Op, identity_op>;
+  std::fill_n(d, plan::lead, 0.0f);
   for (std::size_t o = 0; o < G.O; ++o) {
-    float* slot = d + o * plan::CSz;
+    float* slot = d + plan::lead + o * CSz;
     const float* gs = dy + o * OH * OW;
     [[maybe_unused]] const float* ys = act ? y + o * OH * OW : nullptr;
     vfloat sum(0.0f);
     for (std::size_t oh = 0; oh < OH; ++oh) {
+      float* row = slot + oh * LDx;
       CTNN_UNROLL for (std::size_t c0 = 0; c0 < OW; c0 += simd_width) {
         const std::size_t i = oh * OW + c0;
+        vfloat v;
         if (c0 + simd_width <= OW) {
-          vfloat v = vfloat::load_unaligned(gs + i);
+          v = vfloat::load_unaligned(gs + i);
           if constexpr (act) v = Op::backward(vfloat::load_unaligned(ys + i), v);
-          v.store_unaligned(slot + oh * LDx + c0);
-          if constexpr (Bias) sum += v;
         } else {
           constexpr std::size_t m = OW % simd_width;
-          vfloat v = conv_load_first(gs + i, m);
+          v = conv_load_first(gs + i, m);
           if constexpr (act) v = conv_keep_first(Op::backward(conv_load_first(ys + i, m), v), m);
-          conv_store_first(v, slot + oh * LDx + c0, m);
-          if constexpr (Bias) sum += v;
         }
+        if constexpr (Bias) sum += v;
+        const std::size_t at = oh * LDx + c0;  // the last row's spill must stay inside the slot
+        if (at + simd_width <= CSz) v.store_unaligned(row + c0);
+        else conv_store_first(v, row + c0, CSz - at);
       }
+      if constexpr (LDx > row_vectors_end) std::fill(row + row_vectors_end, row + LDx, 0.0f);
     }
+    std::fill(slot + std::min(OH * LDx + (row_vectors_end > LDx ? row_vectors_end - LDx : 0), CSz), slot + CSz, 0.0f);
     if constexpr (Bias) db[o] += xsimd::hadd(sum);
   }
 }
@@ -896,7 +904,6 @@ void conv2d_backward_flat(const float* x, const float* w, const float* y, const 
   float* wflip = chunk_dz + plan::chunk * plan::dzs_floats;
   float* wdx = wflip + plan::wflip_floats;
   float* dxp = wdx + plan::wdx_floats;
-  std::fill_n(chunk_dz, plan::chunk * plan::dzs_floats, 0.0f);  // only dz cells are ever written
   if (dx) {  // wflip[g][c][o][kh][kw] = w[g*Og + o][c][KH-1-kh][KW-1-kw], packed for the tiles
     for (std::size_t g = 0; g < G.groups; ++g) {
       for (std::size_t c = 0; c < Cg; ++c)
@@ -913,7 +920,7 @@ void conv2d_backward_flat(const float* x, const float* w, const float* y, const 
       pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(x + (s0 + i) * in_floats, xs);
       std::fill(xs + xs_main, xs + plan::xs_floats, 0.0f);
       flat_dz_rows<G, Bias, Op>(y + (s0 + i) * out_floats, dy + (s0 + i) * out_floats,
-                                chunk_dz + i * plan::dzs_floats + plan::lead, db);
+                                chunk_dz + i * plan::dzs_floats, db);
     }
     for (std::size_t g = 0; g < G.groups; ++g)
       conv_dw_flat<F, plan::CSz>(chunk_dz + plan::lead + g * Og * plan::CSz, chunk_xs + g * Cg * Hp * LDx,

@@ -10,8 +10,9 @@
 //     simd_width rows of w gives simd_width accumulators whose lanes are partial sums along k;
 //     a transpose-reduce folds them into one vector of simd_width outputs. No packing.
 //   - packed (large M): w^T is packed into panels of NR = NV vectors of outputs, [K, NR] each,
-//     with in-register 16 x 16 transposes; an MR x NV register tile broadcasts x[m, k] and
-//     streams the panel, K blocked so the panel slice stays in L1.
+//     with 16 x 16 transposes (four 128-bit loads per vector, then 4 x 4 transposes inside
+//     128-bit lanes); an MR x NV register tile (8 x 3 or 6 x 4, whichever fits O's panels)
+//     broadcasts x[m, k] and streams the panels, K blocked so the tile's rows of x stay in L1.
 //
 // Both paths apply the bias and the activation to the accumulators before they are stored, so
 // Linear + ReLU is one pass over y. The kernels keep no state: everything lives in `scratch`
@@ -113,19 +114,27 @@ namespace detail {
 
 inline constexpr std::size_t ceil_div(std::size_t n, std::size_t d) { return (n + d - 1) / d; }
 
-/// Register tile of the packed path: MR rows of x by NV vectors of outputs (NR = NV * simd_width).
-/// 8 x 3 = 24 accumulators of the 32 AVX-512 registers; 4 x 3 = 12 of AVX2's 16.
-inline constexpr std::size_t gemm_mr = simd_width >= 16 ? 8 : 4;
-inline constexpr std::size_t gemm_nv = 3;
-inline constexpr std::size_t gemm_nr = gemm_nv * simd_width;
-/// K block of the packed path: a KC x NR panel slice is 24 KiB on AVX-512, it stays in L1.
-inline constexpr std::size_t gemm_kc = 128;
+/// Register tile of the packed path for O outputs: MR rows of x by NV vectors of outputs
+/// (NR = NV * simd_width outputs per panel). AVX-512 has 32 registers: 24 accumulators, as 8 x 3
+/// or 6 x 4, whichever fills the last panel best (O = 256: 4 panels of 64, no narrow one).
+/// AVX2 has 16: 4 x 3.
+template <std::size_t O>
+struct packed_shape {
+  static constexpr std::size_t vectors = ceil_div(O, simd_width);
+  static constexpr std::size_t fill(std::size_t nv) { return vectors % nv == 0 ? nv : vectors % nv; }
+  static constexpr std::size_t nv = simd_width >= 16 && fill(4) > fill(3) ? 4 : 3;
+  static constexpr std::size_t mr = simd_width >= 16 ? 24 / nv : 4;
+  static constexpr std::size_t nr = nv * simd_width;
+};
+/// K block of the packed path: MR rows x KC of x (6-8 KiB) stay in L1 while the panels stream
+/// through from L2 (a whole 256 x 256 weight is one block).
+inline constexpr std::size_t gemm_kc = 256;
 
 /// Cost estimates in cycles, fitted to measurements on AVX-512 (Cascade Lake): FMAs at 2 per
 /// cycle; the transpose-reduce ~40 cycles per simd_width outputs (15 folds, each a permute, a
 /// blend and an add); the dot path reads all of w for every row of x, which is bound by L2
 /// (~32 bytes a cycle) once w is larger than L1 (32 KiB); packing ~10 cycles per vector of panel
-/// (a 16 x 16 transpose is 64 shuffles on the one shuffle port, plus loads and stores).
+/// (a 16 x 16 transpose is 48 inserts and 32 shuffles, plus loads and stores).
 /// The crossover: 20 -> 256 packs from M = 5 on, 256 -> 256 from M = 7 on.
 template <std::size_t K, std::size_t O>
 inline constexpr std::size_t dot_cycles_per_row =
@@ -161,14 +170,18 @@ namespace detail {
 
 /// y[m, o0 .. o0 + OB) for MR rows of x: OB (<= simd_width) rows of w dotted with each row of x
 /// (each w vector loaded once for all MR rows), then reduced, one vector of outputs per row.
-template <std::size_t K, std::size_t O, class Epilogue, std::size_t OB, std::size_t MR>
-inline void dot_block(const float* x, const float* w, const float* b, float* y, std::size_t o0) {
+/// `next` (when Prefetch): the MR rows of x after these, prefetched into L1 meanwhile, since x is
+/// often larger than L1 (a hidden layer's output) and a row is only a few vectors.
+template <std::size_t K, std::size_t O, class Epilogue, std::size_t OB, std::size_t MR, bool Prefetch>
+inline void dot_block(const float* x, const float* next, const float* w, const float* b, float* y, std::size_t o0) {
   constexpr std::size_t Kv = K / simd_width * simd_width, Kt = K - Kv;  // whole vectors; tail
   vfloat acc[MR][simd_width];
   CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i)
     CTNN_UNROLL for (std::size_t r = 0; r < simd_width; ++r) acc[i][r] = vfloat(0.0f);
   for (std::size_t k = 0; k < Kv; k += simd_width) {
     vfloat xv[MR];
+    if constexpr (Prefetch)
+      CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) __builtin_prefetch(next + i * K + k);
     CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) xv[i] = vfloat::load_unaligned(x + i * K + k);
     CTNN_UNROLL for (std::size_t r = 0; r < OB; ++r) {
       const vfloat wv = vfloat::load_unaligned(w + (o0 + r) * K + k);
@@ -189,23 +202,25 @@ inline void dot_block(const float* x, const float* w, const float* b, float* y, 
 }
 
 /// Rows of x per dot block: about 24 accumulators (MR x OB), so a narrow last block of outputs
-/// (O = 10) shares each w load among several rows.
+/// (O = 10) shares each w vector load among several rows.
 template <std::size_t OB>
 inline constexpr std::size_t dot_rows = OB <= 8 ? 3 : OB <= 12 ? 2 : 1;
 
-template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR>
-inline void dot_rows_all(const float* x, const float* w, const float* b, float* y) {
+template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR, bool Prefetch>
+inline void dot_rows_all(const float* x, const float* next, const float* w, const float* b, float* y) {
   constexpr std::size_t Ov = O / simd_width * simd_width;
-  for (std::size_t o = 0; o < Ov; o += simd_width) dot_block<K, O, Epilogue, simd_width, MR>(x, w, b, y, o);
-  if constexpr (Ov < O) dot_block<K, O, Epilogue, O - Ov, MR>(x, w, b, y, Ov);
+  for (std::size_t o = 0; o < Ov; o += simd_width)
+    dot_block<K, O, Epilogue, simd_width, MR, Prefetch>(x, next, w, b, y, o);
+  if constexpr (Ov < O) dot_block<K, O, Epilogue, O - Ov, MR, Prefetch>(x, next, w, b, y, Ov);
 }
 
 template <std::size_t K, std::size_t O, class Epilogue>
 inline void linear_forward_dot(const float* x, const float* w, const float* b, float* y, std::size_t M) {
   constexpr std::size_t MR = dot_rows<O < simd_width ? O : simd_width>;
   std::size_t m = 0;
-  for (; m + MR <= M; m += MR) dot_rows_all<K, O, Epilogue, MR>(x + m * K, w, b, y + m * O);
-  for (; m < M; ++m) dot_rows_all<K, O, Epilogue, 1>(x + m * K, w, b, y + m * O);
+  for (; m + 2 * MR <= M; m += MR) dot_rows_all<K, O, Epilogue, MR, true>(x + m * K, x + (m + MR) * K, w, b, y + m * O);
+  for (; m + MR <= M; m += MR) dot_rows_all<K, O, Epilogue, MR, false>(x + m * K, nullptr, w, b, y + m * O);
+  for (; m < M; ++m) dot_rows_all<K, O, Epilogue, 1, false>(x + m * K, nullptr, w, b, y + m * O);
 }
 
 }  // namespace detail
@@ -217,63 +232,62 @@ inline void linear_forward_dot(const float* x, const float* w, const float* b, f
 
 namespace detail {
 
+#if CTNN_GEMM_AVX512
+/// Transposes the block of w at rows 0..15, columns 0..15 (`rows` x `cols` of them valid; the
+/// others read as 0 and never touched) into panel rows: column c goes to dst + c * width.
+/// Whole: a full 16 x 16 block (no masks). Each vector is assembled from four 128-bit loads
+/// (row i in 128-bit lane i / 4: the inserts run on two ports), then one 4 x 4 transpose inside
+/// each 128-bit lane (8 shuffles) gives four whole columns.
+template <std::size_t K, bool Whole>
+inline void transpose_block(const float* w, float* dst, std::size_t width, std::size_t rows, std::size_t cols) {
+  auto chunk = [&](std::size_t i, std::size_t g) -> __m128 {  // row i, columns 4g .. 4g + 3
+    if constexpr (Whole) {
+      return _mm_loadu_ps(w + i * K + 4 * g);
+    } else {
+      if (i >= rows) return _mm_setzero_ps();
+      const std::size_t n = std::min<std::size_t>(4, cols - 4 * g);
+      return _mm512_castps512_ps128(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), w + i * K + 4 * g));
+    }
+  };
+  for (std::size_t g = 0; g < 4 && 4 * g < cols; ++g) {
+    __m512 v[4];  // lane L of v[j]: row 4L + j, columns 4g .. 4g + 3
+    CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j) {
+      v[j] = _mm512_castps128_ps512(chunk(j, g));
+      v[j] = _mm512_insertf32x4(v[j], chunk(4 + j, g), 1);
+      v[j] = _mm512_insertf32x4(v[j], chunk(8 + j, g), 2);
+      v[j] = _mm512_insertf32x4(v[j], chunk(12 + j, g), 3);
+    }
+    const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(v[0], v[1])), t1 = _mm512_castps_pd(_mm512_unpackhi_ps(v[0], v[1]));
+    const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(v[2], v[3])), t3 = _mm512_castps_pd(_mm512_unpackhi_ps(v[2], v[3]));
+    const __m512 c[4] = {_mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)), _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)),
+                         _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)), _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3))};
+    CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j)
+      if (Whole || 4 * g + j < cols) _mm512_storeu_ps(dst + (4 * g + j) * width, c[j]);
+  }
+}
+#endif
+
 /// Packs w [O, K] into the panels (O padded with zeros to O_pad = round_up(O, simd_width)).
 template <std::size_t K, std::size_t O>
 inline void pack_panels(const float* w, float* panels) {
-  constexpr std::size_t Opad = round_up(O, simd_width);
+  constexpr std::size_t Opad = round_up(O, simd_width), NR = packed_shape<O>::nr;
 #if CTNN_GEMM_AVX512
   if constexpr (gemm_avx512) {
-    // 16 rows of w (outputs o0..) x 16 columns (k0..) -> 16 panel rows of 16 floats, transposed
-    // in registers: 32-, 64-, 128- and 256-bit interleaves (4 x 16 shuffles per 256 floats).
     for (std::size_t o0 = 0; o0 < Opad; o0 += 16) {
-      const std::size_t p = o0 / gemm_nr, width = std::min(gemm_nr, Opad - p * gemm_nr);
-      float* panel = panels + p * gemm_nr * K + (o0 - p * gemm_nr);
+      const std::size_t p = o0 / NR, width = std::min(NR, Opad - p * NR);
+      float* panel = panels + p * NR * K + (o0 - p * NR);
       const std::size_t rows = std::min<std::size_t>(16, O - o0);
-      for (std::size_t k0 = 0; k0 < K; k0 += 16) {
-        const std::size_t cols = std::min<std::size_t>(16, K - k0);
-        if (cols <= 6) {  // a narrow last block (K = 20): a gather per column beats a full transpose
-          const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1);
-          const __m512i stride = _mm512_mullo_epi32(
-              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(int(K)));
-          for (std::size_t c = 0; c < cols; ++c)
-            _mm512_storeu_ps(panel + (k0 + c) * width,
-                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, stride, w + o0 * K + k0 + c, 4));
-          continue;
-        }
-        __m512 r[16], t[16];
-        CTNN_UNROLL for (std::size_t i = 0; i < 16; ++i)
-          r[i] = i < rows ? __m512(load_n(w + (o0 + i) * K + k0, cols)) : _mm512_setzero_ps();
-        CTNN_UNROLL for (std::size_t i = 0; i < 16; i += 2) {  // 32-bit: rows i, i+1
-          t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-          t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-        }
-        CTNN_UNROLL for (std::size_t i = 0; i < 16; i += 4) {  // 64-bit: rows i..i+3
-          r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-          r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-          r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-          r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-        }
-        // r[4q + j] now holds, in 128-bit lane L, column 4L + j of rows 4q..4q+3.
-        CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j) {  // 128-bit: gather lane L of rows 0..15
-          t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);           // lanes 0,2 of q=0 | 0,2 of q=1
-          t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);       // lanes 1,3 of q=0 | 1,3 of q=1
-          t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);  // same for q=2, 3
-          t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
-        }
-        CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j) {
-          r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);           // column j      (lane 0)
-          r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);       // column 8 + j  (lane 2)
-          r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);  // column 4 + j  (lane 1)
-          r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xDD);  // column 12 + j (lane 3)
-        }
-        for (std::size_t c = 0; c < cols; ++c) _mm512_storeu_ps(panel + (k0 + c) * width, r[c]);
-      }
+      std::size_t k0 = 0;
+      if (rows == 16)
+        for (; k0 + 16 <= K; k0 += 16) transpose_block<K, true>(w + o0 * K + k0, panel + k0 * width, width, 16, 16);
+      for (; k0 < K; k0 += 16)
+        transpose_block<K, false>(w + o0 * K + k0, panel + k0 * width, width, rows, std::min<std::size_t>(16, K - k0));
     }
     return;
   }
 #endif
-  for (std::size_t o0 = 0; o0 < Opad; o0 += gemm_nr) {
-    const std::size_t width = std::min(gemm_nr, Opad - o0);
+  for (std::size_t o0 = 0; o0 < Opad; o0 += NR) {
+    const std::size_t width = std::min(NR, Opad - o0);
     float* panel = panels + o0 * K;
     for (std::size_t k = 0; k < K; ++k)
       for (std::size_t c = 0; c < width; ++c) panel[k * width + c] = o0 + c < O ? w[(o0 + c) * K + k] : 0.0f;
@@ -294,7 +308,7 @@ inline void packed_tile(const float* x, const float* panel, std::size_t width, c
       if constexpr (First) acc[r][v] = vfloat::load_aligned(bias + j + v * simd_width);
       else acc[r][v] = load_n(y + r * O + j + v * simd_width, n(v));
     }
-  for (std::size_t k = 0; k < kc; ++k) {
+  _Pragma("GCC unroll 4") for (std::size_t k = 0; k < kc; ++k) {
     vfloat pv[NV];
     CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) pv[v] = vfloat::load_aligned(panel + k * width + v * simd_width);
     CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
@@ -309,43 +323,45 @@ inline void packed_tile(const float* x, const float* panel, std::size_t width, c
     }
 }
 
-/// All outputs of MR rows for one K block: every panel, NV vectors at a time.
+/// One panel (outputs j.., the panel at `panel`) for MR rows over one K block: the panel's
+/// width decides the tile's vector count, the end of the row its last vector's valid count.
 template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR, bool First, bool Last>
-inline void packed_rows(const float* x, const float* panels, const float* bias, float* y, std::size_t k0,
-                        std::size_t kc) {
+inline void packed_panel_rows(const float* x, const float* panel, std::size_t p, const float* bias, float* y,
+                              std::size_t k0, std::size_t kc) {
+  using S = packed_shape<O>;
   constexpr std::size_t Opad = round_up(O, simd_width), tail = O % simd_width == 0 ? simd_width : O % simd_width;
-  constexpr std::size_t Ofull = Opad / gemm_nr * gemm_nr, NVlast = (Opad - Ofull) / simd_width;
-  // Whole panels; the row's partial last vector is in the narrower last panel or, without one,
-  // in the last whole panel.
-  constexpr std::size_t Owhole = NVlast == 0 && tail != simd_width ? Ofull - gemm_nr : Ofull;
-  for (std::size_t j = 0; j < Owhole; j += gemm_nr)
-    packed_tile<K, O, Epilogue, MR, gemm_nv, simd_width, First, Last>(x + k0, panels + j * K + k0 * gemm_nr, gemm_nr,
-                                                                      bias, y, j, kc);
-  if constexpr (Owhole < Ofull)
-    packed_tile<K, O, Epilogue, MR, gemm_nv, tail, First, Last>(x + k0, panels + Owhole * K + k0 * gemm_nr, gemm_nr,
-                                                                bias, y, Owhole, kc);
-  if constexpr (NVlast != 0)
-    packed_tile<K, O, Epilogue, MR, NVlast, tail, First, Last>(x + k0, panels + Ofull * K + k0 * NVlast * simd_width,
-                                                               NVlast * simd_width, bias, y, Ofull, kc);
+  constexpr std::size_t panels = ceil_div(Opad, S::nr), NVlast = (Opad - (panels - 1) * S::nr) / simd_width;
+  const std::size_t j = p * S::nr;
+  if (p + 1 < panels) {
+    packed_tile<K, O, Epilogue, MR, S::nv, simd_width, First, Last>(x + k0, panel + k0 * S::nr, S::nr, bias, y, j, kc);
+  } else {
+    packed_tile<K, O, Epilogue, MR, NVlast, tail, First, Last>(x + k0, panel + k0 * NVlast * simd_width,
+                                                               NVlast * simd_width, bias, y, j, kc);
+  }
 }
 
-/// The rows m .. m + rows (rows < MR) left over after whole tiles, one tile of exactly that height.
+/// The rows left over after whole tiles (rows < MR), one tile of exactly that height.
 template <std::size_t K, std::size_t O, class Epilogue, bool First, bool Last, std::size_t R = 1>
-inline void packed_leftover(std::size_t rows, const float* x, const float* panels, const float* bias, float* y,
-                            std::size_t k0, std::size_t kc) {
-  if constexpr (R < gemm_mr) {
-    if (rows == R) packed_rows<K, O, Epilogue, R, First, Last>(x, panels, bias, y, k0, kc);
-    else packed_leftover<K, O, Epilogue, First, Last, R + 1>(rows, x, panels, bias, y, k0, kc);
+inline void packed_leftover(std::size_t rows, const float* x, const float* panel, std::size_t p, const float* bias,
+                            float* y, std::size_t k0, std::size_t kc) {
+  if constexpr (R < packed_shape<O>::mr) {
+    if (rows == R) packed_panel_rows<K, O, Epilogue, R, First, Last>(x, panel, p, bias, y, k0, kc);
+    else packed_leftover<K, O, Epilogue, First, Last, R + 1>(rows, x, panel, p, bias, y, k0, kc);
   }
 }
 
 template <std::size_t K, std::size_t O, class Epilogue, bool First, bool Last>
 inline void packed_kblock(const float* x, const float* panels, const float* bias, float* y, std::size_t M,
                           std::size_t k0, std::size_t kc) {
+  using S = packed_shape<O>;
+  constexpr std::size_t MR = S::mr, Opad = round_up(O, simd_width), P = ceil_div(Opad, S::nr);
   std::size_t m = 0;
-  for (; m + gemm_mr <= M; m += gemm_mr)
-    packed_rows<K, O, Epilogue, gemm_mr, First, Last>(x + m * K, panels, bias, y + m * O, k0, kc);
-  if (m < M) packed_leftover<K, O, Epilogue, First, Last>(M - m, x + m * K, panels, bias, y + m * O, k0, kc);
+  for (; m + MR <= M; m += MR)
+    for (std::size_t p = 0; p < P; ++p)
+      packed_panel_rows<K, O, Epilogue, MR, First, Last>(x + m * K, panels + p * S::nr * K, p, bias, y + m * O, k0, kc);
+  if (m < M)
+    for (std::size_t p = 0; p < P; ++p)
+      packed_leftover<K, O, Epilogue, First, Last>(M - m, x + m * K, panels + p * S::nr * K, p, bias, y + m * O, k0, kc);
 }
 
 template <std::size_t K, std::size_t O, class Epilogue>

@@ -332,8 +332,9 @@ void avgpool2d_backward(const float* dy, float* dx, std::size_t n, float* scratc
   if constexpr (G.KH == G.SH && G.KW == G.SW && G.PH == 0 && G.PW == 0 && G.OH * G.SH == G.H &&
                 G.OW * G.SW == G.W && G.DH == 1 && G.DW == 1) {
     // The windows tile the input exactly: every input cell gets the gradient of its one window, so
-    // dx is written once (no zeroing, no adds): the first row of each window band is dy's row spread
-    // along the width (KW == 2 on AVX-512: a lane-doubling permute), the other KH - 1 rows copies of it.
+    // dx is written once (no zeroing, no adds): each row of a window band is dy's row spread along
+    // the width (KW == 2 on AVX-512: a lane-doubling permute, stored KH times from the register;
+    // reading back a row just written with masked stores would stall on store forwarding).
     constexpr float div = DivisorOverride != 0 ? static_cast<float>(DivisorOverride) : static_cast<float>(G.KH * G.KW);
     for (std::size_t s = 0; s < n * G.C; ++s) {
       const float* dyc = dy + s * G.OH * G.OW;
@@ -345,20 +346,21 @@ void avgpool2d_backward(const float* dy, float* dx, std::size_t n, float* scratc
 #if defined(__AVX512F__)
         if constexpr (G.KW == 2 && simd_width == 16) {
           const __m512i twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-          for (std::size_t ow = 0; ow < G.OW; ow += 8) {
+          CTNN_UNROLL for (std::size_t ow = 0; ow < G.OW; ow += 8) {
             const std::size_t m = std::min<std::size_t>(8, G.OW - ow);
-            const vfloat v = detail::conv_load_first(g + ow, m) / vfloat(div);
-            detail::store_partial(vfloat(_mm512_permutexvar_ps(twice, v)), r0 + 2 * ow, 2 * m);
+            const vfloat v(_mm512_permutexvar_ps(twice, detail::conv_load_first(g + ow, m) / vfloat(div)));
+            CTNN_UNROLL for (std::size_t kh = 0; kh < G.KH; ++kh) detail::store_partial(v, r0 + kh * G.W + 2 * ow, 2 * m);
           }
           done = true;
         }
 #endif
-        if (!done)
+        if (!done) {
           for (std::size_t ow = 0; ow < G.OW; ++ow) {
             const float v = g[ow] / div;
             for (std::size_t kw = 0; kw < G.KW; ++kw) r0[ow * G.KW + kw] = v;
           }
-        for (std::size_t kh = 1; kh < G.KH; ++kh) detail::copy_row<G.W>(r0 + kh * G.W, r0);
+          for (std::size_t kh = 1; kh < G.KH; ++kh) detail::copy_row<G.W>(r0 + kh * G.W, r0);
+        }
       }
     }
     return;

@@ -21,6 +21,7 @@ struct BoundActivation : ParameterFree<BoundActivation<Op, Name, S>> {
   using output_shape = S;
   static constexpr std::size_t activation_floats = S::size, scratch_floats = 0;
   static constexpr std::ptrdiff_t output_offset = 0;
+  static constexpr bool runs_in_pieces = true;  // (nn::runs_in_pieces)
 
   // forward: y = Op(x)
   const float* forward(const float* x, std::size_t n, float* act, float*) const {

@@ -89,6 +89,7 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
   static constexpr std::size_t parameter_count = weight_shape::size + (has_bias ? out_channels : 0);
   static constexpr std::size_t activation_floats = output_shape::size;
   static constexpr std::ptrdiff_t output_offset = 0;
+  static constexpr bool runs_in_pieces = true;  // (nn::runs_in_pieces)
   // Forward (padded input, im2col block) and backward (padded input, im2col panel, padded dz,
   // padded dx) share the workspace's scratch.
   static constexpr std::size_t scratch_floats =

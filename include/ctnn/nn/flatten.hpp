@@ -19,6 +19,7 @@ struct BoundView : ParameterFree<BoundView<In, Out, IsFlatten>> {
   using output_shape = Out;
   static constexpr std::size_t activation_floats = 0, scratch_floats = 0;
   static constexpr std::ptrdiff_t output_offset = -1;  // the output is the input
+  static constexpr bool runs_in_pieces = true;         // (nn::runs_in_pieces)
 
   // forward: y = x (the same memory, seen with another shape)
   const float* forward(const float* x, std::size_t, float*, float*) const { return x; }

@@ -21,6 +21,7 @@
 //   void apply(F f);                                 // every sub-layer, then this one
 //   void reset_parameters(Generator&);               // PyTorch's default initialization
 //   void print(std::ostream&, int indent) const;     // PyTorch's module repr
+//   static constexpr bool runs_in_pieces = true;     // optional: see nn::runs_in_pieces
 //
 // Producers (Linear) also have `forward_fused<Op>` / `backward_fused<Op>`, which apply an
 // elementwise activation in their epilogue (and its derivative first, in backward);
@@ -161,6 +162,13 @@ template <class T> inline constexpr bool is_batch_coupled = requires { requires 
 /// result is one whole-batch value, as PyTorch's `X.sum()` (it declares
 /// `static constexpr bool batched_output = false`): its output is one row for any N.
 template <class T> inline constexpr bool has_batched_output = !requires { requires !std::remove_cvref_t<T>::batched_output; };
+/// A layer that can run on a batch a few samples at a time: its region of `act` is its output,
+/// [n, output_shape] (or it is a view), a call on samples [s, s + k) with every pointer advanced
+/// by s samples does exactly that part of the whole call, and a call costs little beyond its
+/// samples' work (Conv2d, pooling, activations, Flatten; not Linear, which packs its weights per
+/// call). It declares `static constexpr bool runs_in_pieces = true`; Sequential then runs a
+/// stretch of such layers on a large batch in pieces whose activations stay in cache.
+template <class T> inline constexpr bool runs_in_pieces = requires { requires std::remove_cvref_t<T>::runs_in_pieces; };
 
 // ---- Binding --------------------------------------------------------------------------------
 

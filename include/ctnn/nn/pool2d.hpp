@@ -95,6 +95,7 @@ struct BoundMaxPool2d : ParameterFree<BoundMaxPool2d<InShape, Opt, G>> {
   using output_shape = Shape<G.C, G.OH, G.OW>;
   static constexpr std::size_t activation_floats = output_shape::size;
   static constexpr std::ptrdiff_t output_offset = 0;
+  static constexpr bool runs_in_pieces = true;  // (nn::runs_in_pieces)
   static constexpr std::size_t scratch_floats = kernels::pool2d_scratch_floats<G>;
 
   // forward: y[n, c] = max over each window of x[n, c] (padding = -inf)
@@ -127,6 +128,7 @@ struct BoundAvgPool2d : ParameterFree<BoundAvgPool2d<InShape, Opt, G>> {
   using output_shape = Shape<G.C, G.OH, G.OW>;
   static constexpr std::size_t activation_floats = output_shape::size;
   static constexpr std::ptrdiff_t output_offset = 0;
+  static constexpr bool runs_in_pieces = true;  // (nn::runs_in_pieces)
   static constexpr std::size_t scratch_floats = kernels::pool2d_scratch_floats<G>;
 
   // forward: y[n, c] = sum over each window of x[n, c] / divisor
@@ -156,6 +158,7 @@ struct BoundAdaptiveAvgPool2d : ParameterFree<BoundAdaptiveAvgPool2d<InShape, OH
   using output_shape = Shape<C, OH, OW>;
   static constexpr std::size_t activation_floats = output_shape::size;
   static constexpr std::ptrdiff_t output_offset = 0;
+  static constexpr bool runs_in_pieces = true;  // (nn::runs_in_pieces)
   static constexpr std::size_t scratch_floats = kernels::adaptive_pool_scratch_floats<W>;
 
   // forward: y[n, c, i, j] = mean of x[n, c] over window (i, j)

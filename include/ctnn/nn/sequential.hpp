@@ -6,7 +6,11 @@
 //   - fusion: an activation right after a producer (Linear) runs in the producer's epilogue
 //     and gets no buffer of its own;
 //   - workspace: each layer that writes gets a slice of n * activation_floats at a
-//     compile-time offset; views (Flatten, Identity) pass their input through.
+//     compile-time offset; views (Flatten, Identity) pass their input through;
+//   - pieces: a stretch of layers that run in pieces (nn::runs_in_pieces: Conv2d, pooling,
+//     activations, Flatten) with at least two that write runs a large batch piece_samples at a
+//     time, layer after layer, so each layer reads its input from cache rather than memory; in
+//     backward the gradients that stay inside the stretch reuse the first piece's place.
 #pragma once
 
 #include <algorithm>
@@ -65,6 +69,29 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
   /// The output has N rows unless the last layer returns one whole-batch value.
   static constexpr bool batched_output = has_batched_output<layer_type<L - 1>>;
 
+  /// Stretches of layers run in pieces: run_end[i] = the end of the stretch that starts at
+  /// layer i, or i when none starts there. A stretch is a maximal run of nn::runs_in_pieces
+  /// layers with at least two that write their own output (a fused activation does not).
+  static constexpr std::array<std::size_t, L> run_end = [] {
+    constexpr bool pieces[] = {runs_in_pieces<Bs>...};
+    constexpr bool writes[] = {(Bs::output_offset >= 0)...};
+    std::array<std::size_t, L> e{};
+    for (std::size_t i = 0; i < L; ++i) e[i] = i;
+    for (std::size_t i = 0; i < L;) {
+      std::size_t j = i, writers = 0;
+      while (j < L && pieces[j]) writers += writes[j] && !fused[j], ++j;
+      if (writers >= 2) e[i] = j;
+      i = j > i ? j : i + 1;
+    }
+    return e;
+  }();
+  /// Activations per piece of a stretch: about 256 KB (their gradients as many again), which
+  /// stays in L2 from one layer to the next.
+  static constexpr std::size_t piece_floats = 65536;
+  /// Samples per piece of the stretch [B, E).
+  template <std::size_t B, std::size_t E>
+  static constexpr std::size_t piece_samples = std::max<std::size_t>(1, piece_floats / std::max<std::size_t>(1, offsets[E] - offsets[B]));
+
   /// Per-sample offset (inside this Sequential's region) of layer I's output, or -1 when it is
   /// this Sequential's input (only views before it). A fused activation's output is its producer's.
   template <std::size_t I>
@@ -109,21 +136,15 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
   }
   static constexpr std::size_t size() { return L; }
 
-  // forward: x -> layer 0 -> ... -> layer L-1, fused pairs as one stage.
+  // forward: x -> layer 0 -> ... -> layer L-1, fused pairs as one stage, stretches in pieces.
   const float* forward(const float* x, std::size_t n, float* act, float* scratch) const {
-    const float* cur = x;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((cur = forward_stage<I>(cur, n, act, scratch)), ...);
-    }(std::make_index_sequence<L>{});
-    return cur;
+    return forward_from<0>(x, n, act, scratch);
   }
 
   // backward: the stages in reverse. dL/d(output of layer i) sits in `gact` where layer i's output
   // sits in `act`, so views (Flatten) and fused activations need no step of their own.
   void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (backward_stage<L - 1 - I>(x, dx, n, act, gact, scratch), ...);
-    }(std::make_index_sequence<L>{});
+    backward_before<L>(x, dx, n, act, gact, scratch);
   }
 
   void reset_parameters(Generator& gen) {
@@ -163,39 +184,128 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
   }
 
  private:
+  /// f(first sample, samples) for the pieces of a batch of n (sizes differ by at most one), in order.
+  template <class F>
+  static void for_each_piece(std::size_t n, std::size_t most, F&& f) {
+    const std::size_t pieces = (n + most - 1) / most;
+    for (std::size_t i = 0; i < pieces; ++i) f(n * i / pieces, n * (i + 1) / pieces - n * i / pieces);
+  }
+  /// The workspace slot of layer J's output (J = -1: this Sequential's input), as output_offset_of.
+  template <std::ptrdiff_t J>
+  static constexpr std::ptrdiff_t slot_of() {
+    if constexpr (J < 0) return -1;
+    else return output_offset_of<static_cast<std::size_t>(J)>();
+  }
+  /// Inside the stretch [B, E), the gradient in slot S is written and read within one piece: it
+  /// is neither the stretch's input nor its output, so every piece can use the first one's place.
+  template <std::size_t B, std::size_t E>
+  static constexpr bool internal_slot(std::ptrdiff_t S) {
+    return S >= 0 && S != slot_of<static_cast<std::ptrdiff_t>(B) - 1>() && S != slot_of<static_cast<std::ptrdiff_t>(E) - 1>();
+  }
+
+  // ---- forward ----
   template <std::size_t I>
-  const float* forward_stage(const float* x, std::size_t n, float* act, float* scratch) const {
+  const float* forward_from(const float* x, std::size_t n, float* act, float* scratch) const {
+    if constexpr (I == L) {
+      return x;
+    } else if constexpr (run_end[I] > I) {
+      constexpr std::size_t E = run_end[I], P = piece_samples<I, E>;
+      const float* y = nullptr;
+      if (n <= P) {
+        y = forward_stages<I, E>(x, n, 0, n, act, scratch);
+      } else {
+        for_each_piece(n, P, [&](std::size_t s0, std::size_t k) {
+          const float* yp = forward_stages<I, E>(x + s0 * layer_type<I>::input_shape::size, n, s0, k, act, scratch);
+          if (s0 == 0) y = yp;  // the stretch's output for the whole batch starts with the first piece's
+        });
+      }
+      return forward_from<E>(y, n, act, scratch);
+    } else {
+      return forward_from<I + 1>(forward_stage<I>(x, n, 0, n, act, scratch), n, act, scratch);
+    }
+  }
+  /// Stages [I, E) on samples [s0, s0 + k) of the batch of n; x: the first sample's input.
+  template <std::size_t I, std::size_t E>
+  const float* forward_stages(const float* x, std::size_t n, std::size_t s0, std::size_t k, float* act,
+                              float* scratch) const {
+    if constexpr (I == E) return x;
+    else return forward_stages<I + 1, E>(forward_stage<I>(x, n, s0, k, act, scratch), n, s0, k, act, scratch);
+  }
+  /// Layer I (with the activation after it, when fused) on samples [s0, s0 + k) of the batch of n.
+  template <std::size_t I>
+  const float* forward_stage(const float* x, std::size_t n, std::size_t s0, std::size_t k, float* act,
+                             float* scratch) const {
+    float* out = act + n * offsets[I] + s0 * layer_type<I>::activation_floats;
     if constexpr (fused[I]) {
       return x;  // already applied by layer I-1
     } else if constexpr (I + 1 < L && fused[I + 1]) {
       using Op = typename layer_type<I + 1>::op;
-      return boost::hana::at_c<I>(layers).template forward_fused<Op>(x, n, act + n * offsets[I], scratch);
+      return boost::hana::at_c<I>(layers).template forward_fused<Op>(x, k, out, scratch);
     } else {
-      return boost::hana::at_c<I>(layers).forward(x, n, act + n * offsets[I], scratch);
+      return boost::hana::at_c<I>(layers).forward(x, k, out, scratch);
     }
   }
-  template <std::size_t I>
-  void backward_stage(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
+
+  // ---- backward ----
+  /// The stages [0, E) in reverse: a stretch ending at E as a whole, in pieces; else stage E-1.
+  template <std::size_t E>
+  void backward_before(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
+    if constexpr (E > 0) {
+      constexpr std::size_t B = stretch_begin(E);
+      if constexpr (B < E) {
+        constexpr std::size_t P = piece_samples<B, E>;
+        if (n <= P) backward_stages<B, E, B, E>(x, dx, n, 0, n, act, gact, scratch);
+        else for_each_piece(n, P, [&](std::size_t s0, std::size_t k) {
+          backward_stages<B, E, B, E>(x, dx, n, s0, k, act, gact, scratch);
+        });
+        backward_before<B>(x, dx, n, act, gact, scratch);
+      } else {
+        backward_stage<E - 1, 0, 0>(x, dx, n, 0, n, act, gact, scratch);
+        backward_before<E - 1>(x, dx, n, act, gact, scratch);
+      }
+    }
+  }
+  /// The start of the stretch that ends at E, or E when none does.
+  static constexpr std::size_t stretch_begin(std::size_t E) {
+    for (std::size_t i = 0; i < E; ++i)
+      if (run_end[i] == E && run_end[i] > i) return i;
+    return E;
+  }
+  /// Stages [I, E) of the stretch [B, SE) in reverse, on samples [s0, s0 + k) of the batch of n.
+  template <std::size_t I, std::size_t E, std::size_t B, std::size_t SE>
+  void backward_stages(const float* x, float* dx, std::size_t n, std::size_t s0, std::size_t k, const float* act,
+                       float* gact, float* scratch) {
+    if constexpr (I < E) {
+      backward_stage<E - 1, B, SE>(x, dx, n, s0, k, act, gact, scratch);
+      backward_stages<I, E - 1, B, SE>(x, dx, n, s0, k, act, gact, scratch);
+    }
+  }
+  /// Layer I's backward on samples [s0, s0 + k) of the batch of n; inside a stretch [B, SE)
+  /// (SE > 0), the gradients in its internal slots are at the first piece's place.
+  template <std::size_t I, std::size_t B, std::size_t SE>
+  void backward_stage(const float* x, float* dx, std::size_t n, std::size_t s0, std::size_t k, const float* act,
+                      float* gact, float* scratch) {
     if constexpr (fused[I] || layer_type<I>::output_offset < 0) {
       return;  // done by layer I-1 / gradient memory shared with the input
     } else {
       // Layer I's input and the place for its gradient: layer I-1's output, or this Sequential's input.
-      const float* in = x;
-      float* din = dx;
-      if constexpr (I > 0) {
-        constexpr std::ptrdiff_t prev = output_offset_of<I - 1>();
-        if constexpr (prev >= 0) {
-          in = act + n * static_cast<std::size_t>(prev);
-          din = gact + n * static_cast<std::size_t>(prev);
-        }
+      constexpr std::size_t in_size = layer_type<I>::input_shape::size, out_size = layer_type<I>::activation_floats;
+      constexpr std::ptrdiff_t prev = slot_of<static_cast<std::ptrdiff_t>(I) - 1>();
+      [[maybe_unused]] constexpr bool din_internal = SE > 0 && internal_slot<B, SE>(prev);
+      constexpr bool g_internal = SE > 0 && internal_slot<B, SE>(static_cast<std::ptrdiff_t>(offsets[I]));
+      const float* in = x + s0 * in_size;
+      float* din = dx ? dx + s0 * in_size : nullptr;
+      if constexpr (prev >= 0) {
+        in = act + n * static_cast<std::size_t>(prev) + s0 * in_size;
+        din = gact + n * static_cast<std::size_t>(prev) + (din_internal ? 0 : s0) * in_size;
       }
       auto& layer = boost::hana::at_c<I>(layers);
-      const float* a = act + n * offsets[I];
-      float* g = gact + n * offsets[I];
+      const float* a = act + n * offsets[I] + s0 * out_size;
+      float* g = gact + n * offsets[I] + (g_internal ? 0 : s0) * out_size;
       if constexpr (I + 1 < L && fused[I + 1]) {
-        layer.template backward_fused<typename layer_type<I + 1>::op>(in, din, n, a, g, scratch);
+        layer.template backward_fused<typename layer_type<I + 1>::op>(in, din, k, a, g, scratch);
       } else {
-        layer.backward(in, din, n, a, g, scratch);
+        layer.backward(in, din, k, a, g, scratch);
       }
     }
   }
