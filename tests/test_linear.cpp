@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <ctnn/ctnn.hpp>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "helpers.hpp"
@@ -277,4 +279,27 @@ TEST_CASE("eltwise activations match scalar formulas, including large magnitudes
     for (std::size_t i = 0; i < x.size(); ++i) e[i] = apply_scalar(act, x[i]);
     check_close(y, e, 2e-6f, 1e-7f, "activation " + std::to_string(act));
   }
+}
+
+TEST_CASE("the vector exp and sigmoid match std::exp in double within a few ulp, and clamp instead of overflowing") {
+  namespace k = ctnn::kernels;
+  alignas(64) float in[k::simd_width], e[k::simd_width], s[k::simd_width];
+  double worst_exp = 0, worst_sigmoid = 0;
+  for (int i0 = -9000; i0 <= 9000; i0 += static_cast<int>(k::simd_width)) {  // x in [-90, 90], step 0.01
+    for (std::size_t l = 0; l < k::simd_width; ++l) in[l] = 0.01f * static_cast<float>(i0 + static_cast<int>(l));
+    k::exp_approx(k::vfloat::load_aligned(in)).store_aligned(e);
+    k::sigmoid_op::forward(k::vfloat::load_aligned(in)).store_aligned(s);
+    for (std::size_t l = 0; l < k::simd_width; ++l) {
+      const double x = in[l], ex = std::exp(x), sx = 1.0 / (1.0 + std::exp(-x));
+      if (x > -87.33 && x < 88.72) worst_exp = std::max(worst_exp, std::fabs(e[l] - ex) / ex);
+      else CHECK(std::isfinite(e[l]));  // clamped: the exp of the nearest end of the range
+      if (sx > 1e-30) worst_sigmoid = std::max(worst_sigmoid, std::fabs(s[l] - sx) / sx);
+      CHECK((s[l] >= 0.0f && s[l] <= 1.0f));
+    }
+  }
+  CHECK(worst_exp < 2.5e-7);      // 2 ulp of a float
+  CHECK(worst_sigmoid < 4e-7);
+  for (std::size_t l = 0; l < k::simd_width; ++l) in[l] = std::numeric_limits<float>::quiet_NaN();
+  k::exp_approx(k::vfloat::load_aligned(in)).store_aligned(e);
+  CHECK(std::isnan(e[0]));
 }

@@ -283,38 +283,6 @@ constexpr std::size_t flat_cols(std::size_t MO) {
   return r < 8 ? r : 8;
 }
 
-/// The first m < simd_width lanes of p (the others zero); reads only those m floats.
-inline vfloat conv_load_first(const float* p, std::size_t m) {
-#if defined(__AVX512F__)
-  if constexpr (simd_width == 16) return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << m) - 1u), p);
-#endif
-  alignas(64) float tmp[simd_width] = {};
-  std::memcpy(tmp, p, m * sizeof(float));
-  return vfloat::load_aligned(tmp);
-}
-/// Stores the first m < simd_width lanes of v at p; writes only those m floats.
-inline void conv_store_first(vfloat v, float* p, std::size_t m) {
-#if defined(__AVX512F__)
-  if constexpr (simd_width == 16) {
-    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << m) - 1u), v);
-    return;
-  }
-#endif
-  alignas(64) float tmp[simd_width];
-  v.store_aligned(tmp);
-  std::memcpy(p, tmp, m * sizeof(float));
-}
-/// v with the lanes from m on zeroed.
-inline vfloat conv_keep_first(vfloat v, std::size_t m) {
-#if defined(__AVX512F__)
-  if constexpr (simd_width == 16) return _mm512_maskz_mov_ps(static_cast<__mmask16>((1u << m) - 1u), v);
-#endif
-  alignas(64) float tmp[simd_width];
-  v.store_aligned(tmp);
-  std::fill(tmp + m, tmp + simd_width, 0.0f);
-  return vfloat::load_aligned(tmp);
-}
-
 /// Where the lanes of flat vector j go in the compact [OHc, OWc] output: one segment per row it
 /// touches (a vector spans at most simd_width / LD + 2 rows), each a lane mask and the compact index
 /// of its first lane. Built at compile time.
@@ -348,7 +316,7 @@ inline void flat_store(vfloat v, float* y, std::size_t j) {
   if constexpr (OWc == LD) {  // every lane below OHc*LD is an output, in place: one (masked) store
     constexpr std::size_t Q = OHc * LD;
     if (j * simd_width + simd_width <= Q) v.store_unaligned(y + j * simd_width);
-    else conv_store_first(v, y + j * simd_width, Q - j * simd_width);
+    else store_first(v, y + j * simd_width, Q - j * simd_width);
     return;
   }
   using plan = flat_store_plan<LD, OHc, OWc>;
@@ -886,13 +854,13 @@ inline void flat_dz_rows(const float* y, const float* dy, float* d, float* db) {
           if constexpr (act) v = Op::backward(vfloat::load_unaligned(ys + i), v);
         } else {
           constexpr std::size_t m = OW % simd_width;
-          v = conv_load_first(gs + i, m);
-          if constexpr (act) v = conv_keep_first(Op::backward(conv_load_first(ys + i, m), v), m);
+          v = load_first(gs + i, m);
+          if constexpr (act) v = keep_first(Op::backward(load_first(ys + i, m), v), m);
         }
         if constexpr (Bias) sum += v;
         const std::size_t at = oh * LDx + c0;  // the last row's spill must stay inside the slot
         if (at + simd_width <= CSz) v.store_unaligned(row + c0);
-        else conv_store_first(v, row + c0, CSz - at);
+        else store_first(v, row + c0, CSz - at);
       }
       if constexpr (LDx > row_vectors_end) std::fill(row + row_vectors_end, row + LDx, 0.0f);
     }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <algorithm>
 #include <utility>
 #include "ctnn/kernels/simd.hpp"
@@ -17,6 +18,52 @@ inline constexpr std::size_t simd_width = vfloat::size;
 
 /// n rounded up to a multiple of `to` (buffer and panel sizes in whole vectors or cache lines).
 inline constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+// ---- Partial vectors: the tails of rows that are not a whole number of vectors ----------------
+// With AVX-512, masked loads and stores (which never touch memory outside the mask); otherwise
+// through a small aligned buffer.
+namespace detail {
+/// The first n (< simd_width) floats at p, the other lanes 0; never reads past p + n.
+inline vfloat load_first(const float* p, std::size_t n) {
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
+#endif
+  alignas(64) float tmp[simd_width] = {};
+  std::memcpy(tmp, p, n * sizeof(float));
+  return vfloat::load_aligned(tmp);
+}
+/// Stores the first n (< simd_width) lanes of v at p; never writes past p + n.
+inline void store_first(vfloat v, float* p, std::size_t n) {
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
+    return;
+  }
+#endif
+  alignas(64) float tmp[simd_width];
+  v.store_aligned(tmp);
+  std::memcpy(p, tmp, n * sizeof(float));
+}
+/// v with the lanes from n (< simd_width) on zeroed.
+inline vfloat keep_first(vfloat v, std::size_t n) {
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) return _mm512_maskz_mov_ps(static_cast<__mmask16>((1u << n) - 1u), v);
+#endif
+  alignas(64) float tmp[simd_width];
+  v.store_aligned(tmp);
+  std::fill(tmp + n, tmp + simd_width, 0.0f);
+  return vfloat::load_aligned(tmp);
+}
+/// min(n, simd_width) floats at p: a plain load when that is a whole vector, else load_first.
+inline vfloat load_n(const float* p, std::size_t n) {
+  return n >= simd_width ? vfloat::load_unaligned(p) : load_first(p, n);
+}
+/// Stores the first min(n, simd_width) lanes of v at p.
+inline void store_n(vfloat v, float* p, std::size_t n) {
+  if (n >= simd_width) v.store_unaligned(p);
+  else store_first(v, p, n);
+}
+}  // namespace detail
 
 /// y = x
 struct identity_op {

@@ -40,38 +40,6 @@ namespace detail {
 
 inline constexpr bool gemm_avx512 = CTNN_GEMM_AVX512 && simd_width == 16;
 
-/// The first n (< simd_width) floats at p, the other lanes 0; never reads past p + n.
-inline vfloat load_first(const float* p, std::size_t n) {
-#if CTNN_GEMM_AVX512
-  if constexpr (gemm_avx512) return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
-#endif
-  alignas(64) float tmp[simd_width] = {};
-  std::memcpy(tmp, p, n * sizeof(float));
-  return vfloat::load_aligned(tmp);
-}
-
-/// Stores the first n (< simd_width) lanes of v at p; never writes past p + n.
-inline void store_first(vfloat v, float* p, std::size_t n) {
-#if CTNN_GEMM_AVX512
-  if constexpr (gemm_avx512) {
-    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
-    return;
-  }
-#endif
-  alignas(64) float tmp[simd_width];
-  v.store_aligned(tmp);
-  std::memcpy(p, tmp, n * sizeof(float));
-}
-
-/// n floats at p (n <= simd_width): a plain load when whole, else load_first.
-inline vfloat load_n(const float* p, std::size_t n) {
-  return n == simd_width ? vfloat::load_unaligned(p) : load_first(p, n);
-}
-inline void store_n(vfloat v, float* p, std::size_t n) {
-  if (n == simd_width) v.store_unaligned(p);
-  else store_first(v, p, n);
-}
-
 #if CTNN_GEMM_AVX512
 /// One level of the transpose-reduce: lanes in chunks of G floats; chunk pair (2i, 2i+1) of the
 /// result holds (a_2i + a_2i+1, b_2i + b_2i+1). One blend, one two-source permute, one add.

@@ -56,23 +56,6 @@ inline vfloat load_stride(const float* p) {
   return load_strided<SW>(p);
 }
 
-/// dst[0, count) = the first count lanes of v (count >= simd_width: all of them).
-inline void store_partial(vfloat v, float* dst, std::size_t count) {
-  if (count >= simd_width) {
-    v.store_unaligned(dst);
-    return;
-  }
-#if defined(__AVX512F__)
-  if constexpr (simd_width == 16) {
-    _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << count) - 1u), v);
-    return;
-  }
-#endif
-  alignas(64) float tmp[simd_width];
-  v.store_aligned(tmp);
-  std::memcpy(dst, tmp, count * sizeof(float));
-}
-
 /// The vertical pass: r[j] = the reduction (max with NaN winning, or sum) over the window's input
 /// rows of output row oh of xc[ih, j], for j < W. Whole vectors, the last one overlapping the one
 /// before (each store is idempotent); a window with no row inside the input gives the identity.
@@ -129,7 +112,7 @@ void maxpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
         vfloat m(ninf);
         for (std::size_t kw = 0; kw < G.KW; ++kw)
           m = detail::max_nan(m, detail::load_stride<G.SW>(row + ow * G.SW + kw * G.DW));
-        detail::store_partial(m, yc + oh * G.OW + ow, G.OW - ow);
+        detail::store_n(m, yc + oh * G.OW + ow, G.OW - ow);
       }
     }
   }
@@ -167,7 +150,7 @@ void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     auto load = [](const float* p, std::size_t m) {
-      return m >= simd_width ? vfloat::load_unaligned(p) : detail::conv_load_first(p, m);
+      return m >= simd_width ? vfloat::load_unaligned(p) : detail::load_first(p, m);
     };
     for (std::size_t s = 0; s < n * G.C; ++s) {
       const float* xc = x + s * G.H * G.W;
@@ -183,7 +166,7 @@ void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
             b += load(r + kh * G.W + j + simd_width, m1);
           }
           const vfloat sum = vfloat(_mm512_permutex2var_ps(a, even, b)) + vfloat(_mm512_permutex2var_ps(a, odd, b));
-          detail::store_partial(sum / div, yc + oh * G.OW + j / 2, G.OW - j / 2);
+          detail::store_n(sum / div, yc + oh * G.OW + j / 2, G.OW - j / 2);
         }
       }
     }
@@ -203,7 +186,7 @@ void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
         vfloat div;
         if constexpr (DivisorOverride != 0) div = vfloat(static_cast<float>(DivisorOverride));
         else div = vfloat(ch[oh]) * vfloat::load_unaligned(cw.data() + ow);
-        detail::store_partial(sum / div, yc + oh * G.OW + ow, G.OW - ow);
+        detail::store_n(sum / div, yc + oh * G.OW + ow, G.OW - ow);
       }
     }
   }
@@ -348,8 +331,8 @@ void avgpool2d_backward(const float* dy, float* dx, std::size_t n, float* scratc
           const __m512i twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
           CTNN_UNROLL for (std::size_t ow = 0; ow < G.OW; ow += 8) {
             const std::size_t m = std::min<std::size_t>(8, G.OW - ow);
-            const vfloat v(_mm512_permutexvar_ps(twice, detail::conv_load_first(g + ow, m) / vfloat(div)));
-            CTNN_UNROLL for (std::size_t kh = 0; kh < G.KH; ++kh) detail::store_partial(v, r0 + kh * G.W + 2 * ow, 2 * m);
+            const vfloat v(_mm512_permutexvar_ps(twice, detail::load_first(g + ow, m) / vfloat(div)));
+            CTNN_UNROLL for (std::size_t kh = 0; kh < G.KH; ++kh) detail::store_n(v, r0 + kh * G.W + 2 * ow, 2 * m);
           }
           done = true;
         }
