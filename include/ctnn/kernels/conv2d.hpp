@@ -603,8 +603,18 @@ inline void flat_dw_tile(const float* dzf, const float* src, float* dw, std::siz
       }
     }
   }
+  // The horizontal sums, simd_width accumulators at a time by a transpose-reduce (a third of
+  // the instructions of one hadd each: with a chunk of few samples they are not negligible).
+  constexpr std::size_t A = MO * NT;
+  alignas(64) float sums[round_up(A, simd_width)];
+  CTNN_UNROLL for (std::size_t a0 = 0; a0 < A; a0 += simd_width) {
+    vfloat v[simd_width];
+    CTNN_UNROLL for (std::size_t i = 0; i < simd_width; ++i)
+      v[i] = a0 + i < A ? acc[(a0 + i) / NT][(a0 + i) % NT] : vfloat(0.0f);
+    reduce_rows(v).store_aligned(sums + a0);
+  }
   CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o)
-    CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) dw[o * K + t0 + t] += xsimd::hadd(acc[o][t]);
+    CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) dw[o * K + t0 + t] += sums[o * NT + t];
 }
 
 template <FlatConv F, std::size_t DS, std::size_t MO>

@@ -63,6 +63,43 @@ inline void store_n(vfloat v, float* p, std::size_t n) {
   if (n >= simd_width) v.store_unaligned(p);
   else store_first(v, p, n);
 }
+
+// ---- Horizontal sums of simd_width vectors at once (dot products that end in registers) ----
+
+#if defined(__AVX512F__)
+/// One level of the transpose-reduce: lanes in chunks of G floats; chunk pair (2i, 2i+1) of the
+/// result holds (a_2i + a_2i+1, b_2i + b_2i+1). One blend, one two-source permute, one add.
+template <int G>
+inline __m512 fold_pair(__m512 a, __m512 b) {
+  alignas(64) static constexpr std::int32_t idx[16] = {
+#define CTNN_FOLD_IDX(l) (((l) / G) % 2 == 0 ? (l) + G : 16 + (l) - G)
+      CTNN_FOLD_IDX(0),  CTNN_FOLD_IDX(1),  CTNN_FOLD_IDX(2),  CTNN_FOLD_IDX(3),
+      CTNN_FOLD_IDX(4),  CTNN_FOLD_IDX(5),  CTNN_FOLD_IDX(6),  CTNN_FOLD_IDX(7),
+      CTNN_FOLD_IDX(8),  CTNN_FOLD_IDX(9),  CTNN_FOLD_IDX(10), CTNN_FOLD_IDX(11),
+      CTNN_FOLD_IDX(12), CTNN_FOLD_IDX(13), CTNN_FOLD_IDX(14), CTNN_FOLD_IDX(15)};
+#undef CTNN_FOLD_IDX
+  constexpr __mmask16 odd_chunks = G == 8 ? 0xFF00 : G == 4 ? 0xF0F0 : G == 2 ? 0xCCCC : 0xAAAA;
+  const __m512 kept = _mm512_mask_blend_ps(odd_chunks, a, b);  // [a_2i, b_2i+1]
+  const __m512 moved = _mm512_permutex2var_ps(a, _mm512_load_si512(idx), b);  // [a_2i+1, b_2i]
+  return _mm512_add_ps(kept, moved);
+}
+#endif
+
+/// Transpose-reduce: lane r of the result is the sum of all lanes of acc[r], r < simd_width.
+/// (Pairs rows r and r + 8, then r and r + 4, ... so the result comes out in row order.)
+inline vfloat reduce_rows(vfloat* acc) {
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) {
+    __m512 l1[8], l2[4], l3[2];
+    CTNN_UNROLL for (int r = 0; r < 8; ++r) l1[r] = fold_pair<8>(acc[r], acc[r + 8]);
+    CTNN_UNROLL for (int r = 0; r < 4; ++r) l2[r] = fold_pair<4>(l1[r], l1[r + 4]);
+    CTNN_UNROLL for (int r = 0; r < 2; ++r) l3[r] = fold_pair<2>(l2[r], l2[r + 2]);
+    return fold_pair<1>(l3[0], l3[1]);
+  }
+#endif
+  return xsimd::haddp(acc);
+}
+
 }  // namespace detail
 
 /// y = x
