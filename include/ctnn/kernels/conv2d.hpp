@@ -58,6 +58,18 @@ constexpr std::ptrdiff_t pad_source(std::ptrdiff_t i, std::ptrdiff_t n) {
   else if constexpr (M == PaddingMode::replicate) return i < 0 ? 0 : n - 1;
   else return i < 0 ? i + n : i - n;  // circular (padding <= n: one wrap)
 }
+/// dst[0, N) = src[0, N), N known at compile time: whole vectors, the last one overlapping the one
+/// before it (nothing read or written outside the row).
+template <std::size_t N>
+inline void copy_row(float* dst, const float* src) {
+  if constexpr (N >= simd_width) {
+    std::size_t i = 0;
+    for (; i + simd_width <= N; i += simd_width) vfloat::load_unaligned(src + i).store_unaligned(dst + i);
+    if constexpr (N % simd_width != 0) vfloat::load_unaligned(src + N - simd_width).store_unaligned(dst + N - simd_width);
+  } else {
+    for (std::size_t i = 0; i < N; ++i) dst[i] = src[i];
+  }
+}
 }  // namespace detail
 
 /// xp[c, Hp, LDp] = F.pad(x[c, H, W], (PL, PR, PT, PB), mode, value); row stride LDp >= W + PL + PR.
@@ -82,7 +94,7 @@ void pad2d(const float* x, float* xp, float value = 0.0f) {
         const auto s = detail::pad_source<M>(static_cast<std::ptrdiff_t>(j) - static_cast<std::ptrdiff_t>(PL), W);
         row[j] = s < 0 ? value : src[s];
       }
-      std::copy_n(src, W, row + PL);
+      detail::copy_row<W>(row + PL, src);
       for (std::size_t j = 0; j < PR; ++j) {
         const auto s = detail::pad_source<M>(static_cast<std::ptrdiff_t>(W + j), W);
         row[PL + W + j] = s < 0 ? value : src[s];
@@ -712,19 +724,6 @@ inline void add_to(float* x, const float* y, std::size_t n) {
   for (; i + simd_width <= n; i += simd_width)
     (vfloat::load_unaligned(x + i) + vfloat::load_unaligned(y + i)).store_unaligned(x + i);
   for (; i < n; ++i) x[i] += y[i];
-}
-
-/// dst[0, N) = src[0, N), N known at compile time: whole vectors, the last one overlapping the one
-/// before it (nothing read or written outside the row).
-template <std::size_t N>
-inline void copy_row(float* dst, const float* src) {
-  if constexpr (N >= simd_width) {
-    std::size_t i = 0;
-    for (; i + simd_width <= N; i += simd_width) vfloat::load_unaligned(src + i).store_unaligned(dst + i);
-    if constexpr (N % simd_width != 0) vfloat::load_unaligned(src + N - simd_width).store_unaligned(dst + N - simd_width);
-  } else {
-    for (std::size_t i = 0; i < N; ++i) dst[i] = src[i];
-  }
 }
 
 }  // namespace detail
