@@ -372,10 +372,9 @@ class Model {
       return std::max<std::size_t>(1, std::min({static_cast<std::size_t>(num_threads()), n, by_work}));
     }
   }
-  /// Slice t of T over n samples: {first sample, sample count}; sizes differ by at most one.
+  /// Slice t of T over n samples: {first sample, sample count}.
   static std::pair<std::size_t, std::size_t> slice(std::size_t n, std::size_t T, std::size_t t) {
-    const std::size_t b = n * t / T;
-    return {b, n * (t + 1) / T - b};
+    return detail::batch_part(n, T, t);
   }
   float* scratch_at(std::size_t t) { return scratch_.get() + t * scratch_stride; }
   void prepare_slices(std::size_t T) {

@@ -50,6 +50,13 @@ inline aligned_floats allocate_floats(std::size_t n) {
   return aligned_floats(p);
 }
 
+/// Part i of `parts` over a batch of n samples: {first sample, samples}; the sizes differ by at
+/// most one. (A Model's thread slices; a Sequential's pieces.)
+inline std::pair<std::size_t, std::size_t> batch_part(std::size_t n, std::size_t parts, std::size_t i) {
+  const std::size_t b = n * i / parts;
+  return {b, n * (i + 1) / parts - b};
+}
+
 /// Row-major offset of a multi-index, bounds unchecked (like operator[] of std containers).
 template <class S, class... I>
 constexpr std::size_t offset_of(I... idx) {

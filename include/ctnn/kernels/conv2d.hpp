@@ -873,7 +873,7 @@ inline void flat_dz_rows(const float* y, const float* dy, float* d, float* db) {
       }
       if constexpr (LDx > row_vectors_end) std::fill(row + row_vectors_end, row + LDx, 0.0f);
     }
-    std::fill(slot + std::min(OH * LDx + (row_vectors_end > LDx ? row_vectors_end - LDx : 0), CSz), slot + CSz, 0.0f);
+    std::fill(slot + OH * LDx, slot + CSz, 0.0f);  // below the last row (its spill is zeros too)
     if constexpr (Bias) db[o] += xsimd::hadd(sum);
   }
 }

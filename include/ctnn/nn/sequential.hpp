@@ -184,11 +184,14 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
   }
 
  private:
-  /// f(first sample, samples) for the pieces of a batch of n (sizes differ by at most one), in order.
+  /// f(first sample, samples) for the pieces of at most `most` samples of a batch of n, in order.
   template <class F>
   static void for_each_piece(std::size_t n, std::size_t most, F&& f) {
     const std::size_t pieces = (n + most - 1) / most;
-    for (std::size_t i = 0; i < pieces; ++i) f(n * i / pieces, n * (i + 1) / pieces - n * i / pieces);
+    for (std::size_t i = 0; i < pieces; ++i) {
+      const auto [s0, k] = ctnn::detail::batch_part(n, pieces, i);
+      f(s0, k);
+    }
   }
   /// The workspace slot of layer J's output (J = -1: this Sequential's input), as output_offset_of.
   template <std::ptrdiff_t J>
