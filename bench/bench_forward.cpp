@@ -1,5 +1,5 @@
 // MLP 20 -> 256 -> 10 (Linear, ReLU, Linear) forward on one thread at batch 1, 64 and 256
-// (and the FMA peak, fma_peak.hpp): ctnn against plain loops here; Eigen
+// (and the FMA peak, fma_peak.hpp): ctnn (as a Model and after ctnn::freeze) against plain loops here; Eigen
 // (bench_forward_eigen.cpp), libtorch (bench_forward_torch.cpp) and oneDNN
 // (bench_forward_onednn.cpp) with -Dbaselines=enabled.
 //
@@ -29,6 +29,21 @@ void BM_mlp_forward_ctnn(benchmark::State& state) {
   set_flops(state, mlp_flops_per_sample * double(n));
 }
 BENCHMARK(BM_mlp_forward_ctnn)->Name("BM_mlp_forward/ctnn")->Arg(1)->Arg(64)->Arg(256)->MeasureProcessCPUTime();
+
+// The same network after ctnn::freeze (torch.jit.freeze): a snapshot whose Linear weights are
+// packed for the GEMM once, so forward packs nothing (at batch 1 the packed path then replaces
+// the dot path's reductions along k).
+void BM_mlp_forward_frozen(benchmark::State& state) {
+  ctnn::set_num_threads(1);
+  const auto n = static_cast<std::size_t>(state.range(0));
+  ctnn::Model<MLP, ctnn::Shape<mlp_in>> net;
+  auto frozen = ctnn::freeze(net);
+  auto X = ctnn::rand<ctnn::Shape<mlp_in>>(n);
+  frozen.reserve(n);
+  for (auto _ : state) benchmark::DoNotOptimize(frozen.forward(X).data());
+  set_flops(state, mlp_flops_per_sample * double(n));
+}
+BENCHMARK(BM_mlp_forward_frozen)->Name("BM_mlp_forward/ctnn_frozen")->Arg(1)->Arg(64)->Arg(256)->MeasureProcessCPUTime();
 
 // The same MLP as straightforward loops over PyTorch's row-major [out, in] weights, every size
 // a compile-time constant (what a careful user writes by hand), compiled with the same flags.

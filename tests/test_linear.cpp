@@ -82,7 +82,9 @@ TEST_CASE("Flatten then LazyLinear infers 12 input features and matches PyTorch"
 // ---- The GEMM kernels against scalar loops, on sizes that hit every tile and tail ---------
 //
 // linear_forward picks the dot path (w read as [O, K]) or the packed path (w^T in panels) by M;
-// both are also run directly at every size, so each path sees every tail. Sizes: K and O below,
+// both are also run directly at every size, so each path sees every tail, and so is
+// linear_forward_prepacked (ctnn::freeze's path: panels packed once, the packed path at every M,
+// one row at a time with all outputs in registers at M = 1). Sizes: K and O below,
 // at and above the vector width, not multiples of it, and larger than one K block (K > 128).
 
 namespace {
@@ -113,7 +115,7 @@ void check_sums(const std::vector<float>& actual, const std::vector<double>& exp
                                << (bad ? actual[first] : 0.f) << " vs " << (bad ? expected[first] : 0.0));
 }
 
-enum class Path { dispatch, dot, packed };
+enum class Path { dispatch, dot, packed, prepacked };
 
 template <std::size_t K, std::size_t O, class Op>
 void check_linear_kernel(int act, std::size_t M, bool bias, Path path) {
@@ -131,6 +133,15 @@ void check_linear_kernel(int act, std::size_t M, bool bias, Path path) {
   if constexpr (!kernels::detail::dot_always<K, O>)
     if (path == Path::packed)
       kernels::detail::linear_forward_packed<K, O, Op>(x.data(), w.data(), bp, y.data(), M, scratch);
+  if constexpr (!kernels::detail::dot_always<K, O>)
+    if (path == Path::prepacked) {
+      auto packed = ctnn::detail::allocate_floats(kernels::prepacked_floats<K, O>);
+      kernels::prepack_linear<K, O>(w.data(), bp, packed.get());
+      // Only the packed copy is read: w and b passed as zeros would show through otherwise.
+      const std::vector<float> zeros(O * K);
+      kernels::linear_forward_prepacked<K, O, Op>(x.data(), zeros.data(), bias ? zeros.data() : nullptr, packed.get(),
+                                                  y.data(), M);
+    }
   CHECK_MESSAGE(y[M * O] == -7.0f, "wrote past y");
   y.pop_back();
   std::vector<double> expected(M * O), magnitude(M * O);
@@ -144,7 +155,7 @@ void check_linear_kernel(int act, std::size_t M, bool bias, Path path) {
       expected[m * O + o] = apply_scalar(act, float(s));
       magnitude[m * O + o] = mag;
     }
-  const char* names[] = {"dispatch", "dot", "packed"};
+  const char* names[] = {"dispatch", "dot", "packed", "prepacked"};
   check_sums(y, expected, magnitude, 2e-6f,
              std::string(names[int(path)]) + " K=" + std::to_string(K) + " O=" + std::to_string(O) +
                  " M=" + std::to_string(M) + " act=" + std::to_string(act));
@@ -152,8 +163,8 @@ void check_linear_kernel(int act, std::size_t M, bool bias, Path path) {
 
 template <std::size_t K, std::size_t O>
 void check_linear_sizes(std::initializer_list<std::size_t> Ms) {
-  for (Path path : {Path::dispatch, Path::dot, Path::packed}) {
-    if (path == Path::packed && kernels::detail::dot_always<K, O>) continue;
+  for (Path path : {Path::dispatch, Path::dot, Path::packed, Path::prepacked}) {
+    if ((path == Path::packed || path == Path::prepacked) && kernels::detail::dot_always<K, O>) continue;
     for (std::size_t M : Ms) {
       check_linear_kernel<K, O, kernels::identity_op>(0, M, true, path);
       check_linear_kernel<K, O, kernels::relu_op>(1, M, M % 2 == 0, path);
@@ -240,6 +251,7 @@ TEST_CASE("linear_forward over several K blocks (K = 129, 300, 600, 1000) and M 
   check_linear_sizes<600, 100>({1, 6, 11, 19});
   check_linear_sizes<1000, 20>({1, 5, 16});
   check_linear_sizes<256, 256>({1, 256});
+  check_linear_sizes<20, 600>({1, 2, 7});  // M = 1 on the panels: 38 output vectors, in groups of 24
 }
 
 TEST_CASE("linear backward kernels (dx, dw, db) match scalar loops on every tail") {

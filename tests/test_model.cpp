@@ -310,3 +310,79 @@ TEST_CASE("a two-thread training step allocates nothing after the first, and the
   CHECK(net.threads_for_batch(32) == 1);
   ctnn::set_num_threads(before_setting);
 }
+
+// ---- copies and ctnn::freeze ---------------------------------------------------------------
+
+TEST_CASE("a Model copy (copy.deepcopy) has the same parameters and is independent of the original") {
+  Model<SmallNet, Shape<4>> net(5);
+  auto X = ctnn::randn<Shape<4>>(6);
+  const auto before = net(X).to_vector();
+  Model<SmallNet, Shape<4>> copy(net);
+  ctnn_test::check_close(copy(X).to_vector(), before, 0.0f, 0.0f, "copy's output");
+  nn::init::constant_(copy.get<0>().weight, 0.5f);
+  ctnn_test::check_close(net(X).to_vector(), before, 0.0f, 0.0f, "original after the copy changed");
+  Model<SmallNet, Shape<4>> moved(std::move(copy));
+  CHECK(moved.get<0>().weight(3, 1) == 0.5f);
+}
+
+namespace {
+// Linear layers with and without bias, K past one K block (300 = 256 + 44), a LazyLinear, and
+// Linear acting on the last dimension of a [3, 20] sample (rows_per_sample = 3).
+using WideNet = nn::Sequential<nn::Linear<20, 300>, nn::ReLU, nn::Linear<300, 40, false>, nn::Tanh, nn::LazyLinear<10>>;
+using RowsNet = nn::Sequential<nn::Linear<20, 256>, nn::Sigmoid, nn::Linear<256, 10>>;
+
+/// Spec's layer L is a Linear.
+template <class Spec, class In, std::size_t L>
+void check_frozen_matches(std::uint64_t seed) {
+  Model<Spec, In> net(seed);
+  net.set_num_threads(1);
+  auto frozen = ctnn::freeze(net);
+  frozen.set_num_threads(1);
+  CHECK(frozen.template get<L>().prepacked());
+  CHECK_FALSE(net.template get<L>().prepacked());
+  for (const std::size_t n : {1u, 2u, 5u, 6u, 7u, 64u, 65u}) {
+    CAPTURE(n);
+    auto X = ctnn::randn<In>(n);
+    ctnn_test::check_close(values(frozen.forward(X)), values(net.forward(X)), 1e-5f, 1e-6f, "frozen output");
+  }
+}
+}  // namespace
+
+TEST_CASE("ctnn::freeze gives the model's outputs at every batch size, its Linear weights packed once") {
+  check_frozen_matches<nn::Sequential<nn::Linear<20, 256>, nn::ReLU, nn::Linear<256, 10>>, Shape<20>, 0>(1);
+  check_frozen_matches<WideNet, Shape<20>, 2>(2);
+  check_frozen_matches<RowsNet, Shape<3, 20>, 0>(3);
+  check_frozen_matches<ctnn_test::LeNet, Shape<1, 28, 28>, 7>(4);
+}
+
+TEST_CASE("a frozen model is a snapshot: later changes to the model do not reach it, and it allocates nothing") {
+  using MLP = nn::Sequential<nn::Linear<20, 256>, nn::ReLU, nn::Linear<256, 10>>;
+  Model<MLP, Shape<20>> net(9);
+  auto X = ctnn::randn<Shape<20>>(64);
+  const auto x1 = ctnn::ConstBatchView<Shape<20>>(X.data(), 1);
+  const auto before1 = net(x1).to_vector(), before64 = net(X).to_vector();
+  auto frozen = ctnn::freeze(net);
+  nn::init::constant_(net.get<0>().weight, 0.25f);  // the model moves on: training, loading, ...
+  nn::init::constant_(net.get<0>().bias, -1.0f);
+  CHECK(net(x1).to_vector() != before1);
+  ctnn_test::check_close(frozen(x1).to_vector(), before1, 1e-5f, 1e-6f, "frozen, batch 1");
+  ctnn_test::check_close(frozen(X).to_vector(), before64, 1e-5f, 1e-6f, "frozen, batch 64");
+  CHECK(frozen.get<0>().weight(0, 0) != 0.25f);
+  ctnn_test::check_close(ctnn::freeze(net)(X).to_vector(), net(X).to_vector(), 1e-5f, 1e-6f, "frozen again");
+
+  frozen.reserve(64);
+  const long allocations = ctnn_test::allocations();
+  frozen.forward(x1);
+  frozen.forward(X);
+  CHECK(ctnn_test::allocations() == allocations);
+}
+
+TEST_CASE("a frozen model splits a batch across two threads as the model does") {
+  ctnn_test::LeNetModel net(7);
+  auto frozen = ctnn::freeze(net);
+  frozen.set_num_threads(2);
+  net.set_num_threads(1);
+  CHECK(frozen.threads_for_batch(64) == 2);
+  auto X = ctnn::randn<Shape<1, 28, 28>>(37);
+  ctnn_test::check_close(values(frozen.forward(X)), values(net.forward(X)), 1e-5f, 1e-6f, "two threads");
+}

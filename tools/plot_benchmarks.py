@@ -25,13 +25,17 @@ IMPL_LABEL = {"loops": "plain loops", "eigen": "Eigen", "libtorch": "libtorch", 
               "onednn_nchw": "oneDNN (NCHW, reorders timed)"}
 IMPL_ORDER = ["libtorch", "onednn", "onednn_nchw", "eigen", "loops"]
 
-# (workload, arg): label, and the issue's targets for ctnn:
+# (workload, arg): label, the issue's targets for ctnn, and (optionally) which ctnn variant the
+# row measures ("ctnn" by default; "ctnn_frozen" is the same network after ctnn::freeze):
 #   time_max: ctnn's median time at most this many seconds; peak: at least this fraction of the
 #   FMA peak; <impl>: ctnn at least this many times faster than <impl>.
+MLP_B1_TARGETS = {"time_max": 300e-9, "libtorch": 25.0, "eigen": 1.0, "loops": 1.0}
+MLP_B64_TARGETS = {"peak": 0.75, "onednn": 1.2}
 WORKLOADS = [
-    (("mlp_forward", "1"), "MLP 20-256-10 forward, batch 1",
-     {"time_max": 300e-9, "libtorch": 25.0, "eigen": 1.0, "loops": 1.0}),
-    (("mlp_forward", "64"), "MLP 20-256-10 forward, batch 64", {"peak": 0.75, "onednn": 1.2}),
+    (("mlp_forward", "1"), "MLP 20-256-10 forward, batch 1", MLP_B1_TARGETS),
+    (("mlp_forward", "1"), "MLP 20-256-10 forward, batch 1, ctnn::freeze", MLP_B1_TARGETS, "ctnn_frozen"),
+    (("mlp_forward", "64"), "MLP 20-256-10 forward, batch 64", MLP_B64_TARGETS),
+    (("mlp_forward", "64"), "MLP 20-256-10 forward, batch 64, ctnn::freeze", MLP_B64_TARGETS, "ctnn_frozen"),
     (("mlp_forward", "256"), "MLP 20-256-10 forward, batch 256", {}),
     (("sgemm", "256"), "sgemm 256x256x256", {"peak": 0.90}),
     (("conv_relu", "1"), "Conv2d 64-64 3x3 pad 1 + ReLU, [1,64,56,56]", {"libtorch": 1.05, "peak": 0.90}),
@@ -114,8 +118,8 @@ def build_rows(res):
     """One row per (workload, comparison): dicts with label, ctnn, baseline, base_time, ratio,
     peak and base_peak (fractions of the FMA peak), target (text), met (True/False/None)."""
     rows = []
-    for (workload, arg), label, targets in WORKLOADS:
-        ours = res.get((workload, "ctnn", arg))
+    for (workload, arg), label, targets, *variant in WORKLOADS:
+        ours = res.get((workload, variant[0] if variant else "ctnn", arg))
         if ours is None:
             continue
         frac = fraction_of_peak(ours)
@@ -129,7 +133,7 @@ def build_rows(res):
             met.append(frac >= targets["peak"])
         rows.append(dict(label=label, ctnn=ours["time"], baseline="—", base_time=None, ratio=None, peak=frac,
                          target=", ".join(goals), met=all(met) if met else None, impl=None))
-        impls = sorted({k[1] for k in res if k[0] == workload and k[2] == arg and k[1] != "ctnn"},
+        impls = sorted({k[1] for k in res if k[0] == workload and k[2] == arg and not k[1].startswith("ctnn")},
                        key=lambda i: (IMPL_ORDER.index(i) if i in IMPL_ORDER else len(IMPL_ORDER), i))
         for impl in impls:
             base = res[(workload, impl, arg)]

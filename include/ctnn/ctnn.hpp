@@ -17,6 +17,7 @@
 #include "ctnn/core/shape.hpp"
 #include "ctnn/core/tensor.hpp"
 #include "ctnn/core/threads.hpp"
+#include "ctnn/freeze.hpp"
 #include "ctnn/io/data_loader.hpp"
 #include "ctnn/io/idx.hpp"
 #include "ctnn/io/safetensors.hpp"

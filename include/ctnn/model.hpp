@@ -107,6 +107,12 @@ class Model {
     Generator gen(seed);
     net_.reset_parameters(gen);
   }
+  /// copy.deepcopy(net): the same network with its parameters (and their .grad) copied, and the
+  /// thread setting; the copy starts with its own empty workspace and no last forward.
+  Model(const Model& other)
+      : net_(other.net_), num_threads_(other.num_threads_), input_requires_grad_(other.input_requires_grad_) {}
+  Model(Model&&) = default;
+  Model& operator=(Model&&) = default;
 
   // ---- forward ---------------------------------------------------------------------------
 

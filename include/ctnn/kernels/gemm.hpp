@@ -298,29 +298,84 @@ inline void packed_kblock(const float* x, const float* panels, const float* bias
       packed_leftover<K, O, Epilogue, First, Last>(M - m, x + m * K, panels + p * S::nr * K, p, bias, y + m * O, k0, kc);
 }
 
-template <std::size_t K, std::size_t O, class Epilogue>
-inline void linear_forward_packed(const float* x, const float* w, const float* b, float* y, std::size_t M,
-                                  float* scratch) {
+/// Packs w [O, K] and b [O] (null: no bias) at `packed` (64-byte aligned): the panels [K, Opad],
+/// then the bias padded with zeros to Opad.
+template <std::size_t K, std::size_t O>
+inline void pack_weight_bias(const float* w, const float* b, float* packed) {
   constexpr std::size_t Opad = round_up(O, simd_width);
-  // Align the panels to 64 bytes (scratch may be any float*): the tile loads them aligned.
-  const auto addr = reinterpret_cast<std::uintptr_t>(scratch);
-  float* panels = scratch + (round_up(addr, 64) - addr) / sizeof(float);  // [K, Opad] in panels
-  float* bias = panels + K * Opad;                                        // [Opad]
-  pack_panels<K, O>(w, panels);
+  float* bias = packed + K * Opad;
+  pack_panels<K, O>(w, packed);
   if (b) std::copy_n(b, O, bias);
   else std::fill_n(bias, O, 0.0f);
   std::fill(bias + O, bias + Opad, 0.0f);
+}
 
-  if constexpr (K <= gemm_kc) {
-    packed_kblock<K, O, Epilogue, true, true>(x, panels, bias, y, M, 0, K);
+/// One row of x (M = 1) against the output vectors [V0, V0 + V) of the panels: every vector is an
+/// accumulator (x[k] broadcast, one FMA per vector and k), so the FMA chains run side by side.
+template <std::size_t K, std::size_t O, class Epilogue, std::size_t V0, std::size_t V>
+inline void packed_row(const float* x, const float* packed, float* y) {
+  using S = packed_shape<O>;
+  constexpr std::size_t Opad = round_up(O, simd_width);
+  // Output vector v: panel p = j / NR at column j - p NR, where j = (V0 + v) simd_width.
+  constexpr auto at = [](std::size_t v, std::size_t k) {
+    const std::size_t j = (V0 + v) * simd_width, p = j / S::nr;
+    return p * S::nr * K + k * std::min(S::nr, Opad - p * S::nr) + (j - p * S::nr);
+  };
+  const float* bias = packed + K * Opad;
+  vfloat acc[V];
+  CTNN_UNROLL for (std::size_t v = 0; v < V; ++v) acc[v] = vfloat::load_aligned(bias + (V0 + v) * simd_width);
+  _Pragma("GCC unroll 2") for (std::size_t k = 0; k < K; ++k) {
+    const vfloat xv(x[k]);
+    CTNN_UNROLL for (std::size_t v = 0; v < V; ++v)
+      acc[v] = xsimd::fma(xv, vfloat::load_aligned(packed + at(v, k)), acc[v]);
+  }
+  CTNN_UNROLL for (std::size_t v = 0; v < V; ++v) {
+    const std::size_t j = (V0 + v) * simd_width;
+    store_n(Epilogue::forward(acc[v]), y + j, std::min(simd_width, O - j));
+  }
+}
+
+/// packed_row over all of O, 24 output vectors at a time (the registers left for the loads).
+template <std::size_t K, std::size_t O, class Epilogue, std::size_t V0 = 0>
+inline void packed_row_all(const float* x, const float* packed, float* y) {
+  constexpr std::size_t vectors = ceil_div(O, simd_width), group = simd_width >= 16 ? 24 : 12;
+  if constexpr (V0 < vectors) {
+    packed_row<K, O, Epilogue, V0, std::min(group, vectors - V0)>(x, packed, y);
+    packed_row_all<K, O, Epilogue, V0 + group>(x, packed, y);
+  }
+}
+
+/// The packed path's GEMM on weights packed by pack_weight_bias.
+template <std::size_t K, std::size_t O, class Epilogue>
+inline void linear_forward_on_panels(const float* x, const float* packed, float* y, std::size_t M) {
+  constexpr std::size_t Opad = round_up(O, simd_width);
+  const float* bias = packed + K * Opad;
+  if (M == 1) {
+    packed_row_all<K, O, Epilogue>(x, packed, y);
+  } else if constexpr (K <= gemm_kc) {
+    packed_kblock<K, O, Epilogue, true, true>(x, packed, bias, y, M, 0, K);
   } else {
     // K blocks: the first starts from the bias, the middle ones add to y, the last applies Epilogue.
     constexpr std::size_t last = (K - 1) / gemm_kc * gemm_kc;
-    packed_kblock<K, O, Epilogue, true, false>(x, panels, bias, y, M, 0, gemm_kc);
+    packed_kblock<K, O, Epilogue, true, false>(x, packed, bias, y, M, 0, gemm_kc);
     for (std::size_t k0 = gemm_kc; k0 < last; k0 += gemm_kc)
-      packed_kblock<K, O, Epilogue, false, false>(x, panels, bias, y, M, k0, gemm_kc);
-    packed_kblock<K, O, Epilogue, false, true>(x, panels, bias, y, M, last, K - last);
+      packed_kblock<K, O, Epilogue, false, false>(x, packed, bias, y, M, k0, gemm_kc);
+    packed_kblock<K, O, Epilogue, false, true>(x, packed, bias, y, M, last, K - last);
   }
+}
+
+/// Aligns scratch (any float*) to 64 bytes: the tiles load the panels aligned.
+inline float* align_64(float* scratch) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(scratch);
+  return scratch + (round_up(addr, 64) - addr) / sizeof(float);
+}
+
+template <std::size_t K, std::size_t O, class Epilogue>
+inline void linear_forward_packed(const float* x, const float* w, const float* b, float* y, std::size_t M,
+                                  float* scratch) {
+  float* packed = align_64(scratch);
+  pack_weight_bias<K, O>(w, b, packed);
+  linear_forward_on_panels<K, O, Epilogue>(x, packed, y, M);
 }
 
 }  // namespace detail
@@ -331,6 +386,27 @@ template <std::size_t K, std::size_t O, class Epilogue = identity_op>
 void linear_forward(const float* x, const float* w, const float* b, float* y, std::size_t M, float* scratch) {
   if (linear_uses_dot<K, O>(M)) detail::linear_forward_dot<K, O, Epilogue>(x, w, b, y, M);
   else if constexpr (!detail::dot_always<K, O>) detail::linear_forward_packed<K, O, Epilogue>(x, w, b, y, M, scratch);
+}
+
+/// Floats of a weight packed once for linear_forward_prepacked (panels and padded bias); 0 when
+/// the dot path always wins, which reads w as it is (no packing).
+template <std::size_t K, std::size_t O>
+inline constexpr std::size_t prepacked_floats = detail::dot_always<K, O> ? 0 : (K + 1) * round_up(O, simd_width);
+
+/// Packs w [O, K] and b [O] (null: no bias) once, for linear_forward_prepacked: `packed` holds
+/// prepacked_floats<K, O> floats and is 64-byte aligned.
+template <std::size_t K, std::size_t O>
+void prepack_linear(const float* w, const float* b, float* packed) {
+  if constexpr (!detail::dot_always<K, O>) detail::pack_weight_bias<K, O>(w, b, packed);
+}
+
+/// linear_forward on a weight packed by prepack_linear: the packed path at every M (no packing
+/// per call, so it wins from M = 1), or the dot path on w and b when the weight has no packing.
+template <std::size_t K, std::size_t O, class Epilogue = identity_op>
+void linear_forward_prepacked(const float* x, const float* w, const float* b, const float* packed, float* y,
+                              std::size_t M) {
+  if constexpr (detail::dot_always<K, O>) detail::linear_forward_dot<K, O, Epilogue>(x, w, b, y, M);
+  else detail::linear_forward_on_panels<K, O, Epilogue>(x, packed, y, M);
 }
 
 // ---- backward ------------------------------------------------------------------------------

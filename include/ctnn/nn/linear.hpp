@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <limits>
+#include <memory>
 #include <variant>
 #include <ostream>
 #include <string>
@@ -50,7 +51,10 @@ struct BoundLinear : Module<BoundLinear<InShape, Out, Bias>> {
   const float* forward_fused(const float* x, std::size_t n, float* act, float* scratch) const {
     const float* b = nullptr;
     if constexpr (Bias) b = bias.data();
-    kernels::linear_forward<in_features, Out, Op>(x, weight.data(), b, act, n * rows_per_sample, scratch);
+    if (packed_)
+      kernels::linear_forward_prepacked<in_features, Out, Op>(x, weight.data(), b, packed_.get(), act, n * rows_per_sample);
+    else
+      kernels::linear_forward<in_features, Out, Op>(x, weight.data(), b, act, n * rows_per_sample, scratch);
     return act;
   }
   const float* forward(const float* x, std::size_t n, float* act, float* scratch) const {
@@ -72,6 +76,20 @@ struct BoundLinear : Module<BoundLinear<InShape, Out, Bias>> {
     backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);
   }
 
+  /// For ctnn::freeze: packs weight and bias for the GEMM once; from then on forward reads the
+  /// packed copy (taken now) instead of weight and bias, so later changes to them are not seen.
+  /// Copies of the layer share the packed copy, which is never written again.
+  void prepack() {
+    auto packed = std::make_shared<ctnn::detail::aligned_floats>(
+        ctnn::detail::allocate_floats(std::max<std::size_t>(1, kernels::prepacked_floats<in_features, Out>)));
+    const float* b = nullptr;
+    if constexpr (Bias) b = bias.data();
+    kernels::prepack_linear<in_features, Out>(weight.data(), b, packed->get());
+    packed_ = std::shared_ptr<const float>(packed, packed->get());
+  }
+  /// Whether prepack() has run: forward then reads the packed copy of weight and bias.
+  bool prepacked() const { return packed_ != nullptr; }
+
   template <class F>
   void for_each_parameter(const std::string& prefix, F&& f) {
     f(prefix + "weight", weight);
@@ -86,6 +104,9 @@ struct BoundLinear : Module<BoundLinear<InShape, Out, Bias>> {
     os << "Linear(in_features=" << in_features << ", out_features=" << Out << ", bias=" << (Bias ? "True" : "False")
        << ')';
   }
+
+ private:
+  std::shared_ptr<const float> packed_;  // set by prepack(): [prepacked_floats], 64-byte aligned
 };
 
 namespace detail {
