@@ -1,6 +1,6 @@
 // MLP 20 -> 256 -> 10 (Linear, ReLU, Linear) forward on one thread at batch 1, 64 and 256
-// (and the FMA peak, fma_peak.hpp): ctnn (as a Model and after ctnn::freeze) against plain loops here; Eigen
-// (bench_forward_eigen.cpp), libtorch (bench_forward_torch.cpp) and oneDNN
+// (and the FMA peak, fma_peak.hpp): ctnn (as a Model and after ctnn::freeze) against plain
+// loops here; Eigen (bench_forward_eigen.cpp), libtorch (bench_forward_torch.cpp) and oneDNN
 // (bench_forward_onednn.cpp) with -Dbaselines=enabled.
 //
 //   build/bench/bench/bench_forward --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -43,7 +43,12 @@ void BM_mlp_forward_frozen(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(frozen.forward(X).data());
   set_flops(state, mlp_flops_per_sample * double(n));
 }
-BENCHMARK(BM_mlp_forward_frozen)->Name("BM_mlp_forward/ctnn_frozen")->Arg(1)->Arg(64)->Arg(256)->MeasureProcessCPUTime();
+BENCHMARK(BM_mlp_forward_frozen)
+    ->Name("BM_mlp_forward/ctnn_frozen")
+    ->Arg(1)
+    ->Arg(64)
+    ->Arg(256)
+    ->MeasureProcessCPUTime();
 
 // The same MLP as straightforward loops over PyTorch's row-major [out, in] weights, every size
 // a compile-time constant (what a careful user writes by hand), compiled with the same flags.

@@ -51,10 +51,9 @@ struct BoundLinear : Module<BoundLinear<InShape, Out, Bias>> {
   const float* forward_fused(const float* x, std::size_t n, float* act, float* scratch) const {
     const float* b = nullptr;
     if constexpr (Bias) b = bias.data();
-    if (packed_)
-      kernels::linear_forward_prepacked<in_features, Out, Op>(x, weight.data(), b, packed_.get(), act, n * rows_per_sample);
-    else
-      kernels::linear_forward<in_features, Out, Op>(x, weight.data(), b, act, n * rows_per_sample, scratch);
+    const std::size_t rows = n * rows_per_sample;
+    if (packed_) kernels::linear_forward_prepacked<in_features, Out, Op>(x, weight.data(), b, packed_.get(), act, rows);
+    else kernels::linear_forward<in_features, Out, Op>(x, weight.data(), b, act, rows, scratch);
     return act;
   }
   const float* forward(const float* x, std::size_t n, float* act, float* scratch) const {
