@@ -18,32 +18,29 @@ namespace {
 using MLP = nn::Sequential<nn::Linear<mlp_in, mlp_hidden>, nn::ReLU, nn::Linear<mlp_hidden, mlp_out>>;
 
 // The ReLU runs in the first GEMM's epilogue; forward returns a view into the workspace (no
-// allocation once reserve(n) has run).
+// allocation once reserve(n) has run). Frozen: the same network after ctnn::freeze
+// (torch.jit.freeze), a snapshot whose Linear weights are packed for the GEMM once, so forward
+// packs nothing (at batch 1 the packed path then replaces the dot path's reductions along k).
+template <bool Frozen>
 void BM_mlp_forward_ctnn(benchmark::State& state) {
   ctnn::set_num_threads(1);
   const auto n = static_cast<std::size_t>(state.range(0));
-  ctnn::Model<MLP, ctnn::Shape<mlp_in>> net;
-  auto X = ctnn::rand<ctnn::Shape<mlp_in>>(n);
-  net.reserve(n);
-  for (auto _ : state) benchmark::DoNotOptimize(net.forward(X).data());
+  ctnn::Model<MLP, ctnn::Shape<mlp_in>> model;
+  auto run = [&](auto& net) {
+    auto X = ctnn::rand<ctnn::Shape<mlp_in>>(n);
+    net.reserve(n);
+    for (auto _ : state) benchmark::DoNotOptimize(net.forward(X).data());
+  };
+  if constexpr (Frozen) {
+    auto frozen = ctnn::freeze(model);
+    run(frozen);
+  } else {
+    run(model);
+  }
   set_flops(state, mlp_flops_per_sample * double(n));
 }
-BENCHMARK(BM_mlp_forward_ctnn)->Name("BM_mlp_forward/ctnn")->Arg(1)->Arg(64)->Arg(256)->MeasureProcessCPUTime();
-
-// The same network after ctnn::freeze (torch.jit.freeze): a snapshot whose Linear weights are
-// packed for the GEMM once, so forward packs nothing (at batch 1 the packed path then replaces
-// the dot path's reductions along k).
-void BM_mlp_forward_frozen(benchmark::State& state) {
-  ctnn::set_num_threads(1);
-  const auto n = static_cast<std::size_t>(state.range(0));
-  ctnn::Model<MLP, ctnn::Shape<mlp_in>> net;
-  auto frozen = ctnn::freeze(net);
-  auto X = ctnn::rand<ctnn::Shape<mlp_in>>(n);
-  frozen.reserve(n);
-  for (auto _ : state) benchmark::DoNotOptimize(frozen.forward(X).data());
-  set_flops(state, mlp_flops_per_sample * double(n));
-}
-BENCHMARK(BM_mlp_forward_frozen)
+BENCHMARK(BM_mlp_forward_ctnn<false>)->Name("BM_mlp_forward/ctnn")->Arg(1)->Arg(64)->Arg(256)->MeasureProcessCPUTime();
+BENCHMARK(BM_mlp_forward_ctnn<true>)
     ->Name("BM_mlp_forward/ctnn_frozen")
     ->Arg(1)
     ->Arg(64)

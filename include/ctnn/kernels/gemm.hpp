@@ -92,11 +92,16 @@ constexpr bool linear_uses_dot(std::size_t M) {
     return M * detail::dot_cycles_per_row<K, O> <= detail::pack_cycles<K, O> + M * detail::packed_cycles_per_row<K, O>;
 }
 
-/// Scratch floats linear_forward needs for a K x O weight: the packed panels [K, O_pad], the
-/// padded bias [O_pad] and room to align them to 64 bytes; none when the dot path always wins.
+/// Floats of a packed weight: the panels [K, O_pad] and the padded bias [O_pad]; 0 when the dot
+/// path always wins, which reads w as it is (no packing). Kept by linear_forward_prepacked's caller.
+template <std::size_t K, std::size_t O>
+inline constexpr std::size_t prepacked_floats = detail::dot_always<K, O> ? 0 : (K + 1) * round_up(O, simd_width);
+
+/// Scratch floats linear_forward needs for a K x O weight: the packed weight, plus room to align it
+/// to 64 bytes (none when the dot path always wins).
 template <std::size_t K, std::size_t O>
 inline constexpr std::size_t linear_scratch_floats =
-    detail::dot_always<K, O> ? 0 : (K + 1) * round_up(O, simd_width) + 64 / sizeof(float);
+    prepacked_floats<K, O> == 0 ? 0 : prepacked_floats<K, O> + 64 / sizeof(float);
 
 // ---- dot path: w read as [O, K] ------------------------------------------------------------
 
@@ -313,7 +318,7 @@ inline void pack_weight_bias(const float* w, const float* b, float* packed) {
 /// One row of x (M = 1) against the output vectors [V0, V0 + V) of the panels: every vector is an
 /// accumulator (x[k] broadcast, one FMA per vector and k), so the FMA chains run side by side.
 template <std::size_t K, std::size_t O, class Epilogue, std::size_t V0, std::size_t V>
-inline void packed_row(const float* x, const float* packed, float* y) {
+inline void packed_row(const float* x, const float* packed, const float* bias, float* y) {
   using S = packed_shape<O>;
   constexpr std::size_t Opad = round_up(O, simd_width);
   // Output vector v: panel p = j / NR at column j - p NR, where j = (V0 + v) simd_width.
@@ -321,7 +326,6 @@ inline void packed_row(const float* x, const float* packed, float* y) {
     const std::size_t j = (V0 + v) * simd_width, p = j / S::nr;
     return p * S::nr * K + k * std::min(S::nr, Opad - p * S::nr) + (j - p * S::nr);
   };
-  const float* bias = packed + K * Opad;
   vfloat acc[V];
   CTNN_UNROLL for (std::size_t v = 0; v < V; ++v) acc[v] = vfloat::load_aligned(bias + (V0 + v) * simd_width);
   _Pragma("GCC unroll 2") for (std::size_t k = 0; k < K; ++k) {
@@ -337,11 +341,11 @@ inline void packed_row(const float* x, const float* packed, float* y) {
 
 /// packed_row over all of O, 24 output vectors at a time (the registers left for the loads).
 template <std::size_t K, std::size_t O, class Epilogue, std::size_t V0 = 0>
-inline void packed_row_all(const float* x, const float* packed, float* y) {
+inline void packed_row_all(const float* x, const float* packed, const float* bias, float* y) {
   constexpr std::size_t vectors = ceil_div(O, simd_width), group = simd_width >= 16 ? 24 : 12;
   if constexpr (V0 < vectors) {
-    packed_row<K, O, Epilogue, V0, std::min(group, vectors - V0)>(x, packed, y);
-    packed_row_all<K, O, Epilogue, V0 + group>(x, packed, y);
+    packed_row<K, O, Epilogue, V0, std::min(group, vectors - V0)>(x, packed, bias, y);
+    packed_row_all<K, O, Epilogue, V0 + group>(x, packed, bias, y);
   }
 }
 
@@ -351,7 +355,7 @@ inline void linear_forward_on_panels(const float* x, const float* packed, float*
   constexpr std::size_t Opad = round_up(O, simd_width);
   const float* bias = packed + K * Opad;
   if (M == 1) {
-    packed_row_all<K, O, Epilogue>(x, packed, y);
+    packed_row_all<K, O, Epilogue>(x, packed, bias, y);
   } else if constexpr (K <= gemm_kc) {
     packed_kblock<K, O, Epilogue, true, true>(x, packed, bias, y, M, 0, K);
   } else {
@@ -387,11 +391,6 @@ void linear_forward(const float* x, const float* w, const float* b, float* y, st
   if (linear_uses_dot<K, O>(M)) detail::linear_forward_dot<K, O, Epilogue>(x, w, b, y, M);
   else if constexpr (!detail::dot_always<K, O>) detail::linear_forward_packed<K, O, Epilogue>(x, w, b, y, M, scratch);
 }
-
-/// Floats of a weight packed once for linear_forward_prepacked (panels and padded bias); 0 when
-/// the dot path always wins, which reads w as it is (no packing).
-template <std::size_t K, std::size_t O>
-inline constexpr std::size_t prepacked_floats = detail::dot_always<K, O> ? 0 : (K + 1) * round_up(O, simd_width);
 
 /// Packs w [O, K] and b [O] (null: no bias) once, for linear_forward_prepacked: `packed` holds
 /// prepacked_floats<K, O> floats and is 64-byte aligned.
