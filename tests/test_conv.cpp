@@ -517,7 +517,7 @@ TEST_CASE("Conv2d matches a scalar reference on random shapes") {
 
 TEST_CASE("Conv2d stride 1 (the flat direct kernel) matches a scalar reference, tails included") {
   std::mt19937 rng(13);
-  // D2L LeNet's two convolutions: 6 output channels (one tile of 6), 16 (two tiles of 8)
+  // D2L LeNet's two convolutions: 6 output channels (one tile of 6), 16 (two tiles of 8; the shifted form below)
   check_conv_against_scalar<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}, 1, 28, 28>(rng);
   check_conv_against_scalar<{.in_channels = 6, .out_channels = 16, .kernel_size = 5}, 6, 14, 14>(rng);
   // 11 channels: a tile of 8 and a tail of 3; rows of 9 (a vector spans several rows); odd q tail
@@ -536,6 +536,34 @@ TEST_CASE("Conv2d stride 1 (the flat direct kernel) matches a scalar reference, 
                     2, 6, 5, 3, 4, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, ctnn::PaddingMode::zeros}>::use_flat);
   static_assert(ctnn::kernels::detail::conv2d_plan<ctnn::kernels::Conv2dGeometry{
                     6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, ctnn::PaddingMode::zeros}>::use_flat);
+}
+
+TEST_CASE("Conv2d stride 1 in the shifted flat form (KW compact copies of the input) matches a scalar reference") {
+  using ctnn::kernels::Conv2dGeometry, ctnn::PaddingMode;
+  using ctnn::kernels::detail::conv2d_plan;
+  std::mt19937 rng(17);
+  // LeNet's second conv takes the shifted form (in the flat form, 4 of every 14 columns are dropped)
+  static_assert(conv2d_plan<Conv2dGeometry{6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);
+  // ... the stride-1 cases above that keep the plain flat form: LeNet's first conv (4 of 32 columns
+  // dropped: the saving does not pay for 5 copies), no vector saved (3x3 on 7x7, rows of 9), a
+  // saving smaller than the copy (KW = 2 on rows of 33), copies too large for the cache (64
+  // channels of 3x3 on 56x56)
+  static_assert(!conv2d_plan<Conv2dGeometry{1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1, PaddingMode::zeros}>::use_shifted);
+  static_assert(!conv2d_plan<Conv2dGeometry{3, 7, 7, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros}>::use_shifted);
+  static_assert(!conv2d_plan<Conv2dGeometry{1, 5, 33, 1, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);
+  static_assert(
+      !conv2d_plan<Conv2dGeometry{64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros}>::use_shifted);
+  // groups of 2, dilation along the width (copy kw starts at column 2 kw), no bias, replicate padding
+  static_assert(conv2d_plan<Conv2dGeometry{4, 6, 12, 8, 3, 3, 1, 1, 1, 2, 1, 1, 1, 1, 2, PaddingMode::replicate}>::use_shifted);
+  check_conv_against_scalar<{.in_channels = 4, .out_channels = 8, .kernel_size = 3, .padding = 1, .dilation = {1, 2},
+                             .groups = 2, .bias = false, .padding_mode = replicate}, 4, 6, 12>(rng);
+  // the reflect-padded 3x3 of the test above: rows of 21 (a whole vector and a masked one per row),
+  // 20 output channels (two tiles of 8 and a tail of 4)
+  static_assert(conv2d_plan<Conv2dGeometry{5, 9, 21, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::reflect}>::use_shifted);
+  // a rectangular kernel with dilation along the height, unpadded: the copies read x itself
+  static_assert(conv2d_plan<Conv2dGeometry{3, 13, 12, 11, 2, 4, 1, 1, 2, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);
+  check_conv_against_scalar<{.in_channels = 3, .out_channels = 11, .kernel_size = {2, 4}, .dilation = {2, 1}}, 3,
+                            13, 12>(rng);
 }
 
 TEST_CASE("MaxPool2d and AvgPool2d match a scalar reference on random shapes") {

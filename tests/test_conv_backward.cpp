@@ -226,7 +226,7 @@ void check_conv_backward_against_scalar() {
     std::size_t bad = 0;
     for (std::size_t i = 0; i < ref.size(); ++i)
       if (std::fabs(got[i] - ref[i]) > 1e-4 * (1 + std::fabs(ref[i])) && bad++ < 5)
-        FAIL_CHECK(what << "[" << i << "] = " << got[i] << ", want " << ref[i]);
+        FAIL_CHECK(std::string(what) << "[" << i << "] = " << got[i] << ", want " << ref[i]);
     CHECK(bad == 0);
   };
   const auto dw = layer.weight.grad.to_vector();
@@ -310,7 +310,7 @@ void check_conv_grads_scalar() {
     std::size_t bad = 0;
     for (std::size_t i = 0; i < ref.size(); ++i)
       if (std::fabs(got[i] - ref[i]) > 1e-4 * (1 + std::fabs(ref[i])) && bad++ < 5)
-        FAIL_CHECK(what << "[" << i << "] = " << got[i] << ", want " << ref[i]);
+        FAIL_CHECK(std::string(what) << "[" << i << "] = " << got[i] << ", want " << ref[i]);
     CHECK(bad == 0);
   };
   const auto gw = layer.weight.grad.to_vector();
@@ -325,6 +325,9 @@ void check_conv_grads_scalar() {
 template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
 constexpr bool flat_backward = ctnn::kernels::detail::conv2d_backward_plan<
     nn::detail::conv2d_geometry<Opt.in_channels, H, W, Opt>()>::use_flat;
+template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
+constexpr bool shifted_backward = ctnn::kernels::detail::conv2d_backward_plan<
+    nn::detail::conv2d_geometry<Opt.in_channels, H, W, Opt>()>::use_shifted;
 
 }  // namespace
 
@@ -335,8 +338,9 @@ TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-
   constexpr nn::Conv2dOptions c1{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2};
   constexpr nn::Conv2dOptions c2{.in_channels = 6, .out_channels = 16, .kernel_size = 5};
   static_assert(flat_backward<c1, 28, 28> && flat_backward<c2, 14, 14>);
+  static_assert(!shifted_backward<c1, 28, 28> && shifted_backward<c2, 14, 14>);
   check_conv_grads_scalar<c1, true, 3, 28, 28>();
-  check_conv_grads_scalar<c2, true, 37, 14, 14>();  // two chunks of samples, the second partial
+  check_conv_grads_scalar<c2, true, 37, 14, 14>();  // several chunks of samples, the last partial
   // dilation and a rectangular kernel with reflect padding (the padded dx folds back)
   constexpr nn::Conv2dOptions d{.in_channels = 3, .out_channels = 5, .kernel_size = {3, 2}, .padding = {1, 2},
                                 .dilation = {2, 3}, .padding_mode = M::reflect};
@@ -362,6 +366,19 @@ TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-
   constexpr nn::Conv2dOptions k13{.in_channels = 2, .out_channels = 3, .kernel_size = {1, 3}};
   static_assert(flat_backward<k13, 3, 17>);
   check_conv_grads_scalar<k13, true, 2, 3, 17>();
+  // the shifted form's weight gradient (compact dz rows, the taps reordered into w's order) with
+  // groups, dilation along the width and replicate padding (built in the dx buffer); with dilation
+  // along the height, unpadded; with reflect padding and rows of 21
+  constexpr nn::Conv2dOptions sg{.in_channels = 4, .out_channels = 8, .kernel_size = 3, .padding = 1,
+                                 .dilation = {1, 2}, .groups = 2, .bias = false, .padding_mode = M::replicate};
+  constexpr nn::Conv2dOptions sd{.in_channels = 3, .out_channels = 11, .kernel_size = {2, 4}, .dilation = {2, 1}};
+  constexpr nn::Conv2dOptions sr{.in_channels = 5, .out_channels = 20, .kernel_size = 3, .padding = 1,
+                                 .padding_mode = M::reflect};
+  static_assert(shifted_backward<sg, 6, 12> && shifted_backward<sd, 13, 12> && shifted_backward<sr, 9, 21>);
+  static_assert(!shifted_backward<d, 9, 21> && !shifted_backward<gs, 7, 20> && !shifted_backward<ci, 5, 16>);
+  check_conv_grads_scalar<sg, false, 3, 6, 12>();
+  check_conv_grads_scalar<sd, true, 2, 13, 12>();
+  check_conv_grads_scalar<sr, true, 2, 9, 21>();
   // not flat (stride 2, 1x1, depthwise): the im2col path with Op' applied in place
   constexpr nn::Conv2dOptions s2{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 1};
   constexpr nn::Conv2dOptions pw{.in_channels = 4, .out_channels = 5, .kernel_size = 1};
