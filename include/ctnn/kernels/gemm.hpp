@@ -235,13 +235,13 @@ inline void pack_panels(const float* w, float* panels) {
 
 /// MR rows x NV vectors of y over k in [k0, k0 + kc): starts from the bias (First) or the
 /// partial sums in y, and applies the epilogue after the last K block (Last).
-/// LastN: the valid outputs in the tile's last vector (simd_width, or O % simd_width at the end of a row).
-template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR, std::size_t NV, std::size_t LastN, bool First,
-          bool Last>
+/// last_n: the valid outputs in the tile's last vector (simd_width, or O % simd_width at the end of
+/// a row; a run-time value, so the last panel shares the others' tile when it is as wide).
+template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR, std::size_t NV, bool First, bool Last>
 inline void packed_tile(const float* x, const float* panel, std::size_t width, const float* bias, float* y,
-                        std::size_t j, std::size_t kc) {
+                        std::size_t j, std::size_t kc, std::size_t last_n) {
   vfloat acc[MR][NV];
-  constexpr auto n = [](std::size_t v) { return v + 1 == NV ? LastN : simd_width; };
+  const auto n = [last_n](std::size_t v) { return v + 1 == NV ? last_n : simd_width; };
   CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
     CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) {
       if constexpr (First) acc[r][v] = vfloat::load_aligned(bias + j + v * simd_width);
@@ -271,22 +271,33 @@ inline void packed_panel_rows(const float* x, const float* panel, std::size_t p,
   constexpr std::size_t Opad = round_up(O, simd_width), tail = O % simd_width == 0 ? simd_width : O % simd_width;
   constexpr std::size_t panels = ceil_div(Opad, S::nr), NVlast = (Opad - (panels - 1) * S::nr) / simd_width;
   const std::size_t j = p * S::nr;
-  if (p + 1 < panels) {
-    packed_tile<K, O, Epilogue, MR, S::nv, simd_width, First, Last>(x + k0, panel + k0 * S::nr, S::nr, bias, y, j, kc);
+  if (NVlast == S::nv || p + 1 < panels) {
+    packed_tile<K, O, Epilogue, MR, S::nv, First, Last>(x + k0, panel + k0 * S::nr, S::nr, bias, y, j, kc,
+                                                        p + 1 < panels ? simd_width : tail);
   } else {
-    packed_tile<K, O, Epilogue, MR, NVlast, tail, First, Last>(x + k0, panel + k0 * NVlast * simd_width,
-                                                               NVlast * simd_width, bias, y, j, kc);
+    packed_tile<K, O, Epilogue, MR, NVlast, First, Last>(x + k0, panel + k0 * NVlast * simd_width,
+                                                         NVlast * simd_width, bias, y, j, kc, tail);
   }
 }
 
-/// The rows left over after whole tiles (rows < MR), one tile of exactly that height.
-template <std::size_t K, std::size_t O, class Epilogue, bool First, bool Last, std::size_t R = 1>
-inline void packed_leftover(std::size_t rows, const float* x, const float* panel, std::size_t p, const float* bias,
-                            float* y, std::size_t k0, std::size_t kc) {
-  if constexpr (R < packed_shape<O>::mr) {
-    if (rows == R) packed_panel_rows<K, O, Epilogue, R, First, Last>(x, panel, p, bias, y, k0, kc);
-    else packed_leftover<K, O, Epilogue, First, Last, R + 1>(rows, x, panel, p, bias, y, k0, kc);
-  }
+/// The rows left over after whole tiles (rows < MR <= 8), as tiles of 4, 2 and 1 rows, one for each
+/// binary digit of `rows`: f.template operator()<R>(first row). Three tile heights serve every
+/// remainder; one height per remainder would instantiate MR - 1 tiles per panel width and K block,
+/// most of the code (and of the compile time) a network's layers make.
+template <std::size_t MR, class F>
+inline void leftover_rows(std::size_t rows, F&& f) {
+  static_assert(MR <= 8);
+  std::size_t done = 0;
+  const auto tile = [&]<std::size_t R>() {
+    if constexpr (R < MR)
+      if (rows & R) {
+        f.template operator()<R>(done);
+        done += R;
+      }
+  };
+  tile.template operator()<4>();
+  tile.template operator()<2>();
+  tile.template operator()<1>();
 }
 
 template <std::size_t K, std::size_t O, class Epilogue, bool First, bool Last>
@@ -300,7 +311,10 @@ inline void packed_kblock(const float* x, const float* panels, const float* bias
       packed_panel_rows<K, O, Epilogue, MR, First, Last>(x + m * K, panels + p * S::nr * K, p, bias, y + m * O, k0, kc);
   if (m < M)
     for (std::size_t p = 0; p < P; ++p)
-      packed_leftover<K, O, Epilogue, First, Last>(M - m, x + m * K, panels + p * S::nr * K, p, bias, y + m * O, k0, kc);
+      leftover_rows<MR>(M - m, [&]<std::size_t R>(std::size_t r) {
+        packed_panel_rows<K, O, Epilogue, R, First, Last>(x + (m + r) * K, panels + p * S::nr * K, p, bias,
+                                                          y + (m + r) * O, k0, kc);
+      });
 }
 
 /// Packs w [O, K] and b [O] (null: no bias) at `packed` (64-byte aligned): the panels [K, Opad],
@@ -459,14 +473,6 @@ inline void dx_rows(const float* dz, const float* w, float* dx) {
   if constexpr (S::tail_nv != 0) dx_tile<K, O, MR, S::tail_nv, S::tail_n>(dz, w, dx, S::main);
 }
 
-template <std::size_t K, std::size_t O, std::size_t R = 1>
-inline void dx_leftover(std::size_t rows, const float* dz, const float* w, float* dx) {
-  if constexpr (R < bwd_mr) {
-    if (rows == R) dx_rows<K, O, R>(dz, w, dx);
-    else dx_leftover<K, O, R + 1>(rows, dz, w, dx);
-  }
-}
-
 /// dw tile: OR rows of dw x NV vectors at columns k.. (LastN valid in the last one), summed over all M rows.
 template <std::size_t K, std::size_t O, std::size_t OR, std::size_t NV, std::size_t LastN>
 inline void dw_tile(const float* dz, const float* x, float* dw, std::size_t M, std::size_t o, std::size_t k) {
@@ -502,7 +508,10 @@ void linear_backward_input(const float* dz, const float* w, float* dx, std::size
   constexpr std::size_t MR = detail::bwd_mr;
   std::size_t m = 0;
   for (; m + MR <= M; m += MR) detail::dx_rows<K, O, MR>(dz + m * O, w, dx + m * K);
-  if (m < M) detail::dx_leftover<K, O>(M - m, dz + m * O, w, dx + m * K);
+  if (m < M)
+    detail::leftover_rows<MR>(M - m, [&]<std::size_t R>(std::size_t r) {
+      detail::dx_rows<K, O, R>(dz + (m + r) * O, w, dx + (m + r) * K);
+    });
 }
 
 /// dw += dz^T x, db += column sums of dz (db may be null: no bias).

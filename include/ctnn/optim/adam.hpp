@@ -48,18 +48,20 @@ struct Adam {
     const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
     const float beta1 = betas[0], beta2 = betas[1], eps_f = eps, wd = weight_decay;
     const float one_minus_b1 = static_cast<float>(1.0 - b1), one_minus_b2 = static_cast<float>(1.0 - b2);
+    // one update (one instantiation of the loop) for all parameters
+    const auto update = [&](auto& p, auto g, auto* m, auto* v) {
+      using V = std::remove_cvref_t<decltype(p)>;
+      if (wd != 0.0f) g = g + V(wd) * p;
+      *m = *m * V(beta1) + V(one_minus_b1) * g;
+      *v = *v * V(beta2) + V(one_minus_b2) * g * g;
+      using std::sqrt;
+      const V denom = sqrt(*v) / V(bc2_sqrt) + V(eps_f);
+      p = p + V(neg_step_size) * (*m / denom);
+    };
     std::size_t i = 0;
     model.for_each_parameter([&](const std::string&, auto& param) {
       detail::update_elementwise(param.data(), param.grad.data(), state.buffer(i, 0), state.buffer(i, 1),
-                                 param.numel(), [&](auto& p, auto g, auto* m, auto* v) {
-                                   using V = std::remove_cvref_t<decltype(p)>;
-                                   if (wd != 0.0f) g = g + V(wd) * p;
-                                   *m = *m * V(beta1) + V(one_minus_b1) * g;
-                                   *v = *v * V(beta2) + V(one_minus_b2) * g * g;
-                                   using std::sqrt;
-                                   const V denom = sqrt(*v) / V(bc2_sqrt) + V(eps_f);
-                                   p = p + V(neg_step_size) * (*m / denom);
-                                 });
+                                 param.numel(), update);
       ++i;
     });
     ++state.steps;

@@ -43,20 +43,21 @@ struct SGD {
     const bool first = use_momentum && state.allocate(1);  // torch: buf = clone(d_p) when missing
     const float mom = momentum, keep = 1.0f - dampening, wd = weight_decay, neg_lr = -lr;
     const bool nest = nesterov;
+    // one update (one instantiation of the loop) for all parameters
+    const auto update = [&](auto& p, auto g, auto* b, auto*) {
+      using V = std::remove_cvref_t<decltype(p)>;
+      V d = g;
+      if (wd != 0.0f) d = d + V(wd) * p;
+      if (b) {
+        *b = first ? d : *b * V(mom) + V(keep) * d;
+        d = nest ? d + V(mom) * *b : *b;
+      }
+      p = p + V(neg_lr) * d;
+    };
     std::size_t i = 0;
     model.for_each_parameter([&](const std::string&, auto& param) {
       float* buf = use_momentum ? state.buffer(i++, 0) : nullptr;
-      detail::update_elementwise(param.data(), param.grad.data(), buf, nullptr, param.numel(),
-                                 [&](auto& p, auto g, auto* b, auto*) {
-                                   using V = std::remove_cvref_t<decltype(p)>;
-                                   V d = g;
-                                   if (wd != 0.0f) d = d + V(wd) * p;
-                                   if (b) {
-                                     *b = first ? d : *b * V(mom) + V(keep) * d;
-                                     d = nest ? d + V(mom) * *b : *b;
-                                   }
-                                   p = p + V(neg_lr) * d;
-                                 });
+      detail::update_elementwise(param.data(), param.grad.data(), buf, nullptr, param.numel(), update);
     });
     ++state.steps;
   }

@@ -25,31 +25,9 @@ class ParameterState {
   /// (naming `who`) when the model's parameters differ from the first call's.
   template <class M>
   void check_model(M& model, const char* who) {
-    if (!bound_) {
-      model.for_each_parameter([&](const std::string&, auto& p) {
-        offsets_.push_back(total_);
-        sizes_.push_back(p.numel());
-        total_ += p.numel();
-      });
-      bound_ = true;
-      return;
-    }
-    std::size_t i = 0, bad = npos, bad_size = 0;
-    model.for_each_parameter([&](const std::string&, auto& p) {
-      if (bad == npos && (i >= sizes_.size() || sizes_[i] != p.numel())) {
-        bad = i;
-        bad_size = p.numel();
-      }
-      ++i;
-    });
-    if (bad == npos && i == sizes_.size()) return;
-    std::string msg = std::string(who) + ": the model's parameters differ from the first step's: ";
-    if (bad == npos || bad >= sizes_.size())
-      msg += "it has " + std::to_string(i) + " parameters, the first step had " + std::to_string(sizes_.size());
-    else
-      msg += "parameter " + std::to_string(bad) + " has " + std::to_string(bad_size) + " elements, it had " +
-             std::to_string(sizes_[bad]);
-    throw std::invalid_argument(msg + " (use one optimizer per model)");
+    Check check;
+    model.for_each_parameter([&](const std::string&, auto& p) { see(check, p.numel()); });
+    finish(check, who);
   }
 
   /// Make sure `count` zeroed buffers per parameter element exist; true if this call made them.
@@ -68,6 +46,36 @@ class ParameterState {
 
  private:
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  /// check_model's walk over the parameters (the per-model template only counts; the rest is
+  /// compiled once).
+  struct Check {
+    std::size_t count = 0, bad = npos, bad_size = 0;
+  };
+  void see(Check& c, std::size_t numel) {
+    const std::size_t i = c.count++;
+    if (!bound_) {
+      offsets_.push_back(total_);
+      sizes_.push_back(numel);
+      total_ += numel;
+    } else if (c.bad == npos && (i >= sizes_.size() || sizes_[i] != numel)) {
+      c.bad = i;
+      c.bad_size = numel;
+    }
+  }
+  void finish(const Check& c, const char* who) {
+    if (!bound_) {
+      bound_ = true;
+      return;
+    }
+    if (c.bad == npos && c.count == sizes_.size()) return;
+    std::string msg = std::string(who) + ": the model's parameters differ from the first step's: ";
+    if (c.bad == npos || c.bad >= sizes_.size())
+      msg += "it has " + std::to_string(c.count) + " parameters, the first step had " + std::to_string(sizes_.size());
+    else
+      msg += "parameter " + std::to_string(c.bad) + " has " + std::to_string(c.bad_size) + " elements, it had " +
+             std::to_string(sizes_[c.bad]);
+    throw std::invalid_argument(msg + " (use one optimizer per model)");
+  }
   bool bound_ = false;
   std::vector<std::size_t> sizes_, offsets_;
   std::size_t total_ = 0, buffers_ = 0;
