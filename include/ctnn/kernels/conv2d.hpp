@@ -509,12 +509,15 @@ struct conv2d_plan {
   // the shifted copies, with the slack its tiles read past the last channel and room for a row's spill
   static constexpr std::size_t shifted_floats = round_up(shifted_main + std::max(shifted.slack(), simd_width), 16);
   static constexpr std::size_t flat_pad_floats = G.padded() ? round_up(G.C * G.Hp() * LDx, 16) : 0;
-  // flat: the padded input and slack, then the packed weights; shifted: the shifted copies, the
-  // packed weights, then the padded input (when padded)
+  // The flat path's source per sample (the padded input, or the shifted copies), its slack
+  // included, and the form its tiles run.
+  static constexpr FlatConv used = use_shifted ? shifted : flat;
+  static constexpr std::size_t src_main = use_shifted ? shifted_main : G.C * G.Hp() * LDx;
+  static constexpr std::size_t src_floats = use_shifted ? shifted_floats : flat_xp_floats;
+  // flat path: the source, the packed weights, then (shifted) the padded input
   static constexpr std::size_t scratch_floats =
-      use_shifted ? shifted_floats + flat_weight_floats<shifted> * G.groups + flat_pad_floats
-      : use_flat  ? flat_xp_floats + flat_weight_floats<flat> * G.groups
-                  : xp_floats + panel_floats;
+      use_flat ? src_floats + flat_weight_floats<used> * G.groups + (use_shifted ? flat_pad_floats : 0)
+               : xp_floats + panel_floats;
 };
 }  // namespace detail
 
@@ -531,43 +534,30 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, st
   constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * P;
   float* xp = scratch;
   float* panel = scratch + plan::xp_floats;
-  if constexpr (plan::use_shifted) {
-    constexpr FlatConv F = plan::shifted;
+  if constexpr (plan::use_flat) {
+    // The flat form reads the padded input: unpadded, x itself, except for the last sample, whose
+    // last channel's tiles would read past the batch (the copy has zeroed slack after it). The
+    // shifted form reads its copies of the padded input, which is built after the weights.
+    constexpr bool shifted = plan::use_shifted;
+    constexpr FlatConv F = plan::used;
     constexpr std::size_t wfloats = flat_weight_floats<F>;
-    float* xs = scratch;
-    float* wp = xs + plan::shifted_floats;
-    float* padded = wp + wfloats * G.groups;
-    for (std::size_t g = 0; g < G.groups; ++g)
-      flat_pack_weights<F>(w + g * Og * K, wp + g * wfloats, detail::shifted_source<G>);
-    std::fill(xs + plan::shifted_main, xs + plan::shifted_floats, 0.0f);  // the last row's spill is zeros too
+    constexpr auto tap_source = [](std::size_t k) { return shifted ? detail::shifted_source<G>(k) : k; };
+    float* wp = scratch + plan::src_floats;
+    float* padded = shifted ? wp + wfloats * G.groups : scratch;
+    std::fill(scratch + plan::src_main, scratch + plan::src_floats, 0.0f);  // a shifted row's spill is zeros too
+    for (std::size_t g = 0; g < G.groups; ++g) flat_pack_weights<F>(w + g * Og * K, wp + g * wfloats, tap_source);
     for (std::size_t s = 0; s < n; ++s) {
       const float* src = x + s * in_floats;
-      if constexpr (G.padded()) {
+      if (G.padded() || (!shifted && s + 1 == n)) {
         pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, plan::LDx, G.mode>(src, padded);
         src = padded;
       }
-      detail::shift_columns<G, G.Hp(), plan::LDx>(src, xs);
-      for (std::size_t g = 0; g < G.groups; ++g)
-        flat_conv<F, Bias, Op>(xs + g * Cg * G.KW * F.CS, wp + g * wfloats, b + (Bias ? g * Og : 0),
-                               y + s * out_floats + g * Og * P);
-    }
-    return;
-  } else if constexpr (plan::use_flat) {
-    // src: the padded input in scratch; unpadded, x itself, except for the last sample, whose
-    // last channel's tiles would read past the batch (the copy has zeroed slack after it)
-    constexpr FlatConv F = plan::flat;
-    constexpr std::size_t xp_main = G.C * G.Hp() * plan::LDx, wfloats = flat_weight_floats<F>;
-    float* wp = scratch + plan::flat_xp_floats;
-    std::fill(xp + xp_main, xp + plan::flat_xp_floats, 0.0f);
-    for (std::size_t g = 0; g < G.groups; ++g) flat_pack_weights<F>(w + g * Og * K, wp + g * wfloats);
-    for (std::size_t s = 0; s < n; ++s) {
-      const float* src = x + s * in_floats;
-      if (G.padded() || s + 1 == n) {
-        pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, plan::LDx, G.mode>(src, xp);
-        src = xp;
+      if constexpr (shifted) {
+        detail::shift_columns<G, G.Hp(), plan::LDx>(src, scratch);
+        src = scratch;
       }
       for (std::size_t g = 0; g < G.groups; ++g)
-        flat_conv<F, Bias, Op>(src + g * Cg * F.CS, wp + g * wfloats, b + (Bias ? g * Og : 0),
+        flat_conv<F, Bias, Op>(src + g * F.Cin * F.CS, wp + g * wfloats, b + (Bias ? g * Og : 0),
                                y + s * out_floats + g * Og * P);
     }
     return;
@@ -626,7 +616,7 @@ struct conv2d_backward_plan {
   // the (padded) input's gradient, with a vector of slack for col2im's stores
   static constexpr std::size_t dxp_floats = round_up(G.C * G.Hp() * LDx + simd_width, 16);
   // Stride 1: the flat path. For a chunk of samples at a time, each sample's padded input with its
-  // slack (xs_floats) and dz = Op'(y) * dy in flat rows (dzs_floats): `lead` zeros, then one slot of
+  // slack (src_floats, as forward's) and dz = Op'(y) * dy in flat rows (dzs_floats): `lead` zeros, then one slot of
   // CSz floats per output channel, dz[o, oh, ow] at slot o + oh*LDx + ow, zero elsewhere. dW is
   // conv_dw_flat over the chunk; db sums the rows as they are built; dx is the full correlation of
   // dz with the flipped kernel, flat_conv<flat_dx> on the same buffer: its tap (kh, kw) reads
@@ -634,7 +624,6 @@ struct conv2d_backward_plan {
   // (KW-1)*DW of them) and the zeros before each slot are the full correlation's padding.
   static constexpr FlatConv flat = conv2d_plan<G>::flat;
   static constexpr bool use_flat = conv2d_plan<G>::use_flat;
-  static constexpr std::size_t xs_floats = round_up(G.C * G.Hp() * LDx + flat.slack(), 16);
   static constexpr std::size_t reach = (G.KH - 1) * G.DH * LDx + (G.KW - 1) * G.DW;  // farthest tap
   static constexpr std::size_t lead = round_up(reach, 16);
   static constexpr std::size_t CSz = round_up(G.Hp() * LDx, 16);  // >= flat.LQ(): OH <= Hp
@@ -650,7 +639,7 @@ struct conv2d_backward_plan {
   static constexpr FlatConv shifted = conv2d_plan<G>::shifted;
   static constexpr std::size_t DSc = round_up(P, 16) + simd_width;  // >= shifted.LQ() and a row's spill
   static constexpr std::size_t dzc_floats = use_shifted ? G.O * DSc : 0;
-  static constexpr std::size_t src_floats = use_shifted ? conv2d_plan<G>::shifted_floats : xs_floats;
+  static constexpr std::size_t src_floats = conv2d_plan<G>::src_floats;
   static constexpr std::size_t dw_shifted_floats = use_shifted ? round_up(G.O * K, 16) : 0;
   static constexpr std::size_t sample_floats = src_floats + dzs_floats + dzc_floats;
   static constexpr std::size_t chunk = [] {  // samples per chunk: about 384 KiB, in L2
@@ -983,7 +972,7 @@ void conv2d_backward_flat(const float* x, const float* w, const float* y, const 
   constexpr FlatConv F = plan::flat, Fx = plan::flat_dx;
   constexpr std::size_t K = plan::K, Og = G.Og(), Cg = G.Cg(), Hp = G.Hp(), LDx = plan::LDx, KK = G.KH * G.KW;
   constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * plan::P;
-  constexpr std::size_t xs_main = G.C * Hp * LDx, Kx = Og * KK, wdx_group = flat_weight_floats<Fx>;
+  constexpr std::size_t Kx = Og * KK, wdx_group = flat_weight_floats<Fx>;
   float* chunk_xs = scratch;  // per sample: the padded input, or the shifted copies
   float* chunk_dz = chunk_xs + plan::chunk * plan::src_floats;
   float* chunk_dzc = chunk_dz + plan::chunk * plan::dzs_floats;
@@ -1012,11 +1001,10 @@ void conv2d_backward_flat(const float* x, const float* w, const float* y, const 
           xi = dxp;
         }
         shift_columns<G, Hp, LDx>(xi, xs);
-        std::fill(xs + conv2d_plan<G>::shifted_main, xs + plan::src_floats, 0.0f);
       } else {
         pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(xi, xs);
-        std::fill(xs + xs_main, xs + plan::xs_floats, 0.0f);
       }
+      std::fill(xs + conv2d_plan<G>::src_main, xs + plan::src_floats, 0.0f);
       flat_dz_rows<G, Bias, Op>(y + (s0 + i) * out_floats, dy + (s0 + i) * out_floats,
                                 chunk_dz + i * plan::dzs_floats, chunk_dzc + i * plan::dzc_floats, db);
     }
@@ -1026,7 +1014,7 @@ void conv2d_backward_flat(const float* x, const float* w, const float* y, const 
                                                dw_shifted + g * Og * K, count, plan::dzc_floats, plan::src_floats);
       else
         conv_dw_flat<F, plan::CSz>(chunk_dz + plan::lead + g * Og * plan::CSz, chunk_xs + g * Cg * Hp * LDx,
-                                   dw + g * Og * K, count, plan::dzs_floats, plan::xs_floats);
+                                   dw + g * Og * K, count, plan::dzs_floats, plan::src_floats);
     }
     if (!dx) continue;
     for (std::size_t i = 0; i < count; ++i) {
