@@ -16,9 +16,17 @@
 #include <span>
 #include <string>
 
+#include <ctnn/kernels/eltwise.hpp>
+
 #include "reference.hpp"
 
 namespace ctnn_test {
+
+/// The kernels choose their forms (flat or shifted convolution, ...) by cost models in vectors;
+/// the choices the tests assert are those of 16-lane (AVX-512) builds. With 8 lanes (-Disa=avx2)
+/// some shapes choose differently, and such assertions read `!lanes16 || ...` (the numerical
+/// checks run either way).
+inline constexpr bool lanes16 = ctnn::kernels::simd_width == 16;
 
 /// Global operator new calls so far (tests/main.cpp replaces operator new).
 std::atomic<long>& allocation_counter();

@@ -326,8 +326,13 @@ template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
 constexpr bool flat_backward = ctnn::kernels::detail::conv2d_backward_plan<
     nn::detail::conv2d_geometry<Opt.in_channels, H, W, Opt>()>::use_flat;
 template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
-constexpr bool shifted_backward = ctnn::kernels::detail::conv2d_backward_plan<
-    nn::detail::conv2d_geometry<Opt.in_channels, H, W, Opt>()>::use_shifted;
+using backward_plan = ctnn::kernels::detail::conv2d_backward_plan<nn::detail::conv2d_geometry<Opt.in_channels, H, W, Opt>()>;
+template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
+constexpr bool shifted_backward = backward_plan<Opt, H, W>::shifted_dw;
+template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
+constexpr bool outer_backward = backward_plan<Opt, H, W>::outer_dw;
+template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
+constexpr bool gemm_dx_backward = backward_plan<Opt, H, W>::gemm_dx;
 
 }  // namespace
 
@@ -338,9 +343,10 @@ TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-
   constexpr nn::Conv2dOptions c1{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2};
   constexpr nn::Conv2dOptions c2{.in_channels = 6, .out_channels = 16, .kernel_size = 5};
   static_assert(flat_backward<c1, 28, 28> && flat_backward<c2, 14, 14>);
-  static_assert(!shifted_backward<c1, 28, 28> && shifted_backward<c2, 14, 14>);
+  static_assert(!shifted_backward<c1, 28, 28> && !outer_backward<c1, 28, 28> && !gemm_dx_backward<c1, 28, 28>);
+  static_assert(outer_backward<c2, 14, 14> && gemm_dx_backward<c2, 14, 14>);  // 16 channels, 10x10 of 14x14
   check_conv_grads_scalar<c1, true, 3, 28, 28>();
-  check_conv_grads_scalar<c2, true, 37, 14, 14>();  // several chunks of samples, the last partial
+  check_conv_grads_scalar<c2, true, 37, 14, 14>();
   // dilation and a rectangular kernel with reflect padding (the padded dx folds back)
   constexpr nn::Conv2dOptions d{.in_channels = 3, .out_channels = 5, .kernel_size = {3, 2}, .padding = {1, 2},
                                 .dilation = {2, 3}, .padding_mode = M::reflect};
@@ -374,7 +380,8 @@ TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-
   constexpr nn::Conv2dOptions sd{.in_channels = 3, .out_channels = 11, .kernel_size = {2, 4}, .dilation = {2, 1}};
   constexpr nn::Conv2dOptions sr{.in_channels = 5, .out_channels = 20, .kernel_size = 3, .padding = 1,
                                  .padding_mode = M::reflect};
-  static_assert(shifted_backward<sg, 6, 12> && shifted_backward<sd, 13, 12> && shifted_backward<sr, 9, 21>);
+  static_assert(!ctnn_test::lanes16 ||
+                (shifted_backward<sg, 6, 12> && shifted_backward<sd, 13, 12> && shifted_backward<sr, 9, 21>));
   static_assert(!shifted_backward<d, 9, 21> && !shifted_backward<gs, 7, 20> && !shifted_backward<ci, 5, 16>);
   check_conv_grads_scalar<sg, false, 3, 6, 12>();
   check_conv_grads_scalar<sd, true, 2, 13, 12>();
@@ -387,6 +394,44 @@ TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-
   check_conv_grads_scalar<s2, true, 2, 9, 19>();
   check_conv_grads_scalar<pw, true, 2, 5, 18>();
   check_conv_grads_scalar<dwc, true, 2, 6, 17>();
+}
+
+TEST_CASE("Conv2d stride-1 backward (outer-product weight gradient, dcol GEMM + col2im dx) matches a scalar reference") {
+  using M = nn::PaddingMode;
+  // The outer weight gradient (output channels a multiple of the vector width): 32 channels in
+  // two groups of 16 with reflect padding; 32 (two vectors) with dilation and replicate padding;
+  // 96 (two blocks of three vectors) with circular padding and no bias; 64 channels on rows of 40,
+  // a block of output rows at a time (the dz columns of a row are 10 KiB)
+  constexpr nn::Conv2dOptions og{.in_channels = 4, .out_channels = 32, .kernel_size = 3, .padding = 1, .groups = 2,
+                                 .padding_mode = M::reflect};
+  constexpr nn::Conv2dOptions od{.in_channels = 3, .out_channels = 32, .kernel_size = {3, 2}, .padding = {2, 1},
+                                 .dilation = {2, 3}, .padding_mode = M::replicate};
+  constexpr nn::Conv2dOptions o96{.in_channels = 2, .out_channels = 96, .kernel_size = 3, .padding = 1, .bias = false,
+                                  .padding_mode = M::circular};
+  constexpr nn::Conv2dOptions o64{.in_channels = 2, .out_channels = 64, .kernel_size = 3, .padding = 1};
+  static_assert(outer_backward<og, 7, 9> && outer_backward<od, 9, 21> && outer_backward<o96, 5, 9> &&
+                outer_backward<o64, 6, 40>);
+  static_assert(ctnn::kernels::detail::outer_dw_shape<nn::detail::conv2d_geometry<2, 6, 40, o64>()>::rows < 6);
+  check_conv_grads_scalar<og, true, 3, 7, 9>();
+  check_conv_grads_scalar<od, true, 2, 9, 21>();
+  check_conv_grads_scalar<o96, false, 2, 5, 9>();
+  check_conv_grads_scalar<o64, true, 2, 6, 40>();
+  // The dcol GEMM + col2im input gradient (outputs small against the padded input): with the outer
+  // weight gradient, groups and reflect padding; with dilation; with the shifted weight gradient
+  // (12 channels); with the flat one (36 channels, a 7x1 kernel: no column dropped, nothing to shift)
+  constexpr nn::Conv2dOptions gg{.in_channels = 4, .out_channels = 32, .kernel_size = 5, .padding = 1, .groups = 2,
+                                 .padding_mode = M::reflect};
+  constexpr nn::Conv2dOptions gd{.in_channels = 2, .out_channels = 16, .kernel_size = 3, .dilation = 2};
+  constexpr nn::Conv2dOptions gs{.in_channels = 2, .out_channels = 12, .kernel_size = 5};
+  constexpr nn::Conv2dOptions gf{.in_channels = 2, .out_channels = 36, .kernel_size = {7, 1}};
+  static_assert(gemm_dx_backward<gg, 10, 10> && outer_backward<gg, 10, 10>);
+  static_assert(gemm_dx_backward<gd, 11, 11> && outer_backward<gd, 11, 11>);
+  static_assert(gemm_dx_backward<gs, 12, 12> && shifted_backward<gs, 12, 12>);
+  static_assert(gemm_dx_backward<gf, 9, 6> && !shifted_backward<gf, 9, 6> && !outer_backward<gf, 9, 6>);
+  check_conv_grads_scalar<gg, true, 2, 10, 10>();
+  check_conv_grads_scalar<gd, false, 3, 11, 11>();
+  check_conv_grads_scalar<gs, true, 2, 12, 12>();
+  check_conv_grads_scalar<gf, true, 2, 9, 6>();
 }
 
 // ---- Pooling -----------------------------------------------------------------------------------

@@ -615,45 +615,76 @@ struct conv2d_backward_plan {
   static constexpr std::size_t gap_floats = round_up((G.KW - 1) * G.DW, 16);
   // the (padded) input's gradient, with a vector of slack for col2im's stores
   static constexpr std::size_t dxp_floats = round_up(G.C * G.Hp() * LDx + simd_width, 16);
-  // Stride 1: the flat path. For a chunk of samples at a time, each sample's padded input with its
-  // slack (src_floats, as forward's) and dz = Op'(y) * dy in flat rows (dzs_floats): `lead` zeros, then one slot of
-  // CSz floats per output channel, dz[o, oh, ow] at slot o + oh*LDx + ow, zero elsewhere. dW is
-  // conv_dw_flat over the chunk; db sums the rows as they are built; dx is the full correlation of
-  // dz with the flipped kernel, flat_conv<flat_dx> on the same buffer: its tap (kh, kw) reads
-  // slot + q - (kh*DH*LDx + kw*DW), and the zero columns ow >= OW of each flat row (exactly
-  // (KW-1)*DW of them) and the zeros before each slot are the full correlation's padding.
+  // Stride 1: the flat path, for a chunk of samples at a time. dz = Op'(y) * dy is built once per
+  // sample in the layouts its consumers read (each only when one of them is chosen):
+  //   slots   (dzs_floats): `lead` zeros, then one slot of CSz floats per output channel,
+  //           dz[o, oh, ow] at slot o + oh*LDx + ow, zero elsewhere: the flat forms' layout;
+  //   compact (dzc_floats): row o of DSc floats, dz[o, oh, ow] at oh*OW + ow, zero from P on;
+  //   columns (dzt_floats): dzT[p][o] = dz[o, p], the compact rows transposed (p = oh*OW + ow).
+  // db sums the rows as they are built. The weight gradient has three forms:
+  //   outer   (Og a multiple of the vector width): vectors of output channels times broadcast
+  //           input values, dW^T[k][o] += xp[c, oh + kh*DH, ow + kw*DW] * dzT[p][o] over the valid
+  //           outputs only, accumulated over the whole batch (no lanes wasted on dropped columns,
+  //           no horizontal sums); each sample on its own (chunk 1), its data in L1;
+  //   shifted (the forward's shifted form): conv_dw_flat on each sample's shifted copies and the
+  //           compact dz, accumulated in dw_shifted and added to dW in w's order at the end;
+  //   flat:   conv_dw_flat on the padded input and the slots; its horizontal sums once a chunk.
+  // The input gradient has two:
+  //   flat:   the full correlation of dz with the flipped kernel, flat_conv<flat_dx> on the slots:
+  //           its tap (kh, kw) reads slot + q - (kh*DH*LDx + kw*DW), and the zero columns ow >= OW
+  //           of each flat row (exactly (KW-1)*DW of them) and the zeros before each slot are the
+  //           full correlation's padding;
+  //   gemm:   dcol[K, DSc] = W_g^T dz_g on the compact rows (conv_dcol), then col2im into the padded
+  //           input's gradient: chosen when the full correlation would spend most of its FMAs on the
+  //           zeros around dz (LeNet's second conv: 10x10 outputs, 5x5 kernel, 51% of its taps).
   static constexpr FlatConv flat = conv2d_plan<G>::flat;
   static constexpr bool use_flat = conv2d_plan<G>::use_flat;
+  static constexpr std::size_t KK = G.KH * G.KW;
   static constexpr std::size_t reach = (G.KH - 1) * G.DH * LDx + (G.KW - 1) * G.DW;  // farthest tap
   static constexpr std::size_t lead = round_up(reach, 16);
   static constexpr std::size_t CSz = round_up(G.Hp() * LDx, 16);  // >= flat.LQ(): OH <= Hp
-  static constexpr std::size_t dzs_floats = lead + G.O * CSz;
   static constexpr FlatConv flat_dx{G.Og(), G.Cg(), G.KH, G.KW, G.DH, G.DW, LDx, CSz, G.Hp(), G.Wp(),
                                     reach, reach + (OH - 1) * LDx + OW};
   static_assert(!use_flat || (flat.LQ() <= CSz && flat_dx.LQ() <= CSz && flat_dx.slack() <= reach));
-  // The shifted form (conv2d_plan::use_shifted): dW is the shifted form's weight gradient,
-  // conv_dw_flat on each sample's shifted copies (in place of xs) and dz in compact rows of OW
-  // (dzc, zero from P on), accumulated in dw_shifted and added to dW in w's order at the end.
-  // The padded input is built in the dx buffer (unused until the chunk's dx).
-  static constexpr bool use_shifted = conv2d_plan<G>::use_shifted;
+  static constexpr bool outer_dw = use_flat && G.Og() % simd_width == 0;
+  static constexpr bool shifted_dw = conv2d_plan<G>::use_shifted && !outer_dw;
+  static constexpr bool flat_dw = use_flat && !outer_dw && !shifted_dw;
+  // vector FMAs (and col2im's masked adds) per sample and group of the two input-gradient forms
+  static constexpr std::size_t flat_dx_cost = G.Cg() * G.Og() * KK * flat_dx.NQ();
+  static constexpr std::size_t gemm_dx_cost = K * G.Og() * ((P + simd_width - 1) / simd_width) +
+                                              2 * G.Cg() * G.Hp() * ((LDx + simd_width - 1) / simd_width) * KK;
+  static constexpr bool gemm_dx = use_flat && 5 * gemm_dx_cost < 4 * flat_dx_cost;
+  static constexpr bool slots = flat_dw || !gemm_dx;
+  static constexpr bool compact = outer_dw || shifted_dw || gemm_dx;
   static constexpr FlatConv shifted = conv2d_plan<G>::shifted;
-  static constexpr std::size_t DSc = round_up(P, 16) + simd_width;  // >= shifted.LQ() and a row's spill
-  static constexpr std::size_t dzc_floats = use_shifted ? G.O * DSc : 0;
-  static constexpr std::size_t src_floats = conv2d_plan<G>::src_floats;
-  static constexpr std::size_t dw_shifted_floats = use_shifted ? round_up(G.O * K, 16) : 0;
-  static constexpr std::size_t sample_floats = src_floats + dzs_floats + dzc_floats;
+  static constexpr std::size_t DSc = round_up(P + (shifted_dw ? simd_width : 0), 16);  // >= shifted.LQ() and a row's spill
+  static constexpr std::size_t dzs_floats = slots ? lead + G.O * CSz : 0;
+  static constexpr std::size_t dzc_floats = compact ? G.O * DSc : 0;
+  static constexpr std::size_t dzt_floats = outer_dw ? P * G.O : 0;
+  // Each sample's input as its weight gradient reads it: the shifted copies, the padded input with
+  // the flat tiles' slack, or (outer, unpadded) x itself.
+  static constexpr std::size_t src_floats =
+      shifted_dw ? conv2d_plan<G>::shifted_floats
+                 : flat_dw || G.padded() ? conv2d_plan<G>::flat_xp_floats : 0;
+  static constexpr std::size_t dw_acc_floats = outer_dw || shifted_dw ? round_up(G.O * K, 16) : 0;  // dW^T, dw_shifted
+  static constexpr std::size_t sample_floats = src_floats + dzs_floats + dzc_floats + dzt_floats;
   static constexpr std::size_t chunk = [] {  // samples per chunk: about 384 KiB, in L2
+    if (outer_dw) return std::size_t{1};
     const std::size_t c = 98304 / sample_floats;
     return c < 1 ? 1 : c > 32 ? 32 : c;
   }();
-  // the flipped weights [groups][Cg][Og*KH*KW], packed for flat_conv<flat_dx>
-  static constexpr std::size_t wflip_floats = round_up(G.O * K, 16);
-  static constexpr std::size_t wdx_floats = flat_weight_floats<flat_dx> * G.groups;
-  static constexpr std::size_t flat_dxp_floats = conv2d_plan<G>::flat_pad_floats;  // the padded input's size
+  // flat dx: the flipped weights [groups][Cg][Og*KH*KW], packed for flat_conv<flat_dx>
+  static constexpr std::size_t wflip_floats = gemm_dx ? 0 : round_up(G.O * K, 16);
+  static constexpr std::size_t wdx_floats = gemm_dx ? 0 : flat_weight_floats<flat_dx> * G.groups;
+  // gemm dx: dcol, readable (KW-1)*DW floats before and a row of the padded input after (col2im)
+  static constexpr std::size_t dcol_floats = gemm_dx ? gap_floats + K * DSc + round_up(LDx + simd_width, 16) : 0;
+  // the padded input (shifted dW) or its gradient (flat dx, padded); gemm dx: the padded input's
+  // gradient with a vector of slack for col2im's stores (as the general path's)
+  static constexpr std::size_t flat_dxp_floats = gemm_dx ? dxp_floats : conv2d_plan<G>::flat_pad_floats;
   static constexpr std::size_t flat_scratch_floats =
-      chunk * sample_floats + wflip_floats + wdx_floats + flat_dxp_floats + dw_shifted_floats;
-  // layout: xp, dz, gap, col, dxp (general path) or chunk xs, chunk dz, chunk dzc, wflip, wdx, dxp,
-  // dw_shifted (flat path)
+      chunk * sample_floats + wflip_floats + wdx_floats + dcol_floats + flat_dxp_floats + dw_acc_floats;
+  // layout: xp, dz, gap, col, dxp (general path) or chunk xs, chunk dz slots, chunk dzc, chunk dzT,
+  // wflip, wdx, dcol, dxp, dW^T or dw_shifted (flat path)
   static constexpr std::size_t scratch_floats =
       use_flat ? flat_scratch_floats : xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
 };
@@ -920,25 +951,26 @@ inline constexpr std::size_t conv2d_backward_scratch_floats = detail::conv2d_bac
 
 namespace detail {
 
-/// The flat path's dz buffer for one sample, every float of it written: `lead` zeros, then slot o
-/// gets dz[o, oh, ow] = Op'(y) * dy at oh*LDx + ow and zeros elsewhere; db[o] += the dz sum.
-/// Rows are written as whole vectors (zero past OW) in increasing order, so the zeros a row's last
-/// vector spills into the next row are overwritten by that row. With the shifted form, dz also goes
-/// to dzc in compact rows: row o of DSc floats, dz[o, oh, ow] at oh*OW + ow, zero from P on.
+/// The flat path's dz for one sample (see conv2d_backward_plan), every float of each chosen layout
+/// written: in the slots (d) `lead` zeros, then slot o gets dz[o, oh, ow] = Op'(y) * dy at
+/// oh*LDx + ow and zeros elsewhere; in the compact rows (dzc) row o of DSc floats gets it at
+/// oh*OW + ow, zeros from P on; db[o] += the dz sum. Rows are written as whole vectors (zero past
+/// OW) in increasing order, so the zeros a row's last vector spills into the next row are
+/// overwritten by that row.
 template <Conv2dGeometry G, bool Bias, class Op>
-inline void flat_dz_rows(const float* y, const float* dy, float* d, [[maybe_unused]] float* dzc, float* db) {
+inline void flat_dz_rows(const float* y, const float* dy, [[maybe_unused]] float* d, [[maybe_unused]] float* dzc,
+                         float* db) {
   using plan = conv2d_backward_plan<G>;
   constexpr std::size_t OH = G.OH(), OW = G.OW(), LDx = plan::LDx, CSz = plan::CSz;
   constexpr std::size_t row_vectors_end = round_up(OW, simd_width);  // where a row's vector stores end
   constexpr bool act = !std::is_same_v<Op, identity_op>;
-  std::fill_n(d, plan::lead, 0.0f);
+  if constexpr (plan::slots) std::fill_n(d, plan::lead, 0.0f);
   for (std::size_t o = 0; o < G.O; ++o) {
-    float* slot = d + plan::lead + o * CSz;
+    [[maybe_unused]] float* slot = plan::slots ? d + plan::lead + o * CSz : nullptr;
     const float* gs = dy + o * OH * OW;
     [[maybe_unused]] const float* ys = act ? y + o * OH * OW : nullptr;
     vfloat sum(0.0f);
     for (std::size_t oh = 0; oh < OH; ++oh) {
-      float* row = slot + oh * LDx;
       CTNN_UNROLL for (std::size_t c0 = 0; c0 < OW; c0 += simd_width) {
         const std::size_t i = oh * OW + c0;
         vfloat v;
@@ -951,16 +983,104 @@ inline void flat_dz_rows(const float* y, const float* dy, float* d, [[maybe_unus
           if constexpr (act) v = keep_first(Op::backward(load_first(ys + i, m), v), m);
         }
         if constexpr (Bias) sum += v;
-        const std::size_t at = oh * LDx + c0;  // the last row's spill must stay inside the slot
-        if (at + simd_width <= CSz) v.store_unaligned(row + c0);
-        else store_first(v, row + c0, CSz - at);
-        if constexpr (plan::use_shifted) v.store_unaligned(dzc + o * plan::DSc + i);  // spill: < DSc
+        if constexpr (plan::slots) {
+          const std::size_t at = oh * LDx + c0;  // the last row's spill must stay inside the slot
+          if (at + simd_width <= CSz) v.store_unaligned(slot + at);
+          else store_first(v, slot + at, CSz - at);
+        }
+        if constexpr (plan::compact) v.store_unaligned(dzc + o * plan::DSc + i);  // spill: < DSc
       }
-      if constexpr (LDx > row_vectors_end) std::fill(row + row_vectors_end, row + LDx, 0.0f);
+      if constexpr (plan::slots && LDx > row_vectors_end)
+        std::fill(slot + oh * LDx + row_vectors_end, slot + (oh + 1) * LDx, 0.0f);
     }
-    std::fill(slot + OH * LDx, slot + CSz, 0.0f);  // below the last row (its spill is zeros too)
-    if constexpr (plan::use_shifted) std::fill(dzc + o * plan::DSc + OH * OW, dzc + (o + 1) * plan::DSc, 0.0f);
+    if constexpr (plan::slots) std::fill(slot + OH * LDx, slot + CSz, 0.0f);  // below the last row (its spill is zeros too)
+    if constexpr (plan::compact) std::fill(dzc + o * plan::DSc + OH * OW, dzc + (o + 1) * plan::DSc, 0.0f);
     if constexpr (Bias) db[o] += xsimd::hadd(sum);
+  }
+}
+
+/// dzt[p][o] = dzc[o][p] for p < P, o < O (O a multiple of 16): the compact rows (stride DS) transposed.
+template <std::size_t O, std::size_t P, std::size_t DS>
+inline void transpose_rows(const float* dzc, float* dzt) {
+  static_assert(O % 16 == 0 && DS % 16 == 0 && DS >= P);
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) {
+    for (std::size_t o0 = 0; o0 < O; o0 += 16) {
+      std::size_t p0 = 0;
+      for (; p0 + 16 <= P; p0 += 16) transpose_block<DS, true>(dzc + o0 * DS + p0, dzt + p0 * O + o0, O, 16, 16);
+      if constexpr (P % 16 != 0) transpose_block<DS, false>(dzc + o0 * DS + p0, dzt + p0 * O + o0, O, 16, P % 16);
+    }
+    return;
+  }
+#endif
+  for (std::size_t p = 0; p < P; ++p)
+    for (std::size_t o = 0; o < O; ++o) dzt[p * O + o] = dzc[o * DS + p];
+}
+
+/// The outer weight gradient's register tile: NV vectors of output channels (an o-block) times NT
+/// taps of one input channel, NT * NV accumulators, NV loaded dz vectors, broadcasts folded into the FMAs.
+template <Conv2dGeometry G>
+struct outer_dw_shape {
+  static constexpr std::size_t vectors = G.Og() / simd_width;  // per group
+  static constexpr std::size_t NV = vectors <= 4 ? vectors : vectors % 4 == 0 ? 4 : vectors % 3 == 0 ? 3
+                                                                                   : vectors % 2 == 0 ? 2 : 1;
+  static constexpr std::size_t KK = G.KH * G.KW;
+  static constexpr std::size_t most = (vector_registers - 2 - NV) / NV;  // accumulators per vector of o
+  static constexpr std::size_t tap_groups = (KK + most - 1) / most;
+  static constexpr std::size_t NT = (KK + tap_groups - 1) / tap_groups;  // taps per tile, balanced
+  // output rows per block: the block's dz columns (NV vectors a row) stay in L1 across the taps
+  static constexpr std::size_t rows = std::clamp<std::size_t>(24576 / (G.OW() * NV * simd_width * sizeof(float)), 1, G.OH());
+};
+
+/// dwt[T0 + t][v] += sum over output rows [oh0, oh1) and all ow of xc[oh*LDs + ow + off(T0 + t)] * dzt[oh*OW + ow][v]
+/// for NT taps (T0 + t = kh*KW + kw of one input channel, off = kh*DH*LDs + kw*DW) and NV vectors of
+/// output channels; xc: the channel, rows of LDs floats; dzt: rows of O floats, at the o-block;
+/// dwt: rows of Og floats, at (the channel's first tap, the o-block).
+template <Conv2dGeometry G, std::size_t LDs, std::size_t T0, std::size_t NT, std::size_t NV>
+inline void outer_dw_tile(const float* xc, const float* dzt, float* dwt, std::size_t oh0, std::size_t oh1) {
+  constexpr std::size_t OW = G.OW(), O = G.O, Og = G.Og();
+  static constexpr auto offs = [] {
+    std::array<std::size_t, NT> a{};
+    for (std::size_t t = 0; t < NT; ++t) a[t] = (T0 + t) / G.KW * G.DH * LDs + (T0 + t) % G.KW * G.DW;
+    return a;
+  }();
+  vfloat acc[NT][NV];
+  CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[t][v] = vfloat::load_aligned(dwt + (T0 + t) * Og + v * simd_width);
+  for (std::size_t oh = oh0; oh < oh1; ++oh) {
+    const float* xr = xc + oh * LDs;
+    const float* dr = dzt + oh * OW * O;
+    for (std::size_t ow = 0; ow < OW; ++ow) {
+      vfloat d[NV];
+      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) d[v] = vfloat::load_aligned(dr + ow * O + v * simd_width);
+      CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) {
+        const vfloat xv(xr[ow + offs[t]]);
+        CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[t][v] = xsimd::fma(xv, d[v], acc[t][v]);
+      }
+    }
+  }
+  CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t)
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[t][v].store_aligned(dwt + (T0 + t) * Og + v * simd_width);
+}
+
+/// dwt[g][k][o] += the weight gradient of one sample, outer form: src its (padded) input [C][.., LDs]
+/// with channels of CSs floats, dzt [P][O] its dz columns; dwt: [groups][K][Og] (dW transposed per group).
+template <Conv2dGeometry G, std::size_t LDs, std::size_t CSs>
+void conv_dw_outer(const float* src, const float* dzt, float* dwt) {
+  using shape = outer_dw_shape<G>;
+  constexpr std::size_t Og = G.Og(), Cg = G.Cg(), KK = shape::KK, NT = shape::NT, NV = shape::NV, K = Cg * KK;
+  for (std::size_t oh0 = 0; oh0 < G.OH(); oh0 += shape::rows) {
+    const std::size_t oh1 = std::min(G.OH(), oh0 + shape::rows);
+    for (std::size_t g = 0; g < G.groups; ++g)
+      for (std::size_t ob = 0; ob < Og; ob += NV * simd_width)
+        for (std::size_t c = 0; c < Cg; ++c) {
+          const float* xc = src + (g * Cg + c) * CSs;
+          const float* dzb = dzt + g * Og + ob;
+          float* dwc = dwt + (g * K + c * KK) * Og + ob;
+          [&]<std::size_t... I>(std::index_sequence<I...>) {
+            (outer_dw_tile<G, LDs, I * NT, std::min(NT, KK - I * NT), NV>(xc, dzb, dwc, oh0, oh1), ...);
+          }(std::make_index_sequence<shape::tap_groups>{});
+        }
   }
 }
 
@@ -970,24 +1090,28 @@ void conv2d_backward_flat(const float* x, const float* w, const float* y, const 
                           float* dx, std::size_t n, float* scratch) {
   using plan = conv2d_backward_plan<G>;
   constexpr FlatConv F = plan::flat, Fx = plan::flat_dx;
-  constexpr std::size_t K = plan::K, Og = G.Og(), Cg = G.Cg(), Hp = G.Hp(), LDx = plan::LDx, KK = G.KH * G.KW;
+  constexpr std::size_t K = plan::K, Og = G.Og(), Cg = G.Cg(), Hp = G.Hp(), LDx = plan::LDx, KK = plan::KK;
   constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * plan::P;
   constexpr std::size_t Kx = Og * KK, wdx_group = flat_weight_floats<Fx>;
   float* chunk_xs = scratch;  // per sample: the padded input, or the shifted copies
   float* chunk_dz = chunk_xs + plan::chunk * plan::src_floats;
   float* chunk_dzc = chunk_dz + plan::chunk * plan::dzs_floats;
-  float* wflip = chunk_dzc + plan::chunk * plan::dzc_floats;
+  float* chunk_dzt = chunk_dzc + plan::chunk * plan::dzc_floats;
+  float* wflip = chunk_dzt + plan::chunk * plan::dzt_floats;
   float* wdx = wflip + plan::wflip_floats;
-  float* dxp = wdx + plan::wdx_floats;
-  float* dw_shifted = dxp + plan::flat_dxp_floats;
-  if constexpr (plan::use_shifted) std::fill_n(dw_shifted, G.O * K, 0.0f);
-  if (dx) {  // wflip[g][c][o][kh][kw] = w[g*Og + o][c][KH-1-kh][KW-1-kw], packed for the tiles
-    for (std::size_t g = 0; g < G.groups; ++g) {
-      for (std::size_t c = 0; c < Cg; ++c)
-        for (std::size_t o = 0; o < Og; ++o)
-          for (std::size_t k = 0; k < KK; ++k)
-            wflip[(g * Cg + c) * Kx + o * KK + k] = w[((g * Og + o) * Cg + c) * KK + (KK - 1 - k)];
-      flat_pack_weights<Fx>(wflip + g * Cg * Kx, wdx + g * wdx_group);
+  float* dcol = wdx + plan::wdx_floats + plan::gap_floats;
+  float* dxp = dcol - plan::gap_floats + plan::dcol_floats;
+  float* dw_acc = dxp + plan::flat_dxp_floats;  // dW^T (outer) or dw_shifted (shifted)
+  if constexpr (plan::outer_dw || plan::shifted_dw) std::fill_n(dw_acc, G.O * K, 0.0f);
+  if constexpr (!plan::gemm_dx) {
+    if (dx) {  // wflip[g][c][o][kh][kw] = w[g*Og + o][c][KH-1-kh][KW-1-kw], packed for the tiles
+      for (std::size_t g = 0; g < G.groups; ++g) {
+        for (std::size_t c = 0; c < Cg; ++c)
+          for (std::size_t o = 0; o < Og; ++o)
+            for (std::size_t k = 0; k < KK; ++k)
+              wflip[(g * Cg + c) * Kx + o * KK + k] = w[((g * Og + o) * Cg + c) * KK + (KK - 1 - k)];
+        flat_pack_weights<Fx>(wflip + g * Cg * Kx, wdx + g * wdx_group);
+      }
     }
   }
   for (std::size_t s0 = 0; s0 < n; s0 += plan::chunk) {
@@ -995,41 +1119,65 @@ void conv2d_backward_flat(const float* x, const float* w, const float* y, const 
     for (std::size_t i = 0; i < count; ++i) {
       float* xs = chunk_xs + i * plan::src_floats;
       const float* xi = x + (s0 + i) * in_floats;
-      if constexpr (plan::use_shifted) {
+      if constexpr (plan::shifted_dw) {
         if constexpr (G.padded()) {
           pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(xi, dxp);
           xi = dxp;
         }
         shift_columns<G, Hp, LDx>(xi, xs);
-      } else {
+        std::fill(xs + conv2d_plan<G>::shifted_main, xs + plan::src_floats, 0.0f);
+      } else if constexpr (plan::src_floats != 0) {
         pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(xi, xs);
+        std::fill(xs + G.C * Hp * LDx, xs + plan::src_floats, 0.0f);
       }
-      std::fill(xs + conv2d_plan<G>::src_main, xs + plan::src_floats, 0.0f);
       flat_dz_rows<G, Bias, Op>(y + (s0 + i) * out_floats, dy + (s0 + i) * out_floats,
                                 chunk_dz + i * plan::dzs_floats, chunk_dzc + i * plan::dzc_floats, db);
+      if constexpr (plan::outer_dw)
+        transpose_rows<G.O, plan::P, plan::DSc>(chunk_dzc + i * plan::dzc_floats, chunk_dzt + i * plan::dzt_floats);
     }
     for (std::size_t g = 0; g < G.groups; ++g) {
-      if constexpr (plan::use_shifted)
+      if constexpr (plan::outer_dw) {
+        if (g != 0) break;  // conv_dw_outer does every group
+        for (std::size_t i = 0; i < count; ++i) {
+          const float* src = plan::src_floats != 0 ? chunk_xs + i * plan::src_floats : x + (s0 + i) * in_floats;
+          conv_dw_outer<G, LDx, Hp * LDx>(src, chunk_dzt + i * plan::dzt_floats, dw_acc);
+        }
+      } else if constexpr (plan::shifted_dw) {
         conv_dw_flat<plan::shifted, plan::DSc>(chunk_dzc + g * Og * plan::DSc, chunk_xs + g * Cg * G.KW * plan::shifted.CS,
-                                               dw_shifted + g * Og * K, count, plan::dzc_floats, plan::src_floats);
-      else
+                                               dw_acc + g * Og * K, count, plan::dzc_floats, plan::src_floats);
+      } else {
         conv_dw_flat<F, plan::CSz>(chunk_dz + plan::lead + g * Og * plan::CSz, chunk_xs + g * Cg * Hp * LDx,
                                    dw + g * Og * K, count, plan::dzs_floats, plan::src_floats);
+      }
     }
     if (!dx) continue;
     for (std::size_t i = 0; i < count; ++i) {
-      const float* src = chunk_dz + i * plan::dzs_floats + plan::lead - plan::reach;
       float* dxs = dx + (s0 + i) * in_floats;
-      float* gx = G.padded() ? dxp : dxs;  // unpadded: the full correlation is dx itself
-      for (std::size_t g = 0; g < G.groups; ++g)
-        flat_conv<Fx, false, identity_op>(src + g * Og * plan::CSz, wdx + g * wdx_group, nullptr,
-                                          gx + g * Cg * Hp * LDx);
-      if constexpr (G.padded()) unpad2d_add<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(dxp, dxs);
+      if constexpr (plan::gemm_dx) {
+        const float* dzc = chunk_dzc + i * plan::dzc_floats;
+        for (std::size_t g = 0; g < G.groups; ++g) {
+          conv_dcol<Og, K, plan::DSc>(w + g * Og * K, dzc + g * Og * plan::DSc, dcol);
+          col2im<G, Hp, LDx, plan::DSc>(dcol, dxp + g * Cg * Hp * LDx);
+        }
+        if constexpr (G.padded()) unpad2d_add<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(dxp, dxs);
+        else std::memcpy(dxs, dxp, in_floats * sizeof(float));
+      } else {
+        const float* src = chunk_dz + i * plan::dzs_floats + plan::lead - plan::reach;
+        float* gx = G.padded() ? dxp : dxs;  // unpadded: the full correlation is dx itself
+        for (std::size_t g = 0; g < G.groups; ++g)
+          flat_conv<Fx, false, identity_op>(src + g * Og * plan::CSz, wdx + g * wdx_group, nullptr,
+                                            gx + g * Cg * Hp * LDx);
+        if constexpr (G.padded()) unpad2d_add<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(dxp, dxs);
+      }
     }
   }
-  if constexpr (plan::use_shifted)  // back into w's tap order
+  if constexpr (plan::shifted_dw)  // back into w's tap order
     for (std::size_t o = 0; o < G.O; ++o)
-      for (std::size_t k = 0; k < K; ++k) dw[o * K + shifted_source<G>(k)] += dw_shifted[o * K + k];
+      for (std::size_t k = 0; k < K; ++k) dw[o * K + shifted_source<G>(k)] += dw_acc[o * K + k];
+  if constexpr (plan::outer_dw)  // dW^T [groups][K][Og] back into [O, K]
+    for (std::size_t g = 0; g < G.groups; ++g)
+      for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t o = 0; o < Og; ++o) dw[(g * Og + o) * K + k] += dw_acc[(g * K + k) * Og + o];
 }
 
 }  // namespace detail

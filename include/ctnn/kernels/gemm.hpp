@@ -171,41 +171,6 @@ inline void linear_forward_dot(const float* x, const float* w, const float* b, f
 
 namespace detail {
 
-#if CTNN_GEMM_AVX512
-/// Transposes the block of w at rows 0..15, columns 0..15 (`rows` x `cols` of them valid; the
-/// others read as 0 and never touched) into panel rows: column c goes to dst + c * width.
-/// Whole: a full 16 x 16 block (no masks). Each vector is assembled from four 128-bit loads
-/// (row i in 128-bit lane i / 4: the inserts run on two ports), then one 4 x 4 transpose inside
-/// each 128-bit lane (8 shuffles) gives four whole columns.
-template <std::size_t K, bool Whole>
-inline void transpose_block(const float* w, float* dst, std::size_t width, std::size_t rows, std::size_t cols) {
-  auto chunk = [&](std::size_t i, std::size_t g) -> __m128 {  // row i, columns 4g .. 4g + 3
-    if constexpr (Whole) {
-      return _mm_loadu_ps(w + i * K + 4 * g);
-    } else {
-      if (i >= rows) return _mm_setzero_ps();
-      const std::size_t n = std::min<std::size_t>(4, cols - 4 * g);
-      return _mm512_castps512_ps128(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), w + i * K + 4 * g));
-    }
-  };
-  for (std::size_t g = 0; g < 4 && 4 * g < cols; ++g) {
-    __m512 v[4];  // lane L of v[j]: row 4L + j, columns 4g .. 4g + 3
-    CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j) {
-      v[j] = _mm512_castps128_ps512(chunk(j, g));
-      v[j] = _mm512_insertf32x4(v[j], chunk(4 + j, g), 1);
-      v[j] = _mm512_insertf32x4(v[j], chunk(8 + j, g), 2);
-      v[j] = _mm512_insertf32x4(v[j], chunk(12 + j, g), 3);
-    }
-    const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(v[0], v[1])), t1 = _mm512_castps_pd(_mm512_unpackhi_ps(v[0], v[1]));
-    const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(v[2], v[3])), t3 = _mm512_castps_pd(_mm512_unpackhi_ps(v[2], v[3]));
-    const __m512 c[4] = {_mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)), _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)),
-                         _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)), _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3))};
-    CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j)
-      if (Whole || 4 * g + j < cols) _mm512_storeu_ps(dst + (4 * g + j) * width, c[j]);
-  }
-}
-#endif
-
 /// Packs w [O, K] into the panels (O padded with zeros to O_pad = round_up(O, simd_width)).
 template <std::size_t K, std::size_t O>
 inline void pack_panels(const float* w, float* panels) {
