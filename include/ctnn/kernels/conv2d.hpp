@@ -819,9 +819,10 @@ inline void conv_dcol_tile(const float* w, const float* dz, float* dcol) {
 
 template <std::size_t Og, std::size_t K, std::size_t Pp, std::size_t MR>
 inline void conv_dcol_rows(const float* w, const float* dz, float* dcol) {
-  constexpr std::size_t NV = 2, step = NV * simd_width, Pmain = Pp / step * step;
+  static_assert(Pp % simd_width == 0);
+  constexpr std::size_t NV = vector_registers >= 32 ? 3 : 2, step = NV * simd_width, Pmain = Pp / step * step;
   for (std::size_t p = 0; p < Pmain; p += step) conv_dcol_tile<Og, K, Pp, MR, NV>(w, dz + p, dcol + p);
-  if constexpr (Pmain < Pp) conv_dcol_tile<Og, K, Pp, MR, 1>(w, dz + Pmain, dcol + Pmain);
+  if constexpr (Pmain < Pp) conv_dcol_tile<Og, K, Pp, MR, (Pp - Pmain) / simd_width>(w, dz + Pmain, dcol + Pmain);
 }
 
 /// dcol[K, Pp] = w[Og, K]^T dz[Og, Pp]
@@ -864,38 +865,31 @@ void im2col(const float* xp, float* col) {
 
 /// The adjoint of im2col: dxp[c, ih, iw] = sum of dcol[k, p] over the (k, p) that im2col read
 /// xp[c, ih, iw] into (dxp is overwritten). With stride 1 along the width, each vector of a dxp row
-/// is summed in a register from masked, shifted loads of the dcol rows that reach it and stored
-/// once (rows in increasing order, so the zero lanes a store spills into the next row are
-/// overwritten later); dcol must be readable (KW-1)*DW floats before and a vector past its ends,
-/// dxp writable a vector past its end. Otherwise dxp is zeroed and the entries scatter-added.
+/// is summed in a register from shifted loads of the dcol rows that reach it, each keeping only the
+/// lanes that row covers (add_lanes), and stored once (rows in increasing order, so the zero lanes
+/// a store spills into the next row are overwritten later); dcol must be readable (KW-1)*DW floats
+/// before and a vector past its ends, dxp writable a vector past its end. Otherwise dxp is zeroed
+/// and the entries scatter-added.
 template <Conv2dGeometry G, std::size_t Hx, std::size_t LDx, std::size_t LDc>
 void col2im(const float* dcol, float* dxp) {
   constexpr std::size_t OH = G.OH(), OW = G.OW();
   if constexpr (G.SW == 1) {
     constexpr std::size_t NV = (LDx + simd_width - 1) / simd_width;  // vectors per dxp row
-    static const vfloat iota = [] {
-      alignas(64) float v[simd_width];
-      for (std::size_t i = 0; i < simd_width; ++i) v[i] = static_cast<float>(i);
-      return vfloat::load_aligned(v);
-    }();
     for (std::size_t c = 0; c < G.Cg(); ++c)
       for (std::size_t ih = 0; ih < Hx; ++ih) {
         float* row = dxp + (c * Hx + ih) * LDx;
         for (std::size_t v = 0; v < NV; ++v) {
           const std::size_t j0 = v * simd_width;
-          const vfloat idx = iota + vfloat(static_cast<float>(j0));
           vfloat acc(0.0f);
           for (std::size_t kh = 0; kh < G.KH && kh * G.DH <= ih; ++kh) {
             const std::size_t t = ih - kh * G.DH;
             if (t % G.SH != 0 || t / G.SH >= OH) continue;
-            const std::size_t oh = t / G.SH;
-            for (std::size_t kw = 0; kw < G.KW; ++kw) {
-              const std::size_t off = kw * G.DW;  // dxp column of ow = 0
-              if (j0 + simd_width <= off || j0 >= off + OW) continue;
-              const float* src = dcol + ((c * G.KH + kh) * G.KW + kw) * LDc + oh * OW;
-              const auto keep = idx >= vfloat(static_cast<float>(off)) && idx < vfloat(static_cast<float>(off + OW));
-              const vfloat d = vfloat::load_unaligned(src + static_cast<std::ptrdiff_t>(j0) - static_cast<std::ptrdiff_t>(off));
-              acc += xsimd::select(keep, d, vfloat(0.0f));
+            const float* src = dcol + (c * G.KH + kh) * G.KW * LDc + t / G.SH * OW;
+            CTNN_UNROLL for (std::size_t kw = 0; kw < G.KW; ++kw) {
+              // lanes j0 + l in [off, off + OW) read dcol row (kh, kw) at column l + j0 - off
+              const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(kw * G.DW) - static_cast<std::ptrdiff_t>(j0);
+              if (off >= std::ptrdiff_t(simd_width) || off + std::ptrdiff_t(OW) <= 0) continue;
+              acc = detail::add_lanes(acc, src + kw * LDc - off, off, off + std::ptrdiff_t(OW));
             }
           }
           acc.store_unaligned(row + j0);

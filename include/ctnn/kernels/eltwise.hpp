@@ -32,6 +32,23 @@ inline vfloat load_first(const float* p, std::size_t n) {
   std::memcpy(tmp, p, n * sizeof(float));
   return vfloat::load_aligned(tmp);
 }
+/// acc plus p[l] in the lanes l in [lo, hi) (clipped to the vector); the other lanes of p are not
+/// read with AVX-512 (masked), read but not added otherwise.
+inline vfloat add_lanes(vfloat acc, const float* p, std::ptrdiff_t lo, std::ptrdiff_t hi) {
+  lo = std::max<std::ptrdiff_t>(lo, 0);
+  hi = std::min<std::ptrdiff_t>(hi, simd_width);
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) {
+    const auto mask = static_cast<__mmask16>((((1u << hi) - 1u) >> lo) << lo);
+    return _mm512_mask_add_ps(acc, mask, acc, _mm512_maskz_loadu_ps(mask, p));
+  }
+#endif
+  alignas(64) float idx[simd_width];
+  for (std::size_t i = 0; i < simd_width; ++i) idx[i] = static_cast<float>(i);
+  const vfloat l = vfloat::load_aligned(idx);
+  const auto keep = l >= vfloat(static_cast<float>(lo)) && l < vfloat(static_cast<float>(hi));
+  return acc + xsimd::select(keep, vfloat::load_unaligned(p), vfloat(0.0f));
+}
 /// Stores the first n (< simd_width) lanes of v at p; never writes past p + n.
 inline void store_first(vfloat v, float* p, std::size_t n) {
 #if defined(__AVX512F__)

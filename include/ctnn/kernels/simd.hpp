@@ -18,5 +18,6 @@
 #endif
 
 // Register tiles are arrays indexed by loops over compile-time bounds: unroll them fully so the
-// accumulators live in registers (g++ -O2 does not unroll on its own, and spills them).
-#define CTNN_UNROLL _Pragma("GCC unroll 16")
+// accumulators live in registers (g++ -O2 does not unroll on its own, and spills them). Up to 32
+// iterations: the outer weight gradient's tile has one accumulator per tap (25 for a 5x5 kernel).
+#define CTNN_UNROLL _Pragma("GCC unroll 32")
