@@ -127,6 +127,33 @@ inline void dot_block(const float* x, const float* next, const float* w, const f
       CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) acc[i][r] = xsimd::fma(wv, xv[i], acc[i][r]);
     }
   }
+#if CTNN_GEMM_AVX512
+  if constexpr (gemm_avx512 && Kt != 0 && Kt <= 4 && OB == simd_width) {
+    // A tail of at most 4 columns (K = 20): after two levels of the transpose-reduce each row's
+    // partial sums fill one 128-bit lane (l2[r] holds rows r, r+4, r+8, r+12), so the tails of
+    // four rows are one vector of 128-bit loads and one FMA instead of four masked ones.
+    const auto mask = static_cast<__mmask8>((1u << Kt) - 1u);
+    auto tail = [&](std::size_t row) { return _mm_maskz_loadu_ps(mask, w + (o0 + row) * K + Kv); };
+    CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) {
+      const __m512 xt = _mm512_broadcast_f32x4(_mm_maskz_loadu_ps(mask, x + i * K + Kv));
+      __m512 l1[8], l2[4], l3[2];
+      CTNN_UNROLL for (int r = 0; r < 8; ++r) l1[r] = fold_pair<8>(acc[i][r], acc[i][r + 8]);
+      CTNN_UNROLL for (int r = 0; r < 4; ++r) {
+        l2[r] = fold_pair<4>(l1[r], l1[r + 4]);
+        __m512 t = _mm512_castps128_ps512(tail(r));
+        t = _mm512_insertf32x4(t, tail(r + 4), 1);
+        t = _mm512_insertf32x4(t, tail(r + 8), 2);
+        t = _mm512_insertf32x4(t, tail(r + 12), 3);
+        l2[r] = _mm512_fmadd_ps(t, xt, l2[r]);
+      }
+      CTNN_UNROLL for (int r = 0; r < 2; ++r) l3[r] = fold_pair<2>(l2[r], l2[r + 2]);
+      const vfloat sum = fold_pair<1>(l3[0], l3[1]);
+      const vfloat bias = b ? vfloat::load_unaligned(b + o0) : vfloat(0.0f);
+      (Epilogue::forward(sum + bias)).store_unaligned(y + i * O + o0);
+    }
+    return;
+  }
+#endif
   if constexpr (Kt != 0) {
     vfloat xv[MR];
     CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) xv[i] = load_first(x + i * K + Kv, Kt);
