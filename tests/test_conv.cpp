@@ -544,11 +544,14 @@ TEST_CASE("Conv2d stride 1 in the shifted flat form (KW compact copies of the in
   std::mt19937 rng(17);
   // LeNet's second conv takes the shifted form (in the flat form, 4 of every 14 columns are dropped)
   static_assert(conv2d_plan<Conv2dGeometry{6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);
-  // ... the stride-1 cases above that keep the plain flat form: LeNet's first conv (4 of 32 columns
-  // dropped: the saving does not pay for 5 copies), no vector saved (3x3 on 7x7, rows of 9), a
-  // saving smaller than the copy (KW = 2 on rows of 33), copies too large for the cache (64
-  // channels of 3x3 on 56x56)
-  static_assert(!conv2d_plan<Conv2dGeometry{1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1, PaddingMode::zeros}>::use_shifted);
+  // and so does LeNet's first (4 of 32 columns dropped: the forward saves 3.75 times its copies),
+  // whose weight gradient keeps the flat form (the backward wants 4 times)
+  static_assert(conv2d_plan<Conv2dGeometry{1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1, PaddingMode::zeros}>::use_shifted);
+  static_assert(!conv2d_plan<Conv2dGeometry{1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1, PaddingMode::zeros}>::shifted_pays(4));
+  check_conv_against_scalar<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}, 1, 28, 28>(rng);
+  // ... the stride-1 cases above that keep the plain flat form: no vector saved (3x3 on 7x7, rows
+  // of 9), a saving smaller than the copy (KW = 2 on rows of 33), copies too large for the cache
+  // (64 channels of 3x3 on 56x56)
   static_assert(!ctnn_test::lanes16 ||  // rows of 9: with 8 lanes a vector is saved
                 !conv2d_plan<Conv2dGeometry{3, 7, 7, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros}>::use_shifted);
   static_assert(!conv2d_plan<Conv2dGeometry{1, 5, 33, 1, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);

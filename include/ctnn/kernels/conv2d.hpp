@@ -444,10 +444,11 @@ void flat_conv(const float* src, const float* wp, const float* b, float* y) {
 // which is a flat convolution of C*KW channels with a KH x 1 kernel and rows of exactly OW floats:
 //   y_flat[o, q] = sum_{c, kw, kh} w[o, c, kh, kw] * xs_flat[(c*KW + kw)*Hp*OW + kh*DH*OW + q]
 // Every lane is an output; the price is the copy (KW times the input, and in the backward a
-// second, compact copy of dz), paid when the vector FMAs saved are more than 4 times the vectors
-// copied and the copies are small enough to stay in cache. Measured on LeNet (batch 256): the
-// second conv (saving 4.6 times its copy) runs its forward about 10% faster and its weight
-// gradient 6-25% faster; the first (1.9 times) gained nothing, and keeps the flat form.
+// second, compact copy of dz), paid when the vector FMAs saved are more than 2 times (forward) or
+// 4 times (weight gradient) the vectors copied and the copies are small enough to stay in cache
+// (conv2d_plan::shifted_pays). Measured on LeNet (batch 256): the second conv (saving 4.6 times
+// its copy) ran its forward about 10% faster and its weight gradient 6-25% faster (Cascade Lake);
+// the first (3.75 times) runs its forward 10% faster and its weight gradient 4% slower (Zen 4).
 
 namespace detail {
 
@@ -501,11 +502,17 @@ struct conv2d_plan {
   // The shifted form, per group: Cg*KW channels of Hp rows of OW floats, a KH x 1 kernel.
   static constexpr FlatConv shifted{G.Cg() * G.KW, G.Og(), G.KH, 1, G.DH, 1, OW, G.Hp() * OW, OH, OW};
   static constexpr std::size_t shifted_main = G.C * G.KW * G.Hp() * OW;  // all groups
-  static constexpr bool use_shifted = [] {
+  // Worth it when the vector FMAs it saves are `ratio` times the vectors it copies (each a load and
+  // a store) and the copies stay in cache: ratio 2 for the forward, whose epilogue (a sigmoid costs
+  // about as much as a dozen FMAs) runs on fewer vectors too; 4 for the weight gradient (measured
+  // on Zen 4: LeNet's first conv, saving 3.75 times its copies, runs its forward 10% faster shifted
+  // and its weight gradient 4% slower).
+  static constexpr bool shifted_pays(std::size_t ratio) {
     if (!use_flat || shifted_main * sizeof(float) > 65536) return false;
     const std::size_t saved = (flat.NQ() - std::min(flat.NQ(), shifted.NQ())) * K * G.O;  // vector FMAs
-    return saved > 4 * ((shifted_main + simd_width - 1) / simd_width);
-  }();
+    return saved > ratio * ((shifted_main + simd_width - 1) / simd_width);
+  }
+  static constexpr bool use_shifted = shifted_pays(2);
   // the shifted copies, with the slack its tiles read past the last channel and room for a row's spill
   static constexpr std::size_t shifted_floats = round_up(shifted_main + std::max(shifted.slack(), simd_width), 16);
   static constexpr std::size_t flat_pad_floats = G.padded() ? round_up(G.C * G.Hp() * LDx, 16) : 0;
@@ -647,7 +654,7 @@ struct conv2d_backward_plan {
                                     reach, reach + (OH - 1) * LDx + OW};
   static_assert(!use_flat || (flat.LQ() <= CSz && flat_dx.LQ() <= CSz && flat_dx.slack() <= reach));
   static constexpr bool outer_dw = use_flat && G.Og() % simd_width == 0;
-  static constexpr bool shifted_dw = conv2d_plan<G>::use_shifted && !outer_dw;
+  static constexpr bool shifted_dw = conv2d_plan<G>::shifted_pays(4) && !outer_dw;
   static constexpr bool flat_dw = use_flat && !outer_dw && !shifted_dw;
   // vector FMAs (and col2im's masked adds) per sample and group of the two input-gradient forms
   static constexpr std::size_t flat_dx_cost = G.Cg() * G.Og() * KK * flat_dx.NQ();
