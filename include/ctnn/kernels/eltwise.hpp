@@ -43,10 +43,12 @@ inline vfloat add_lanes(vfloat acc, const float* p, std::ptrdiff_t lo, std::ptrd
     return _mm512_mask_add_ps(acc, mask, acc, _mm512_maskz_loadu_ps(mask, p));
   }
 #endif
-  alignas(64) float idx[simd_width];
-  for (std::size_t i = 0; i < simd_width; ++i) idx[i] = static_cast<float>(i);
-  const vfloat l = vfloat::load_aligned(idx);
-  const auto keep = l >= vfloat(static_cast<float>(lo)) && l < vfloat(static_cast<float>(hi));
+  static const vfloat lane = [] {
+    alignas(64) float idx[simd_width];
+    for (std::size_t i = 0; i < simd_width; ++i) idx[i] = static_cast<float>(i);
+    return vfloat::load_aligned(idx);
+  }();
+  const auto keep = lane >= vfloat(static_cast<float>(lo)) && lane < vfloat(static_cast<float>(hi));
   return acc + xsimd::select(keep, vfloat::load_unaligned(p), vfloat(0.0f));
 }
 /// Stores the first n (< simd_width) lanes of v at p; never writes past p + n.
@@ -176,10 +178,10 @@ struct relu_op {
 /// the range reduction), within 1 ulp of std::exp where the result is a normal float (S x in
 /// [-87.3, 88.7]; x is clamped to that range, so it never returns inf or a denormal; NaN stays
 /// NaN). S x = n ln2 + r with |r| <= ln2/2 (ln2 split in two for an exact product), e^r by a
-/// degree-6 polynomial (a minimax fit of relative error 1.8e-8, fitted by this project; Horner,
+/// degree-6 polynomial (a minimax fit of relative error 1.8e-8, tools/fit_exp_poly.py; Horner,
 /// one FMA a degree), then times 2^n: one vscalefps with AVX-512, else the exponent bits built in
-/// an integer vector (2^n as 2^(n/2) 2^(n - n/2), so the field never overflows). 12 FMA-port
-/// instructions with AVX-512; xsimd::exp's special-case selects cost as much again.
+/// an integer vector (2^n as 2^(n/2) 2^(n - n/2), so the field never overflows). About 10
+/// FMA-port instructions with AVX-512; xsimd::exp's special-case selects cost as much again.
 template <int S = 1>
 inline vfloat exp_signed(vfloat x) {
   static_assert(S == 1 || S == -1);
