@@ -840,12 +840,15 @@ inline void conv_dcol(const float* w, const float* dz, float* dcol) {
   if constexpr (Kmain < K) conv_dcol_rows<Og, K, Pp, K - Kmain>(w + Kmain, dz, dcol + Kmain * Pp);
 }
 
-/// x += y for n floats.
-inline void add_to(float* x, const float* y, std::size_t n) {
+/// x += y for N floats (N known at compile time, as copy_row's: with a run-time count, g++ 12
+/// warns about the scalar tail's loop when it inlines the call into a row of 40 with 8 lanes).
+template <std::size_t N>
+inline void add_to(float* x, const float* y) {
   std::size_t i = 0;
-  for (; i + simd_width <= n; i += simd_width)
+  for (; i + simd_width <= N; i += simd_width)
     (vfloat::load_unaligned(x + i) + vfloat::load_unaligned(y + i)).store_unaligned(x + i);
-  for (; i < n; ++i) x[i] += y[i];
+  if constexpr (N % simd_width != 0)
+    for (; i < N; ++i) x[i] += y[i];
 }
 
 }  // namespace detail
@@ -937,7 +940,7 @@ void unpad2d_add(const float* dxp, float* dx) {
         const auto s = detail::pad_source<M>(static_cast<std::ptrdiff_t>(j) - static_cast<std::ptrdiff_t>(PL), W);
         if (s >= 0) dst[s] += row[j];
       }
-      detail::add_to(dst, row + PL, W);
+      detail::add_to<W>(dst, row + PL);
       for (std::size_t j = 0; j < PR; ++j) {
         const auto s = detail::pad_source<M>(static_cast<std::ptrdiff_t>(W + j), W);
         if (s >= 0) dst[s] += row[PL + W + j];

@@ -367,7 +367,7 @@ void avgpool2d_backward(const float* dy, float* dx, std::size_t n, float* scratc
       for (std::size_t kh = 0; kh < G.KH; ++kh) {
         const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * G.SH + kh) - static_cast<std::ptrdiff_t>(G.PH);
         if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(G.H)) continue;
-        detail::add_to(dxc + static_cast<std::size_t>(ih) * G.W, row + G.PW, G.W);
+        detail::add_to<G.W>(dxc + static_cast<std::size_t>(ih) * G.W, row + G.PW);
       }
     }
   }
