@@ -4,7 +4,8 @@
 #                   then a short benchmark summary (ctnn vs libtorch if installed, else plain loops)
 #   ./run.sh -- OPTIONS   the same, passing OPTIONS to the trainer (--epochs 2, --modern, --help)
 #   ./run.sh test   install what is missing, build with g++ 12 and clang 19 (warnings are errors),
-#                   run every test, then the unit tests again under AddressSanitizer + UBSan
+#                   run every test, then the unit tests again under AddressSanitizer + UBSan and
+#                   built for the portable AVX2 instruction set (-Disa=avx2)
 #   ./run.sh bench  install the baselines (libtorch, OpenBLAS, oneDNN, Eigen, matplotlib), build
 #                   build/bench, run every benchmark (5 repetitions) into build/bench/*.json, print
 #                   the table of docs/benchmarks.md and redraw docs/benchmarks.png
@@ -107,9 +108,12 @@ run_tests() {
   # -O0 without -g: the unrolled kernels take minutes per test file to compile when instrumented at -O2.
   configure sanitize g++ --werror -Dtests=enabled -Dexamples=disabled -Dbenchmarks=disabled \
     -Doptimization=0 -Ddebug=false -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fno-sanitize-recover=all
-  for name in gcc clang sanitize; do
+  # The portable instruction set (8-lane kernels, other tile shapes and tails than AVX-512's).
+  configure avx2 g++ --werror -Disa=avx2 -Dtests=enabled -Dexamples=disabled -Dbenchmarks=disabled
+  for name in gcc clang sanitize avx2; do
     local suites=()
-    [ "$name" = sanitize ] && suites=(unit)  # compile-fail cases gain nothing from sanitizers
+    # compile-fail cases gain nothing from sanitizers or another instruction set
+    [ "$name" = sanitize ] || [ "$name" = avx2 ] && suites=(unit)
     echo "== meson test (build/$name)"
     if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
        meson test -C "build/$name" --print-errorlogs "${suites[@]}"; then :; else status=1; fi
@@ -144,7 +148,7 @@ PY
     fi
     rm -rf "$corpus"
   fi
-  echo "ctnn test suites (g++, clang, sanitizers): $passed passed, $failed failed"
+  echo "ctnn test suites (g++, clang, sanitizers, avx2): $passed passed, $failed failed"
   return $status
 }
 
