@@ -423,21 +423,21 @@ TEST_CASE("Conv2d stride-1 backward (outer-product weight gradient, dcol GEMM + 
   constexpr nn::Conv2dOptions gg{.in_channels = 4, .out_channels = 32, .kernel_size = 5, .padding = 1, .groups = 2,
                                  .padding_mode = M::reflect};
   constexpr nn::Conv2dOptions gd{.in_channels = 2, .out_channels = 16, .kernel_size = 3, .dilation = 2};
-  constexpr nn::Conv2dOptions gs{.in_channels = 2, .out_channels = 12, .kernel_size = 5};
-  constexpr nn::Conv2dOptions gf{.in_channels = 2, .out_channels = 36, .kernel_size = {7, 1}};
+  constexpr nn::Conv2dOptions gsh{.in_channels = 2, .out_channels = 12, .kernel_size = 5};
+  constexpr nn::Conv2dOptions gfl{.in_channels = 2, .out_channels = 36, .kernel_size = {7, 1}};
   static_assert(gemm_dx_backward<gg, 10, 10> && outer_backward<gg, 10, 10>);
   static_assert(gemm_dx_backward<gd, 11, 11> && outer_backward<gd, 11, 11>);
-  static_assert(gemm_dx_backward<gs, 12, 12> && shifted_backward<gs, 12, 12>);
-  static_assert(gemm_dx_backward<gf, 9, 6> && !shifted_backward<gf, 9, 6> && !outer_backward<gf, 9, 6>);
+  static_assert(gemm_dx_backward<gsh, 12, 12> && shifted_backward<gsh, 12, 12>);
+  static_assert(gemm_dx_backward<gfl, 9, 6> && !shifted_backward<gfl, 9, 6> && !outer_backward<gfl, 9, 6>);
   check_conv_grads_scalar<gg, true, 2, 10, 10>();
   check_conv_grads_scalar<gd, false, 3, 11, 11>();
-  check_conv_grads_scalar<gs, true, 2, 12, 12>();
-  check_conv_grads_scalar<gf, true, 2, 9, 6>();
+  check_conv_grads_scalar<gsh, true, 2, 12, 12>();
+  check_conv_grads_scalar<gfl, true, 2, 9, 6>();
   // as first layers (no input gradient asked for): the outer and the shifted weight gradients,
   // without and with the compact dz rows the dcol form would read
   check_conv_grads_scalar<og, true, 3, 7, 9, false>();
   check_conv_grads_scalar<gg, true, 2, 10, 10, false>();
-  check_conv_grads_scalar<gs, true, 2, 12, 12, false>();
+  check_conv_grads_scalar<gsh, true, 2, 12, 12, false>();
 }
 
 // ---- Pooling -----------------------------------------------------------------------------------
