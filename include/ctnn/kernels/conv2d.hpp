@@ -1139,19 +1139,20 @@ void conv2d_backward_flat(const float* x, const float* w, const float* y, const 
       if constexpr (plan::outer_dw)
         transpose_rows<G.O, plan::P, plan::DSc>(chunk_dzc + i * plan::dzc_floats, chunk_dzt + i * plan::dzt_floats);
     }
-    for (std::size_t g = 0; g < G.groups; ++g) {
-      if constexpr (plan::outer_dw) {
-        if (g != 0) break;  // conv_dw_outer does every group
-        for (std::size_t i = 0; i < count; ++i) {
-          const float* src = plan::src_floats != 0 ? chunk_xs + i * plan::src_floats : x + (s0 + i) * in_floats;
-          conv_dw_outer<G, LDx, Hp * LDx>(src, chunk_dzt + i * plan::dzt_floats, dw_acc);
-        }
-      } else if constexpr (plan::shifted_dw) {
-        conv_dw_flat<plan::shifted, plan::DSc>(chunk_dzc + g * Og * plan::DSc, chunk_xs + g * Cg * G.KW * plan::shifted.CS,
-                                               dw_acc + g * Og * K, count, plan::dzc_floats, plan::src_floats);
-      } else {
-        conv_dw_flat<F, plan::CSz>(chunk_dz + plan::lead + g * Og * plan::CSz, chunk_xs + g * Cg * Hp * LDx,
-                                   dw + g * Og * K, count, plan::dzs_floats, plan::src_floats);
+    if constexpr (plan::outer_dw) {  // every group at once
+      for (std::size_t i = 0; i < count; ++i) {
+        const float* src = plan::src_floats != 0 ? chunk_xs + i * plan::src_floats : x + (s0 + i) * in_floats;
+        conv_dw_outer<G, LDx, Hp * LDx>(src, chunk_dzt + i * plan::dzt_floats, dw_acc);
+      }
+    } else {
+      for (std::size_t g = 0; g < G.groups; ++g) {
+        if constexpr (plan::shifted_dw)
+          conv_dw_flat<plan::shifted, plan::DSc>(chunk_dzc + g * Og * plan::DSc,
+                                                 chunk_xs + g * Cg * G.KW * plan::shifted.CS, dw_acc + g * Og * K,
+                                                 count, plan::dzc_floats, plan::src_floats);
+        else
+          conv_dw_flat<F, plan::CSz>(chunk_dz + plan::lead + g * Og * plan::CSz, chunk_xs + g * Cg * Hp * LDx,
+                                     dw + g * Og * K, count, plan::dzs_floats, plan::src_floats);
       }
     }
     if (!dx) continue;

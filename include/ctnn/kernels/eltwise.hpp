@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 #include "ctnn/kernels/simd.hpp"
 
@@ -104,19 +105,32 @@ inline __m512 fold_pair(__m512 a, __m512 b) {
 }
 #endif
 
+/// No change to the transpose-reduce's middle level (reduce_rows' default).
+struct no_middle {
+  template <class V>
+  void operator()(V*) const {}
+};
+
 /// Transpose-reduce: lane r of the result is the sum of all lanes of acc[r], r < simd_width.
 /// (Pairs rows r and r + 8, then r and r + 4, ... so the result comes out in row order.)
-inline vfloat reduce_rows(vfloat* acc) {
+/// With AVX-512, `middle(l2)` sees the level where l2[r] (r < 4) holds the partial sums of rows
+/// r, r + 4, r + 8, r + 12 in its four 128-bit lanes, and may add to them (the dot path's K tail).
+template <class Middle = no_middle>
+inline vfloat reduce_rows(vfloat* acc, [[maybe_unused]] Middle middle = {}) {
 #if defined(__AVX512F__)
   if constexpr (simd_width == 16) {
     __m512 l1[8], l2[4], l3[2];
     CTNN_UNROLL for (int r = 0; r < 8; ++r) l1[r] = fold_pair<8>(acc[r], acc[r + 8]);
     CTNN_UNROLL for (int r = 0; r < 4; ++r) l2[r] = fold_pair<4>(l1[r], l1[r + 4]);
+    middle(l2);
     CTNN_UNROLL for (int r = 0; r < 2; ++r) l3[r] = fold_pair<2>(l2[r], l2[r + 2]);
     return fold_pair<1>(l3[0], l3[1]);
-  }
+  } else
 #endif
-  return xsimd::haddp(acc);
+  {
+    static_assert(std::is_same_v<Middle, no_middle>, "a middle step needs the AVX-512 transpose-reduce");
+    return xsimd::haddp(acc);
+  }
 }
 
 #if defined(__AVX512F__)

@@ -136,18 +136,15 @@ inline void dot_block(const float* x, const float* next, const float* w, const f
     auto tail = [&](std::size_t row) { return _mm_maskz_loadu_ps(mask, w + (o0 + row) * K + Kv); };
     CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) {
       const __m512 xt = _mm512_broadcast_f32x4(_mm_maskz_loadu_ps(mask, x + i * K + Kv));
-      __m512 l1[8], l2[4], l3[2];
-      CTNN_UNROLL for (int r = 0; r < 8; ++r) l1[r] = fold_pair<8>(acc[i][r], acc[i][r + 8]);
-      CTNN_UNROLL for (int r = 0; r < 4; ++r) {
-        l2[r] = fold_pair<4>(l1[r], l1[r + 4]);
-        __m512 t = _mm512_castps128_ps512(tail(r));
-        t = _mm512_insertf32x4(t, tail(r + 4), 1);
-        t = _mm512_insertf32x4(t, tail(r + 8), 2);
-        t = _mm512_insertf32x4(t, tail(r + 12), 3);
-        l2[r] = _mm512_fmadd_ps(t, xt, l2[r]);
-      }
-      CTNN_UNROLL for (int r = 0; r < 2; ++r) l3[r] = fold_pair<2>(l2[r], l2[r + 2]);
-      const vfloat sum = fold_pair<1>(l3[0], l3[1]);
+      const vfloat sum = reduce_rows(acc[i], [&](__m512* l2) {
+        CTNN_UNROLL for (std::size_t r = 0; r < 4; ++r) {
+          __m512 t = _mm512_castps128_ps512(tail(r));
+          t = _mm512_insertf32x4(t, tail(r + 4), 1);
+          t = _mm512_insertf32x4(t, tail(r + 8), 2);
+          t = _mm512_insertf32x4(t, tail(r + 12), 3);
+          l2[r] = _mm512_fmadd_ps(t, xt, l2[r]);
+        }
+      });
       const vfloat bias = b ? vfloat::load_unaligned(b + o0) : vfloat(0.0f);
       (Epilogue::forward(sum + bias)).store_unaligned(y + i * O + o0);
     }
