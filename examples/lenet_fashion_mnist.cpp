@@ -1,47 +1,42 @@
 // The main job: D2L's LeNet (section 7.6) trained on Fashion-MNIST.
 //
 //   lenet_fashion_mnist [--epochs 10] [--batch-size 256] [--lr 0.9] [--data DIR] [--threads N]
-//   (--threads sets ctnn::set_num_threads: each batch is split over that many threads; default: all cores)
 //                       [--seed 0] [--modern] [--quiet] [--save FILE]
+//
+// --threads sets ctnn::set_num_threads: each batch is split over that many threads (default: all
+// cores). --epochs, --batch-size and --threads take positive integers (--threads at most 1024),
+// --lr a positive number, --seed a non-negative integer; anything else (for example "abc", "3x",
+// "-1", a number too large for its type) is a usage error naming the option and the value given,
+// as are unknown options: the program prints "error: ..." and exits with status 2.
 //
 // D2L's setup: sigmoid activations, average pooling, Xavier-uniform weights (biases keep
 // PyTorch's default), SGD with lr 0.9, batch 256, 10 epochs. D2L publishes loss ~0.47, train
 // accuracy ~0.82, test accuracy 0.74-0.78. --modern swaps in ReLU and max pooling (use a
 // smaller --lr, e.g. 0.1). The data is Debian's dataset-fashion-mnist unless --data (or the
 // CTNN_FASHION_MNIST environment variable) says otherwise.
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctnn/ctnn.hpp>
+#include <ctnn/models/d2l.hpp>
 #include <iostream>
+#include <limits>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <system_error>
+#include <type_traits>
 
 namespace nn = ctnn::nn;
 namespace optim = ctnn::optim;
 using ctnn::Model, ctnn::Shape;
 
-// nn.Sequential(nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-//               nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-//               nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10))
-using LeNet = nn::Sequential<
-    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::Flatten,
-    nn::LazyLinear<120>, nn::Sigmoid, nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
-
-// The same with ReLU and max pooling.
-using ModernLeNet = nn::Sequential<
-    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::ReLU,
-    nn::MaxPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::ReLU,
-    nn::MaxPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::Flatten,
-    nn::LazyLinear<120>, nn::ReLU, nn::LazyLinear<84>, nn::ReLU, nn::LazyLinear<10>>;
-
-using Image = Shape<1, 28, 28>;
+// D2L's LeNet and its ReLU / max-pool variant, with their PyTorch code: include/ctnn/models/d2l.hpp.
+using ctnn::models::LeNet, ctnn::models::ModernLeNet;
+using Image = ctnn::models::FashionMNISTImage;
 static_assert(Model<LeNet, Image>::parameter_count == 61'706);
 
 namespace {
@@ -58,32 +53,66 @@ struct Options {
   std::optional<std::string> save;  // --save FILE: the trained weights, as safetensors
 };
 
+/// A mistake on the command line: main prints "error: <what>" and exits with status 2 (the
+/// shell's usage-error convention), apart from run-time failures, which exit with 1.
+struct usage_error : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+/// The value of a numeric option: the whole text must be a number (no sign for unsigned types,
+/// no trailing junk such as "3x", no leading blanks) within [min, max]; otherwise a usage_error
+/// that names the option, says what it expects and quotes what was given.
+template <class T>
+T number(const std::string& option, const std::string& text, T min, T max, const std::string& expects) {
+  T v{};
+  const char* const end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  bool ok = ec == std::errc{} && ptr == end && !text.empty() && v >= min && v <= max;
+  if constexpr (std::is_floating_point_v<T>) ok = ok && std::isfinite(v);
+  if (!ok) {
+    const char* why = ec == std::errc::result_out_of_range ? " (out of range)" : "";
+    throw usage_error(option + " expects " + expects + ", got \"" + text + "\"" + why);
+  }
+  return v;
+}
+
 Options parse(int argc, char** argv) {
   Options o;
+  constexpr int max_threads = 1024;  // a pool of more threads than this is a typo, not a machine
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument("option " + a + " needs a value");
+      if (i + 1 >= argc) throw usage_error(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--epochs") o.epochs = std::stoi(value());
-    else if (a == "--batch-size") o.batch_size = std::stoul(value());
-    else if (a == "--lr") o.lr = std::stof(value());
-    else if (a == "--data") o.data = value();
-    else if (a == "--threads") o.threads = std::stoi(value());
-    else if (a == "--seed") o.seed = std::stoull(value());
-    else if (a == "--modern") o.modern = true;
-    else if (a == "--quiet") o.quiet = true;
-    else if (a == "--save") o.save = value();
-    else if (a == "--help" || a == "-h") {
+    if (a == "--epochs") {
+      o.epochs = number(a, value(), 1, std::numeric_limits<int>::max(), "a positive integer");
+    } else if (a == "--batch-size") {
+      o.batch_size = number<std::size_t>(a, value(), 1, std::numeric_limits<std::size_t>::max(), "a positive integer");
+    } else if (a == "--lr") {
+      o.lr = number(a, value(), std::numeric_limits<float>::min(), std::numeric_limits<float>::max(),
+                    "a positive number");
+    } else if (a == "--data") {
+      o.data = value();
+    } else if (a == "--threads") {
+      o.threads = number(a, value(), 1, max_threads, "an integer from 1 to " + std::to_string(max_threads));
+    } else if (a == "--seed") {
+      o.seed = number<std::uint64_t>(a, value(), 0, std::numeric_limits<std::uint64_t>::max(),
+                                     "a non-negative integer");
+    } else if (a == "--modern") {
+      o.modern = true;
+    } else if (a == "--quiet") {
+      o.quiet = true;
+    } else if (a == "--save") {
+      o.save = value();
+    } else if (a == "--help" || a == "-h") {
       std::cout << "usage: lenet_fashion_mnist [--epochs N] [--batch-size N] [--lr F] [--data DIR] [--threads N]\n"
                    "                           [--seed N] [--modern] [--quiet] [--save FILE]\n";
       std::exit(0);
     } else {
-      throw std::invalid_argument("unknown option " + a + " (try --help)");
+      throw usage_error("unknown option " + a + " (try --help)");
     }
   }
-  if (o.epochs < 1 || o.batch_size < 1) throw std::invalid_argument("--epochs and --batch-size must be >= 1");
   return o;
 }
 
@@ -179,6 +208,9 @@ int main(int argc, char** argv) {
                 opt.modern ? "ReLU + max pooling" : "D2L: sigmoid + average pooling", opt.batch_size,
                 double(opt.lr), opt.epochs, ctnn::get_num_threads(), ctnn::get_num_threads() == 1 ? "" : "s");
     return opt.modern ? train<ModernLeNet>(opt, train_set, test_set) : train<LeNet>(opt, train_set, test_set);
+  } catch (const usage_error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lenet_fashion_mnist: %s\n", e.what());
     return 1;
