@@ -13,6 +13,7 @@
 
 #include "ctnn/core/conv_arithmetic.hpp"
 #include "ctnn/core/diagnostics.hpp"
+#include "ctnn/core/parameter.hpp"
 #include "ctnn/core/random.hpp"
 #include "ctnn/core/shape.hpp"
 #include "ctnn/core/tensor.hpp"

@@ -43,10 +43,10 @@
 #include <type_traits>
 
 #include "ctnn/core/diagnostics.hpp"
+#include "ctnn/core/parameter.hpp"
 #include "ctnn/core/shape.hpp"
 #include "ctnn/core/tensor.hpp"
 #include "ctnn/kernels/eltwise.hpp"
-#include "ctnn/nn/module.hpp"
 
 namespace ctnn::expr {
 

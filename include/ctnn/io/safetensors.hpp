@@ -55,9 +55,9 @@
 #include <utility>
 #include <vector>
 
+#include "ctnn/core/parameter.hpp"
 #include "ctnn/core/tensor.hpp"
 #include "ctnn/io/json.hpp"
-#include "ctnn/nn/module.hpp"
 
 namespace ctnn::io {
 

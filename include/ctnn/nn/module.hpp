@@ -1,4 +1,5 @@
-// What every bound layer shares: parameters, state_dict, traits, and the binding protocol.
+// What every bound layer shares: the Module base (state_dict, zero_grad), traits, and the binding
+// protocol. nn::Parameter and StateDict themselves are in core/parameter.hpp.
 //
 // Spec -> bind -> model. A layer *spec* is a type the user writes (nn::LazyLinear<120>).
 // `bind_t<Spec, InShape, layer<Path...>>` turns it into a *bound layer*: a concrete type
@@ -39,61 +40,13 @@
 #include <vector>
 
 #include "ctnn/core/diagnostics.hpp"
+#include "ctnn/core/parameter.hpp"
 #include "ctnn/core/random.hpp"
 #include "ctnn/core/shape.hpp"
 #include "ctnn/core/tensor.hpp"
 
 namespace ctnn {
-
-/// (name, tensor) pairs in registration order, like PyTorch's OrderedDict state_dict.
-class StateDict {
- public:
-  using value_type = std::pair<std::string, TensorRef>;
-
-  void add(std::string name, TensorRef t) { items_.emplace_back(std::move(name), std::move(t)); }
-  std::size_t size() const { return items_.size(); }
-  bool contains(const std::string& name) const { return find(name) != items_.end(); }
-  /// sd["0.weight"]; an unknown key throws std::out_of_range naming it.
-  const TensorRef& operator[](const std::string& name) const {
-    auto it = find(name);
-    if (it == items_.end()) throw std::out_of_range("ctnn::StateDict: no tensor named '" + name + "'");
-    return it->second;
-  }
-  const TensorRef& at(const std::string& name) const { return (*this)[name]; }
-  std::vector<std::string> keys() const {
-    std::vector<std::string> k;
-    for (auto& [name, t] : items_) k.push_back(name);
-    return k;
-  }
-  auto begin() const { return items_.begin(); }
-  auto end() const { return items_.end(); }
-
-  /// OrderedDict([('weight', tensor(...)), ('bias', tensor(...))]), as PyTorch prints it.
-  friend std::ostream& operator<<(std::ostream& os, const StateDict& sd) {
-    os << "OrderedDict([";
-    for (std::size_t i = 0; i < sd.items_.size(); ++i)
-      os << (i ? ", " : "") << "('" << sd.items_[i].first << "', " << sd.items_[i].second << ')';
-    return os << "])";
-  }
-
- private:
-  std::vector<value_type>::const_iterator find(const std::string& name) const {
-    for (auto it = items_.begin(); it != items_.end(); ++it)
-      if (it->first == name) return it;
-    return items_.end();
-  }
-  std::vector<value_type> items_;
-};
-
 namespace nn {
-
-/// A learnable tensor: its values and its gradient (zero until a backward pass fills it).
-template <class S>
-struct Parameter : Tensor<S> {
-  using Tensor<S>::Tensor;
-  using Tensor<S>::operator=;
-  Tensor<S> grad;
-};
 
 /// CRTP base of bound layers: the parts of nn.Module that follow from for_each_parameter.
 template <class Derived>
