@@ -42,7 +42,7 @@ TEST_CASE("Tensor is zeroed, 64-byte aligned, row-major, and copies deeply") {
   CHECK(t.numel() == 6);
   Tensor<Shape<2, 2>> v{1, 2, 3, 4};
   CHECK(v(1, 0) == 3.0f);
-  CHECK_THROWS_AS((Tensor<Shape<2, 2>>{1, 2, 3}), ctnn::shape_error);
+  CHECK_THROWS_WITH_AS((Tensor<Shape<2, 2>>{1, 2, 3}), "ctnn::Tensor[2, 2]: got 3 values, expected 4", ctnn::shape_error);
 }
 
 TEST_CASE("Batch holds N samples contiguously (NCHW) with views of each sample") {
@@ -60,7 +60,8 @@ TEST_CASE("Batch holds N samples contiguously (NCHW) with views of each sample")
   ctnn::ConstBatchView<Shape<2, 3>> cv = X;
   CHECK(cv(3, 0, 1) == -1.0f);
   std::vector<float> values(12, 1.0f);
-  CHECK_THROWS_AS((Batch<Shape<2, 3>>(3, values)), ctnn::shape_error);
+  CHECK_THROWS_WITH_AS((Batch<Shape<2, 3>>(3, values)), "ctnn::Batch[2, 3](3): got 12 values, expected 18",
+                       ctnn::shape_error);
   Batch<Shape<2, 3>> Y(2, values);
   CHECK(Y(1, 1, 2) == 1.0f);
   Y.resize(5);

@@ -114,7 +114,10 @@ TEST_CASE("run-time shape errors are clear exceptions") {
   CHECK(net(right).batch_size() == 2);
   Batch<Shape<4>> X(3);
   Batch<Shape<1>> Y(2);
-  CHECK_THROWS_AS(net.forward(X, Y), ctnn::shape_error);
+  // docs/guide.md and docs/errors.md quote this message.
+  CHECK_THROWS_WITH_AS(net.forward(X, Y),
+                       "ctnn::Model::forward: output batch of 2 rows for an input batch of 3 samples (expected 3)",
+                       ctnn::shape_error);
 }
 
 TEST_CASE("once the workspace exists, forward allocates nothing") {
