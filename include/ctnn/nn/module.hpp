@@ -24,7 +24,7 @@
 //   void print(std::ostream&, int indent) const;     // PyTorch's module repr
 //   static constexpr bool runs_in_pieces = true;     // optional: see nn::runs_in_pieces
 //
-// Producers (Linear) also have `forward_fused<Op>` / `backward_fused<Op>`, which apply an
+// Producers (Linear, Conv2d) also have `forward_fused<Op>` / `backward_fused<Op>`, which apply an
 // elementwise activation in their epilogue (and its derivative first, in backward);
 // activations expose that `Op` as `op`. Sequential fuses the pair.
 #pragma once

@@ -30,7 +30,7 @@
 namespace ctnn::nn {
 
 namespace detail {
-/// Producers whose kernel can apply an activation in its epilogue.
+/// Producers (Linear, Conv2d) whose kernel can apply an activation in its epilogue.
 template <class B>
 concept has_epilogue = requires(const B& b, const float* x, float* p) {
   b.template forward_fused<kernels::identity_op>(x, std::size_t{}, p, p);
