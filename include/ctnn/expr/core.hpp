@@ -51,7 +51,7 @@
 namespace ctnn::expr {
 
 using kernels::vfloat;
-inline constexpr std::size_t lanes = kernels::simd_width;
+using kernels::simd_width;
 
 // ---- Contexts: where a block's forward puts what it materializes ------------------------------
 
@@ -228,7 +228,7 @@ void assign(const E& e, float* y, std::size_t n) {
     float* ys = y + s * O::size;
     std::size_t j = 0;
     if constexpr (E::template simd<O>)
-      for (; j + lanes <= O::size; j += lanes) e.template vat<O, OB>(s, j).store_unaligned(ys + j);
+      for (; j + simd_width <= O::size; j += simd_width) e.template vat<O, OB>(s, j).store_unaligned(ys + j);
     for (; j < O::size; ++j) ys[j] = e.template at<O, OB>(s, j);
   }
 }
@@ -245,8 +245,8 @@ void accumulate(const G& g, float* t, std::size_t n) {
       std::size_t j = 0;
       if constexpr (G::template simd<O>) {
         vfloat acc(0.0f);
-        for (; j + lanes <= O::size; j += lanes) acc += g.template vat<O, OB>(s, j);
-        part = xsimd::hadd(acc);
+        for (; j + simd_width <= O::size; j += simd_width) acc += g.template vat<O, OB>(s, j);
+        part = kernels::hsum(acc);
       }
       for (; j < O::size; ++j) part += g.template at<O, OB>(s, j);
       if constexpr (TB) t[s] += part;
@@ -258,7 +258,7 @@ void accumulate(const G& g, float* t, std::size_t n) {
       float* ts = t + (TB ? s * T::size : 0);
       std::size_t j = 0;
       if constexpr (G::template simd<O>)
-        for (; j + lanes <= O::size; j += lanes)
+        for (; j + simd_width <= O::size; j += simd_width)
           (vfloat::load_unaligned(ts + j) + g.template vat<O, OB>(s, j)).store_unaligned(ts + j);
       for (; j < O::size; ++j) ts[j] += g.template at<O, OB>(s, j);
     }

@@ -31,12 +31,12 @@ template <class S> struct is_param_leaf<ParamLeaf<S>> : std::true_type {};
 template <std::size_t R, std::size_t K, std::size_t M>
 void mm_rows(const float* x, const float* w, float* y) {
   std::size_t m = 0;
-  for (; m + lanes <= M; m += lanes) {
+  for (; m + simd_width <= M; m += simd_width) {
     vfloat acc[R];
     for (auto& a : acc) a = vfloat(0.0f);
     for (std::size_t k = 0; k < K; ++k) {
       const vfloat wk = vfloat::load_unaligned(w + k * M + m);
-      for (std::size_t i = 0; i < R; ++i) acc[i] = xsimd::fma(vfloat(x[i * K + k]), wk, acc[i]);
+      for (std::size_t i = 0; i < R; ++i) acc[i] = kernels::fmadd(vfloat(x[i * K + k]), wk, acc[i]);
     }
     for (std::size_t i = 0; i < R; ++i) acc[i].store_unaligned(y + i * M + m);
   }
@@ -65,11 +65,11 @@ void mm_backward_input(const float* dy, const float* w, float* dx, std::size_t r
       const float* b = w + k * M;
       std::size_t m = 0;
       float s = 0.0f;
-      if constexpr (M >= lanes) {
+      if constexpr (M >= simd_width) {
         vfloat acc(0.0f);
-        for (; m + lanes <= M; m += lanes)
-          acc = xsimd::fma(vfloat::load_unaligned(a + m), vfloat::load_unaligned(b + m), acc);
-        s = xsimd::hadd(acc);
+        for (; m + simd_width <= M; m += simd_width)
+          acc = kernels::fmadd(vfloat::load_unaligned(a + m), vfloat::load_unaligned(b + m), acc);
+        s = kernels::hsum(acc);
       }
       for (; m < M; ++m) s += a[m] * b[m];
       dx[r * K + k] = s;
@@ -85,8 +85,8 @@ void mm_backward_weight(const float* x, const float* dy, float* dw, std::size_t 
       const float* d = dy + r * M;
       float* g = dw + k * M;
       std::size_t m = 0;
-      for (; m + lanes <= M; m += lanes)
-        xsimd::fma(vfloat(xv), vfloat::load_unaligned(d + m), vfloat::load_unaligned(g + m)).store_unaligned(g + m);
+      for (; m + simd_width <= M; m += simd_width)
+        kernels::fmadd(vfloat(xv), vfloat::load_unaligned(d + m), vfloat::load_unaligned(g + m)).store_unaligned(g + m);
       for (; m < M; ++m) g[m] += xv * d[m];
     }
 }

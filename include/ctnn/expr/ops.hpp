@@ -119,7 +119,7 @@ struct log_op {
   static float f(float x) { return std::log(x); }
   // xsimd 8.1's log does not compile at -O0 for avx512bw (a select on batch<int>): lane by lane.
   static vfloat f(vfloat x) {
-    alignas(64) float v[lanes];
+    alignas(64) float v[simd_width];
     x.store_aligned(v);
     for (float& e : v) e = std::log(e);
     return vfloat::load_aligned(v);

@@ -124,7 +124,7 @@ inline void dot_block(const float* x, const float* next, const float* w, const f
     CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) xv[i] = vfloat::load_unaligned(x + i * K + k);
     CTNN_UNROLL for (std::size_t r = 0; r < OB; ++r) {
       const vfloat wv = vfloat::load_unaligned(w + (o0 + r) * K + k);
-      CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) acc[i][r] = xsimd::fma(wv, xv[i], acc[i][r]);
+      CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) acc[i][r] = fmadd(wv, xv[i], acc[i][r]);
     }
   }
 #if CTNN_GEMM_AVX512
@@ -156,7 +156,7 @@ inline void dot_block(const float* x, const float* next, const float* w, const f
     CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) xv[i] = load_first(x + i * K + Kv, Kt);
     CTNN_UNROLL for (std::size_t r = 0; r < OB; ++r) {
       const vfloat wv = load_first(w + (o0 + r) * K + Kv, Kt);
-      CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) acc[i][r] = xsimd::fma(wv, xv[i], acc[i][r]);
+      CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) acc[i][r] = fmadd(wv, xv[i], acc[i][r]);
     }
   }
   const vfloat bias = b ? load_n(b + o0, OB) : vfloat(0.0f);
@@ -241,7 +241,7 @@ inline void packed_tile(const float* x, const float* panel, std::size_t width, c
     CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) pv[v] = vfloat::load_aligned(panel + k * width + v * simd_width);
     CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
       const vfloat xv(x[r * K + k]);
-      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(xv, pv[v], acc[r][v]);
+      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(xv, pv[v], acc[r][v]);
     }
   }
   CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
@@ -334,7 +334,7 @@ inline void packed_row(const float* x, const float* packed, const float* bias, f
   _Pragma("GCC unroll 2") for (std::size_t k = 0; k < K; ++k) {
     const vfloat xv(x[k]);
     CTNN_UNROLL for (std::size_t v = 0; v < V; ++v)
-      acc[v] = xsimd::fma(xv, vfloat::load_aligned(packed + at(v, k)), acc[v]);
+      acc[v] = fmadd(xv, vfloat::load_aligned(packed + at(v, k)), acc[v]);
   }
   CTNN_UNROLL for (std::size_t v = 0; v < V; ++v) {
     const std::size_t j = (V0 + v) * simd_width;
@@ -387,11 +387,18 @@ inline void linear_forward_packed(const float* x, const float* w, const float* b
 
 }  // namespace detail
 
+/// The forward's paths; `automatic` is the cost model's choice per call (what Linear uses). The
+/// packed path exists only where it can pay (!dot_always: a weight that has a packing).
+enum class GemmPath { automatic, dot, packed };
+
 /// y = Epilogue(x w^T + b) for M rows. `b` may be null (no bias). `scratch` holds
-/// linear_scratch_floats<K, O> floats (any alignment).
-template <std::size_t K, std::size_t O, class Epilogue = identity_op>
+/// linear_scratch_floats<K, O> floats (any alignment). Path forces a path (tests).
+template <std::size_t K, std::size_t O, class Epilogue = identity_op, GemmPath Path = GemmPath::automatic>
 void linear_forward(const float* x, const float* w, const float* b, float* y, std::size_t M, float* scratch) {
-  if (linear_uses_dot<K, O>(M)) detail::linear_forward_dot<K, O, Epilogue>(x, w, b, y, M);
+  static_assert(Path != GemmPath::packed || !detail::dot_always<K, O>, "this weight has no packed path");
+  if constexpr (Path == GemmPath::dot) detail::linear_forward_dot<K, O, Epilogue>(x, w, b, y, M);
+  else if constexpr (Path == GemmPath::packed) detail::linear_forward_packed<K, O, Epilogue>(x, w, b, y, M, scratch);
+  else if (linear_uses_dot<K, O>(M)) detail::linear_forward_dot<K, O, Epilogue>(x, w, b, y, M);
   else if constexpr (!detail::dot_always<K, O>) detail::linear_forward_packed<K, O, Epilogue>(x, w, b, y, M, scratch);
 }
 
@@ -434,7 +441,7 @@ inline void dx_tile(const float* dz, const float* w, float* dx, std::size_t k) {
     CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) wv[v] = load_n(w + o * K + k + v * simd_width, n(v));
     CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
       const vfloat d(dz[r * O + o]);
-      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(d, wv[v], acc[r][v]);
+      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(d, wv[v], acc[r][v]);
     }
   }
   CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
@@ -474,7 +481,7 @@ inline void dw_tile(const float* dz, const float* x, float* dw, std::size_t M, s
     CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) xv[v] = load_n(x + m * K + k + v * simd_width, n(v));
     CTNN_UNROLL for (std::size_t r = 0; r < OR; ++r) {
       const vfloat d(dz[m * O + o + r]);
-      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(d, xv[v], acc[r][v]);
+      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(d, xv[v], acc[r][v]);
     }
   }
   CTNN_UNROLL for (std::size_t r = 0; r < OR; ++r)

@@ -19,7 +19,6 @@
 #include <limits>
 
 #include "ctnn/core/conv_arithmetic.hpp"
-#include "ctnn/kernels/conv2d.hpp"
 #include "ctnn/kernels/eltwise.hpp"
 
 namespace ctnn::kernels {
@@ -127,9 +126,13 @@ inline constexpr auto avg_pool_counts = [] {
   return a;
 }();
 
+/// AvgPool2d's paths: `automatic` takes the tiling shortcut (windows that tile the input exactly,
+/// forward and backward) where it applies; `general` always runs the separable passes (tests).
+enum class PoolPath { automatic, general };
+
 /// y = avg_pool2d(x) for n samples (DH = DW = 1). Divisor = divisor_override when non-zero,
 /// else PyTorch's window count (count_include_pad: clamped to input + padding; else to input).
-template <Pool2dGeometry G, bool CountIncludePad, std::size_t DivisorOverride>
+template <Pool2dGeometry G, bool CountIncludePad, std::size_t DivisorOverride, PoolPath Path = PoolPath::automatic>
 void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) {
   constexpr std::size_t RF = G.row_floats();
   static constexpr auto ch = avg_pool_counts<G.OH, G.H, G.PH, G.KH, G.SH, CountIncludePad>;
@@ -141,7 +144,8 @@ void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
     return a;
   }();
 #if defined(__AVX512F__)
-  if constexpr (simd_width == 16 && G.KW == 2 && G.SW == 2 && G.KH == G.SH && G.PH == 0 && G.PW == 0 &&
+  if constexpr (Path == PoolPath::automatic && simd_width == 16 && G.KW == 2 && G.SW == 2 && G.KH == G.SH &&
+                G.PH == 0 && G.PW == 0 &&
                 G.OH * G.SH == G.H && G.OW * 2 == G.W && G.DH == 1 && G.DW == 1) {
     // Windows of width 2 that tile the input: per output row and 16 outputs, the KH input rows
     // summed as two vectors (masked loads at the row's end: nothing read past it), then the pairs
@@ -219,7 +223,7 @@ void adaptive_avgpool2d_forward(const float* x, float* y, std::size_t n, float* 
         vfloat acc(0.0f);
         std::size_t j = ws;
         for (; j + simd_width <= we; j += simd_width) acc += vfloat::load_unaligned(row + j);
-        float sum = xsimd::hadd(acc);
+        float sum = hsum(acc);
         for (; j < we; ++j) sum += row[j];
         yc[i * OW + o] = sum / static_cast<float>((he[i] - hs[i]) * (we - ws));
       }
@@ -308,11 +312,11 @@ void maxpool2d_backward(const float* x, const float* dy, float* dx, std::size_t 
 
 /// dx = avg_pool2d backward for n samples of dy (DH = DW = 1; the divisor as avgpool2d_forward).
 /// `scratch` holds pool2d_scratch_floats<G>.
-template <Pool2dGeometry G, bool CountIncludePad, std::size_t DivisorOverride>
+template <Pool2dGeometry G, bool CountIncludePad, std::size_t DivisorOverride, PoolPath Path = PoolPath::automatic>
 void avgpool2d_backward(const float* dy, float* dx, std::size_t n, float* scratch) {
   static constexpr auto ch = avg_pool_counts<G.OH, G.H, G.PH, G.KH, G.SH, CountIncludePad>;
   static constexpr auto cw = avg_pool_counts<G.OW, G.W, G.PW, G.KW, G.SW, CountIncludePad>;
-  if constexpr (G.KH == G.SH && G.KW == G.SW && G.PH == 0 && G.PW == 0 && G.OH * G.SH == G.H &&
+  if constexpr (Path == PoolPath::automatic && G.KH == G.SH && G.KW == G.SW && G.PH == 0 && G.PW == 0 && G.OH * G.SH == G.H &&
                 G.OW * G.SW == G.W && G.DH == 1 && G.DW == 1) {
     // The windows tile the input exactly: every input cell gets the gradient of its one window, so
     // dx is written once (no zeroing, no adds): each row of a window band is dy's row spread along

@@ -64,21 +64,19 @@ std::span<const std::ranges::range_value_t<const R>> index_span(const R& r) {
   return {std::ranges::data(r), std::ranges::size(r)};
 }
 
-using loss_vfloat = xsimd::batch<float>;
-inline constexpr std::size_t loss_simd_width = loss_vfloat::size;
+using kernels::simd_width;
+using kernels::vfloat;
 
 /// max_j x[j], j < C
 template <std::size_t C>
 float row_max(const float* x) {
   std::size_t j = 0;
   float m = -std::numeric_limits<float>::infinity();
-  if constexpr (C >= loss_simd_width) {
-    loss_vfloat vm = loss_vfloat::load_unaligned(x);
-    for (j = loss_simd_width; j + loss_simd_width <= C; j += loss_simd_width)
-      vm = xsimd::max(vm, loss_vfloat::load_unaligned(x + j));
-    alignas(64) float lanes[loss_simd_width];  // xsimd 8.1 has no reduce_max
-    vm.store_aligned(lanes);
-    for (float v : lanes) m = v > m ? v : m;
+  if constexpr (C >= simd_width) {
+    vfloat vm = vfloat::load_unaligned(x);
+    for (j = simd_width; j + simd_width <= C; j += simd_width)
+      vm = xsimd::max(vm, vfloat::load_unaligned(x + j));
+    m = kernels::hmax(vm);
   }
   for (; j < C; ++j) m = x[j] > m ? x[j] : m;
   return m;
@@ -89,15 +87,15 @@ template <std::size_t C>
 float row_exp_sum(const float* x, float m, float* e) {
   std::size_t j = 0;
   float s = 0.0f;
-  if constexpr (C >= loss_simd_width) {
-    const loss_vfloat vmax(m);
-    loss_vfloat acc(0.0f);
-    for (; j + loss_simd_width <= C; j += loss_simd_width) {
-      const loss_vfloat v = xsimd::exp(loss_vfloat::load_unaligned(x + j) - vmax);
+  if constexpr (C >= simd_width) {
+    const vfloat vmax(m);
+    vfloat acc(0.0f);
+    for (; j + simd_width <= C; j += simd_width) {
+      const vfloat v = xsimd::exp(vfloat::load_unaligned(x + j) - vmax);
       if (e) v.store_unaligned(e + j);
       acc += v;
     }
-    s = xsimd::hadd(acc);
+    s = kernels::hsum(acc);
   }
   for (; j < C; ++j) {
     const float v = std::exp(x[j] - m);
@@ -110,8 +108,8 @@ float row_exp_sum(const float* x, float m, float* e) {
 /// x[i] *= a for i < n
 inline void scale(float* x, float a, std::size_t n) {
   std::size_t i = 0;
-  const loss_vfloat va(a);
-  for (; i + loss_simd_width <= n; i += loss_simd_width) (loss_vfloat::load_unaligned(x + i) * va).store_unaligned(x + i);
+  const vfloat va(a);
+  for (; i + simd_width <= n; i += simd_width) (vfloat::load_unaligned(x + i) * va).store_unaligned(x + i);
   for (; i < n; ++i) x[i] *= a;
 }
 
@@ -119,16 +117,16 @@ inline void scale(float* x, float a, std::size_t n) {
 inline double squared_error(const float* x, const float* t, float* d, float k, std::size_t n) {
   std::size_t i = 0;
   double total = 0.0;
-  const loss_vfloat vk(k);
+  const vfloat vk(k);
   // Blocks of 64 vectors are summed in float, blocks into a double: accurate for any n.
-  while (i + loss_simd_width <= n) {
-    loss_vfloat acc(0.0f);
-    for (std::size_t b = 0; b < 64 && i + loss_simd_width <= n; ++b, i += loss_simd_width) {
-      const loss_vfloat diff = loss_vfloat::load_unaligned(x + i) - loss_vfloat::load_unaligned(t + i);
+  while (i + simd_width <= n) {
+    vfloat acc(0.0f);
+    for (std::size_t b = 0; b < 64 && i + simd_width <= n; ++b, i += simd_width) {
+      const vfloat diff = vfloat::load_unaligned(x + i) - vfloat::load_unaligned(t + i);
       if (d) (vk * diff).store_unaligned(d + i);
-      acc = xsimd::fma(diff, diff, acc);
+      acc = kernels::fmadd(diff, diff, acc);
     }
-    total += static_cast<double>(xsimd::hadd(acc));
+    total += static_cast<double>(kernels::hsum(acc));
   }
   for (; i < n; ++i) {
     const float diff = x[i] - t[i];

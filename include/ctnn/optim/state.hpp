@@ -84,21 +84,21 @@ class ParameterState {
 
 namespace detail {
 
-using optim_vfloat = xsimd::batch<float>;
-inline constexpr std::size_t optim_simd_width = optim_vfloat::size;
+using kernels::simd_width;
+using kernels::vfloat;
 
 /// Calls update(V& p, V g, V* s0, V* s1) on every element of a parameter, a SIMD batch at a
-/// time (V = xsimd::batch<float>) and then the tail (V = float); s0/s1 are the optional
+/// time (V = kernels::vfloat) and then the tail (V = float); s0/s1 are the optional
 /// state buffers (null when absent), written back after the update.
 template <class F>
 void update_elementwise(float* p, const float* g, float* s0, float* s1, std::size_t n, F update) {
-  const std::size_t vector_end = n - n % optim_simd_width;
+  const std::size_t vector_end = n - n % simd_width;
   std::size_t i = 0;
-  for (; i < vector_end; i += optim_simd_width) {
-    auto pv = optim_vfloat::load_unaligned(p + i);
-    auto a = s0 ? optim_vfloat::load_unaligned(s0 + i) : optim_vfloat(0.0f);
-    auto b = s1 ? optim_vfloat::load_unaligned(s1 + i) : optim_vfloat(0.0f);
-    update(pv, optim_vfloat::load_unaligned(g + i), s0 ? &a : nullptr, s1 ? &b : nullptr);
+  for (; i < vector_end; i += simd_width) {
+    auto pv = vfloat::load_unaligned(p + i);
+    auto a = s0 ? vfloat::load_unaligned(s0 + i) : vfloat(0.0f);
+    auto b = s1 ? vfloat::load_unaligned(s1 + i) : vfloat(0.0f);
+    update(pv, vfloat::load_unaligned(g + i), s0 ? &a : nullptr, s1 ? &b : nullptr);
     pv.store_unaligned(p + i);
     if (s0) a.store_unaligned(s0 + i);
     if (s1) b.store_unaligned(s1 + i);

@@ -1,0 +1,223 @@
+// The conv plan: which form runs each pass of a Conv2dGeometry, and the scratch each needs.
+//   forward:          gemm (im2col + GEMM, pointwise), depthwise, flat, shifted
+//   weight gradient:  gemm (im2col), flat, shifted, outer
+//   input gradient:   col2im (dcol GEMM + col2im), flat (full correlation)
+// The cost model chooses (Conv2dForms{} = automatic); a Conv2dForms argument forces a form on any
+// geometry it supports (the form-grid test runs every form that way).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <type_traits>
+
+#include "ctnn/kernels/conv2d/flat.hpp"
+#include "ctnn/kernels/conv2d/gemm.hpp"
+
+namespace ctnn::kernels {
+
+// ---- The forms, and how to force one ------------------------------------------------------------
+
+/// The forward's forms. gemm: im2col + GEMM (any geometry; a pointwise conv's im2col is a copy);
+/// depthwise: groups == C; flat and shifted: stride 1.
+enum class ConvForward { automatic, gemm, depthwise, flat, shifted };
+/// The weight gradient's forms. gemm: im2col + conv_dw (any geometry; its input gradient is then
+/// col2im); flat, shifted: stride 1; outer: stride 1 and Og a multiple of the vector width.
+enum class ConvWeightGrad { automatic, gemm, flat, shifted, outer };
+/// The input gradient's forms. col2im: dcol = W^T dz, then col2im (any geometry); flat: the full
+/// correlation of dz with the flipped kernel (stride 1, beside a flat/shifted/outer weight gradient).
+enum class ConvInputGrad { automatic, col2im, flat };
+
+/// Which form runs each pass; `automatic` is the cost model's choice (what every layer uses).
+struct Conv2dForms {
+  ConvForward forward = ConvForward::automatic;
+  ConvWeightGrad weight_grad = ConvWeightGrad::automatic;
+  ConvInputGrad input_grad = ConvInputGrad::automatic;
+};
+
+namespace detail {
+/// The forward's plan: the form (forced by Forms, or the cost model's), its scratch layout.
+template <Conv2dGeometry G, Conv2dForms Forms = Conv2dForms{}>
+struct conv2d_plan {
+  static constexpr std::size_t OH = G.OH(), OW = G.OW(), P = OH * OW;
+  static constexpr std::size_t K = G.Cg() * G.KH * G.KW;
+  static constexpr std::size_t LDx = G.Wp();
+  // Stride 1 (not 1x1, not depthwise): the flat direct convolution, per group, is the cost model's
+  // choice when at least half of each flat row is output.
+  static constexpr FlatConv flat{G.Cg(), G.Og(), G.KH, G.KW, G.DH, G.DW, LDx, G.Hp() * LDx, OH, OW};
+  static constexpr bool stride1 = G.SH == 1 && G.SW == 1;
+  static constexpr bool auto_flat = stride1 && !G.pointwise() && !G.depthwise() && flat.efficient();
+  // the padded input (+ the slack the flat tiles read past its last channel), then the packed weights
+  static constexpr std::size_t flat_xp_floats = round_up(G.C * G.Hp() * LDx + flat.slack(), 16);
+  // The shifted form, per group: Cg*KW channels of Hp rows of OW floats, a KH x 1 kernel.
+  static constexpr FlatConv shifted{G.Cg() * G.KW, G.Og(), G.KH, 1, G.DH, 1, OW, G.Hp() * OW, OH, OW};
+  static constexpr std::size_t shifted_main = G.C * G.KW * G.Hp() * OW;  // all groups
+  // Worth it when the vector FMAs it saves are `ratio` times the vectors it copies (each a load and
+  // a store) and the copies stay in cache: ratio 2 for the forward, whose epilogue (a sigmoid costs
+  // about as much as a dozen FMAs) runs on fewer vectors too; 4 for the weight gradient (measured
+  // on Zen 4: LeNet's first conv, saving 3.75 times its copies, runs its forward 10% faster shifted
+  // and its weight gradient 4% slower).
+  static constexpr bool shifted_pays(std::size_t ratio) {
+    if (!auto_flat || shifted_main * sizeof(float) > 65536) return false;
+    const std::size_t saved = (flat.NQ() - std::min(flat.NQ(), shifted.NQ())) * K * G.O;  // vector FMAs
+    return saved > ratio * ((shifted_main + simd_width - 1) / simd_width);
+  }
+  static constexpr ConvForward form = Forms.forward != ConvForward::automatic ? Forms.forward
+                                      : !auto_flat                           ? G.depthwise() ? ConvForward::depthwise
+                                                                                             : ConvForward::gemm
+                                      : shifted_pays(2)                      ? ConvForward::shifted
+                                                                             : ConvForward::flat;
+  static_assert(form != ConvForward::depthwise || G.groups == G.C, "the depthwise form needs groups == in_channels");
+  static_assert(!(form == ConvForward::flat || form == ConvForward::shifted) || stride1,
+                "the flat and shifted forms need stride 1");
+  static constexpr bool use_flat = form == ConvForward::flat || form == ConvForward::shifted;
+  static constexpr bool use_shifted = form == ConvForward::shifted;
+  // The (padded) input in scratch (gemm, depthwise): row stride LDx, Hp rows per channel, + slack
+  // for vector reads past the last row by the depthwise path and gathers.
+  static constexpr std::size_t xp_floats = G.padded() || form == ConvForward::depthwise
+                                               ? round_up(G.C * G.Hp() * LDx + (G.SW + 1) * simd_width + G.KW * G.DW, 16)
+                                               : 0;
+  static constexpr std::size_t panel_floats = form == ConvForward::gemm ? K * conv_block_width : 0;
+  // the shifted copies, with the slack its tiles read past the last channel and room for a row's spill
+  static constexpr std::size_t shifted_floats = round_up(shifted_main + std::max(shifted.slack(), simd_width), 16);
+  static constexpr std::size_t flat_pad_floats = G.padded() ? round_up(G.C * G.Hp() * LDx, 16) : 0;
+  // The flat path's source per sample (the padded input, or the shifted copies), its slack
+  // included, and the form its tiles run.
+  static constexpr FlatConv used = use_shifted ? shifted : flat;
+  static constexpr std::size_t src_main = use_shifted ? shifted_main : G.C * G.Hp() * LDx;
+  static constexpr std::size_t src_floats = use_shifted ? shifted_floats : flat_xp_floats;
+  // flat path: the source, the packed weights, then (shifted) the padded input
+  static constexpr std::size_t scratch_floats =
+      use_flat ? src_floats + flat_weight_floats<used> * G.groups + (use_shifted ? flat_pad_floats : 0)
+               : xp_floats + panel_floats;
+};
+}  // namespace detail
+
+// ---- backward --------------------------------------------------------------------------------
+//
+// With dz = dL/d(conv output) (the activation's derivative already applied), per sample and group:
+//   col[K, P]  = im2col(xp_g)                          (rows padded to Pp = P rounded up to 16, zeros)
+//   dW_g      += dz_g[Og, P] col^T                     conv_dw: dot products along p, vectorized
+//   db[o]     += sum_p dz[o, p]
+//   dcol[K, P] = W_g^T dz_g                            conv_dcol: a GEMM tile like forward's
+//   dxp_g      = col2im(dcol)                          the padded input's gradient
+//   dx         = the adjoint of F.pad applied to dxp    every padded cell adds into the input cell it
+//                                                      was copied from (zeros mode: dropped)
+// dz is first copied into rows of Pp floats so every loop runs on whole, aligned vectors.
+
+namespace detail {
+
+/// The backward's plan: the weight- and input-gradient forms, the dz layouts, the scratch layout.
+/// Geometry shared with the forward (flat, shifted) comes from the forward's automatic plan.
+template <Conv2dGeometry G, Conv2dForms Forms = Conv2dForms{}>
+struct conv2d_backward_plan {
+  static_assert(16 % simd_width == 0);
+  static constexpr std::size_t OH = G.OH(), OW = G.OW(), P = OH * OW;
+  static constexpr std::size_t Pp = round_up(P, 16);
+  static constexpr std::size_t K = G.Cg() * G.KH * G.KW;
+  static constexpr std::size_t LDx = G.Wp();
+  static constexpr std::size_t xp_floats = G.padded() ? round_up(G.C * G.Hp() * LDx, 16) : 0;
+  static constexpr std::size_t col_floats = K * Pp;
+  static constexpr std::size_t dz_floats = G.O * Pp;
+  // col2im reads up to (KW-1)*DW floats before dcol (into dz and this gap) and a vector past it (into dxp)
+  static constexpr std::size_t gap_floats = round_up((G.KW - 1) * G.DW, 16);
+  // the (padded) input's gradient, with a vector of slack for col2im's stores
+  static constexpr std::size_t dxp_floats = round_up(G.C * G.Hp() * LDx + simd_width, 16);
+  // Stride 1: the flat path, for a chunk of samples at a time. dz = Op'(y) * dy is built once per
+  // sample in the layouts its consumers read (each only when one of them is chosen):
+  //   slots   (dzs_floats): `lead` zeros, then one slot of CSz floats per output channel,
+  //           dz[o, oh, ow] at slot o + oh*LDx + ow, zero elsewhere: the flat forms' layout;
+  //   compact (dzc_floats): row o of DSc floats, dz[o, oh, ow] at oh*OW + ow, zero from P on;
+  //   columns (dzt_floats): dzT[p][o] = dz[o, p], the compact rows transposed (p = oh*OW + ow).
+  // db sums the rows as they are built. The weight gradient has three forms:
+  //   outer   (Og a multiple of the vector width): vectors of output channels times broadcast
+  //           input values, dW^T[k][o] += xp[c, oh + kh*DH, ow + kw*DW] * dzT[p][o] over the valid
+  //           outputs only, accumulated over the whole batch (no lanes wasted on dropped columns,
+  //           no horizontal sums); each sample on its own (chunk 1), its data in L1;
+  //   shifted (the forward's shifted form): conv_dw_flat on each sample's shifted copies and the
+  //           compact dz, accumulated in dw_shifted and added to dW in w's order at the end;
+  //   flat:   conv_dw_flat on the padded input and the slots; its horizontal sums once a chunk.
+  // The input gradient has two:
+  //   flat:   the full correlation of dz with the flipped kernel, flat_conv<flat_dx> on the slots:
+  //           its tap (kh, kw) reads slot + q - (kh*DH*LDx + kw*DW), and the zero columns ow >= OW
+  //           of each flat row (exactly (KW-1)*DW of them) and the zeros before each slot are the
+  //           full correlation's padding;
+  //   gemm:   dcol[K, DSc] = W_g^T dz_g on the compact rows (conv_dcol), then col2im into the padded
+  //           input's gradient: chosen when the full correlation would spend most of its FMAs on the
+  //           zeros around dz (LeNet's second conv: 10x10 outputs, 5x5 kernel, 51% of its taps).
+  using fwd = conv2d_plan<G>;
+  static constexpr FlatConv flat = fwd::flat;
+  static constexpr std::size_t KK = G.KH * G.KW;
+  static constexpr std::size_t reach = (G.KH - 1) * G.DH * LDx + (G.KW - 1) * G.DW;  // farthest tap
+  static constexpr std::size_t lead = round_up(reach, 16);
+  static constexpr std::size_t CSz = round_up(G.Hp() * LDx, 16);  // >= flat.LQ(): OH <= Hp
+  static constexpr FlatConv flat_dx{G.Og(), G.Cg(), G.KH, G.KW, G.DH, G.DW, LDx, CSz, G.Hp(), G.Wp(),
+                                    reach, reach + (OH - 1) * LDx + OW};
+  // vector FMAs (and col2im's masked adds) per sample and group of the two input-gradient forms
+  static constexpr std::size_t flat_dx_cost = G.Cg() * G.Og() * KK * flat_dx.NQ();
+  static constexpr std::size_t gemm_dx_cost = K * G.Og() * ((P + simd_width - 1) / simd_width) +
+                                              2 * G.Cg() * G.Hp() * ((LDx + simd_width - 1) / simd_width) * KK;
+  static constexpr ConvWeightGrad dw_form = Forms.weight_grad != ConvWeightGrad::automatic ? Forms.weight_grad
+                                            : !fwd::use_flat                               ? ConvWeightGrad::gemm
+                                            : G.Og() % simd_width == 0                     ? ConvWeightGrad::outer
+                                            : fwd::shifted_pays(4)                         ? ConvWeightGrad::shifted
+                                                                                           : ConvWeightGrad::flat;
+  static constexpr ConvInputGrad dx_form = Forms.input_grad != ConvInputGrad::automatic ? Forms.input_grad
+                                           : dw_form == ConvWeightGrad::gemm ||
+                                                     5 * gemm_dx_cost < 4 * flat_dx_cost
+                                               ? ConvInputGrad::col2im
+                                               : ConvInputGrad::flat;
+  static_assert(dw_form == ConvWeightGrad::gemm || fwd::stride1,
+                "the flat, shifted and outer weight gradients need stride 1");
+  static_assert(dw_form != ConvWeightGrad::outer || G.Og() % simd_width == 0,
+                "the outer weight gradient needs out_channels / groups to be a multiple of the vector width");
+  static_assert(dw_form != ConvWeightGrad::gemm || dx_form == ConvInputGrad::col2im,
+                "the im2col weight gradient computes its input gradient by col2im");
+  // The stride-1 path (flat, shifted or outer dW; flat or col2im dx), else the general one.
+  static constexpr bool use_flat = dw_form != ConvWeightGrad::gemm;
+  static_assert(!use_flat || (flat.LQ() <= CSz && flat_dx.LQ() <= CSz && flat_dx.slack() <= reach));
+  static constexpr bool outer_dw = dw_form == ConvWeightGrad::outer;
+  static constexpr bool shifted_dw = dw_form == ConvWeightGrad::shifted;
+  static constexpr bool flat_dw = dw_form == ConvWeightGrad::flat;
+  static constexpr bool gemm_dx = use_flat && dx_form == ConvInputGrad::col2im;
+  static constexpr bool slots = flat_dw || !gemm_dx;
+  static constexpr bool compact = outer_dw || shifted_dw || gemm_dx;
+  static constexpr FlatConv shifted = fwd::shifted;
+  static constexpr std::size_t DSc = round_up(P + (shifted_dw ? simd_width : 0), 16);  // >= shifted.LQ() and a row's spill
+  static constexpr std::size_t dzs_floats = slots ? lead + G.O * CSz : 0;
+  static constexpr std::size_t dzc_floats = compact ? G.O * DSc : 0;
+  static constexpr std::size_t dzt_floats = outer_dw ? P * G.O : 0;
+  // Each sample's input as its weight gradient reads it: the shifted copies, the padded input with
+  // the flat tiles' slack, or (outer, unpadded) x itself.
+  static constexpr std::size_t src_floats =
+      shifted_dw ? fwd::shifted_floats
+                 : flat_dw || G.padded() ? fwd::flat_xp_floats : 0;
+  static constexpr std::size_t dw_acc_floats = outer_dw || shifted_dw ? round_up(G.O * K, 16) : 0;  // dW^T, dw_shifted
+  static constexpr std::size_t sample_floats = src_floats + dzs_floats + dzc_floats + dzt_floats;
+  static constexpr std::size_t chunk = [] {  // samples per chunk: about 384 KiB, in L2
+    if (outer_dw) return std::size_t{1};
+    const std::size_t c = 98304 / sample_floats;
+    return c < 1 ? 1 : c > 32 ? 32 : c;
+  }();
+  // flat dx: the flipped weights [groups][Cg][Og*KH*KW], packed for flat_conv<flat_dx>
+  static constexpr std::size_t wflip_floats = gemm_dx ? 0 : round_up(G.O * K, 16);
+  static constexpr std::size_t wdx_floats = gemm_dx ? 0 : flat_weight_floats<flat_dx> * G.groups;
+  // gemm dx: dcol, readable (KW-1)*DW floats before and a row of the padded input after (col2im)
+  static constexpr std::size_t dcol_floats = gemm_dx ? gap_floats + K * DSc + round_up(LDx + simd_width, 16) : 0;
+  // the padded input (shifted dW) or its gradient (flat dx, padded); gemm dx: the padded input's
+  // gradient with a vector of slack for col2im's stores (as the general path's)
+  static constexpr std::size_t flat_dxp_floats = gemm_dx ? dxp_floats : fwd::flat_pad_floats;
+  static constexpr std::size_t flat_scratch_floats =
+      chunk * sample_floats + wflip_floats + wdx_floats + dcol_floats + flat_dxp_floats + dw_acc_floats;
+  // layout: xp, dz, gap, col, dxp (general path) or chunk xs, chunk dz slots, chunk dzc, chunk dzT,
+  // wflip, wdx, dcol, dxp, dW^T or dw_shifted (flat path)
+  static constexpr std::size_t scratch_floats =
+      use_flat ? flat_scratch_floats : xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
+};
+
+}  // namespace detail
+
+}  // namespace ctnn::kernels
