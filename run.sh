@@ -8,7 +8,8 @@
 #                   built for the portable AVX2 instruction set (-Disa=avx2)
 #   ./run.sh bench  install the baselines (libtorch, OpenBLAS, oneDNN, Eigen, matplotlib), build
 #                   build/bench, run every benchmark (5 repetitions) into build/bench/*.json, print
-#                   the table of docs/benchmarks.md and redraw docs/benchmarks.png
+#                   the table of docs/benchmarks.md and redraw docs/benchmarks.png; then the MLP and
+#                   LeNet benchmarks built as a user builds (-O2, no -ffp-contract) beside them
 # Debian 12; as root, or with sudo. Builds go to build/<name>/ and are reused.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -99,6 +100,18 @@ bench_suite() {
   done
   echo "== tools/plot_benchmarks.py (the table of docs/benchmarks.md; chart in docs/benchmarks.png)"
   "$PYTHON" tools/plot_benchmarks.py build/bench/bench_{kernels,forward,lenet}.json --png docs/benchmarks.png
+  # A user's build: plain -std=c++20 -O2 -march=native, without the project's -O3 and
+  # -ffp-contract=fast (the kernels must not need them), beside the release build.
+  configure bench-o2 g++ -Dbuildtype=plain -Doptimization=2 -Dfp_contract=false -Dbenchmarks=enabled \
+    -Dbaselines=disabled -Dtests=disabled -Dexamples=disabled
+  for name in bench_forward bench_lenet; do
+    echo "== build/bench-o2/bench/$name (-O2, no contraction flag; 5 repetitions)"
+    run_bench "build/bench-o2/bench/$name" "build/bench-o2/$name.json" --benchmark_repetitions=5 \
+      --benchmark_filter='ctnn'
+  done
+  echo "== the -O2 build against the release build (docs/benchmarks.md, 'At a user's flags')"
+  "$PYTHON" tools/compare_builds.py --a release build/bench/bench_{forward,lenet}.json \
+    --b "-O2" build/bench-o2/bench_{forward,lenet}.json
 }
 
 run_tests() {
