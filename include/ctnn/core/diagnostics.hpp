@@ -6,6 +6,21 @@
 //   invalid application of 'sizeof' to an incomplete type
 //   'ctnn::ERROR_linear_in_features_mismatch<ctnn::layer<2>, ctnn::in_features<8>, ctnn::inferred_in_features<7>>'
 //
+// A layer states its rules as an ordered list, each rule a condition that says when it FAILS
+// and the error that reports it; the first failing rule is the one reported (nn/linear.hpp):
+//
+//   using checked = ctnn::rules<
+//       rule<In::rank == 0, ERROR_input_rank_too_small<Path, In>>,
+//       rule<Out == 0, ERROR_zero_sized_dimension<Path, out_features<Out>>>,
+//       rule<InFeatures != inferred, ERROR_linear_in_features_mismatch<Path, ...>>>;
+//   using type = std::conditional_t<checked::ok, BoundLinear<In, Out, Bias>, PoisonedLayer>;
+//
+// Only the first failing rule's ERROR_ trait is instantiated (naming one as a template argument
+// does not), and `checked::ok` is false as soon as any rule fails. Every condition is evaluated,
+// so a later rule must be a valid constant expression even when an earlier one fails: guard it
+// (`G != 0 && C % G != 0`, not `C % G != 0`), and a condition with `>` in it needs parentheses
+// (`rule<(P > K / 2), ...>`).
+//
 // After a failed rule the layer binds to a poisoned shape, and binding a poisoned shape checks
 // nothing, so one mistake gives one error. Every trait below is listed, with an example, in
 // docs/errors.md; each has a compile-fail test in tests/compile_fail/.
@@ -62,6 +77,38 @@ struct poisoned_shape {
 };
 
 }  // namespace detail
+
+// ---- Rule lists: a layer's rules in order, the first failing one reported ------------------
+
+/// One rule of a layer: when `Fails`, the binding reports `Error` (an ERROR_ trait).
+template <bool Fails, class Error>
+struct rule {
+  static constexpr bool fails = Fails;
+};
+
+namespace detail {
+
+/// The first failing rule of the list reports its error; rules after it are not reported.
+template <class... Rules>
+struct first_failing {
+  static constexpr bool reported = true;  // no rule fails
+};
+template <class Error, class... Rest>
+struct first_failing<rule<false, Error>, Rest...> : first_failing<Rest...> {};
+template <class Error, class... Rest>
+struct first_failing<rule<true, Error>, Rest...> {
+  static constexpr bool reported = check<false, Error>::value;
+};
+
+}  // namespace detail
+
+/// `rules<rule<...>, ...>::ok`: true when no rule fails; otherwise the first failing rule's
+/// error is the compiler's message (one mistake, one error) and ok is false.
+template <class... Rules>
+struct rules {
+  static constexpr bool ok = detail::first_failing<Rules...>::reported && !(Rules::fails || ...);
+};
+
 }  // namespace ctnn
 
 // ==== Convolution and pooling (nn/conv2d.hpp, nn/pool2d.hpp; docs/errors.md) ================

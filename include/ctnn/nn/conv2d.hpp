@@ -183,45 +183,31 @@ struct bind_conv2d {
   static constexpr bool is_same = Opt.padding.kind == PaddingKind::same;
   static constexpr PaddingMode mode = Opt.padding_mode;
 
-  // One rule fails at a time, in this order, so one mistake gives one error.
-  static constexpr int failed = !chw                                                         ? 1
-                                : Opt.out_channels == 0                                      ? 2
-                                : Opt.in_channels == 0                                       ? 3
-                                : K.h == 0 || K.w == 0                                       ? 4
-                                : S.h == 0 || S.w == 0                                       ? 5
-                                : D.h == 0 || D.w == 0                                       ? 6
-                                : Opt.groups == 0                                            ? 7
-                                : Opt.in_channels != lazy_channels && Opt.in_channels != C   ? 8
-                                : in_ch % Opt.groups != 0                                    ? 9
-                                : Opt.out_channels % Opt.groups != 0                         ? 10
-                                : is_same && (S.h != 1 || S.w != 1)                          ? 11
-                                : mode == PaddingMode::reflect && (PH >= H || PW >= W)       ? 12
-                                : mode == PaddingMode::circular && (PH > H || PW > W)        ? 13
-                                : EH > H + ph.total() || EW > W + pw.total()                 ? 14
-                                                                                             : 0;
-  static constexpr bool ok =
-      ctnn::detail::check<failed != 1, ERROR_input_rank_not_3<Path, In>>::value &&
-      ctnn::detail::check<failed != 2, ERROR_zero_sized_dimension<Path, ctnn::out_channels<Opt.out_channels>>>::value &&
-      ctnn::detail::check<failed != 3, ERROR_zero_sized_dimension<Path, ctnn::in_channels<0>>>::value &&
-      ctnn::detail::check<failed != 4, ERROR_zero_sized_dimension<Path, ctnn::kernel<K.h, K.w>>>::value &&
-      ctnn::detail::check<failed != 5, ERROR_zero_sized_dimension<Path, ctnn::stride<S.h, S.w>>>::value &&
-      ctnn::detail::check<failed != 6, ERROR_zero_sized_dimension<Path, ctnn::dilation<D.h, D.w>>>::value &&
-      ctnn::detail::check<failed != 7, ERROR_zero_sized_dimension<Path, ctnn::groups<0>>>::value &&
-      ctnn::detail::check<failed != 8, ERROR_conv2d_in_channels_mismatch<Path, ctnn::in_channels<Opt.in_channels>,
-                                                                         ctnn::inferred_in_channels<C>>>::value &&
-      ctnn::detail::check<failed != 9, ERROR_conv2d_in_channels_not_divisible_by_groups<
-                                           Path, ctnn::in_channels<in_ch>, ctnn::groups<Opt.groups>>>::value &&
-      ctnn::detail::check<failed != 10, ERROR_conv2d_out_channels_not_divisible_by_groups<
-                                            Path, ctnn::out_channels<Opt.out_channels>, ctnn::groups<Opt.groups>>>::value &&
-      ctnn::detail::check<failed != 11, ERROR_conv2d_padding_same_with_stride<Path, ctnn::stride<S.h, S.w>>>::value &&
-      ctnn::detail::check<failed != 12, ERROR_reflect_padding_not_smaller_than_input<Path, ctnn::padding<PH, PW>,
-                                                                                      ctnn::input<H, W>>>::value &&
-      ctnn::detail::check<failed != 13, ERROR_circular_padding_larger_than_input<Path, ctnn::padding<PH, PW>,
-                                                                                  ctnn::input<H, W>>>::value &&
-      ctnn::detail::check<failed != 14, ERROR_conv2d_kernel_larger_than_padded_input<
-                                            Path, ctnn::input<H, W>, ctnn::padding<PH, PW>, ctnn::kernel<K.h, K.w>,
-                                            ctnn::dilation<D.h, D.w>>>::value;
-  using type = std::conditional_t<ok && failed == 0, BoundConv2d<In, resolved>, PoisonedLayer>;
+  // The first failing rule is reported (core/diagnostics.hpp), so one mistake gives one error.
+  static constexpr std::size_t G = Opt.groups;
+  using checked = rules<
+      rule<!chw, ERROR_input_rank_not_3<Path, In>>,
+      rule<Opt.out_channels == 0, ERROR_zero_sized_dimension<Path, ctnn::out_channels<Opt.out_channels>>>,
+      rule<Opt.in_channels == 0, ERROR_zero_sized_dimension<Path, ctnn::in_channels<0>>>,
+      rule<K.h == 0 || K.w == 0, ERROR_zero_sized_dimension<Path, ctnn::kernel<K.h, K.w>>>,
+      rule<S.h == 0 || S.w == 0, ERROR_zero_sized_dimension<Path, ctnn::stride<S.h, S.w>>>,
+      rule<D.h == 0 || D.w == 0, ERROR_zero_sized_dimension<Path, ctnn::dilation<D.h, D.w>>>,
+      rule<G == 0, ERROR_zero_sized_dimension<Path, ctnn::groups<0>>>,
+      rule<Opt.in_channels != lazy_channels && Opt.in_channels != C,
+           ERROR_conv2d_in_channels_mismatch<Path, ctnn::in_channels<Opt.in_channels>, ctnn::inferred_in_channels<C>>>,
+      rule<G != 0 && in_ch % G != 0,
+           ERROR_conv2d_in_channels_not_divisible_by_groups<Path, ctnn::in_channels<in_ch>, ctnn::groups<G>>>,
+      rule<G != 0 && Opt.out_channels % G != 0,
+           ERROR_conv2d_out_channels_not_divisible_by_groups<Path, ctnn::out_channels<Opt.out_channels>, ctnn::groups<G>>>,
+      rule<is_same && (S.h != 1 || S.w != 1), ERROR_conv2d_padding_same_with_stride<Path, ctnn::stride<S.h, S.w>>>,
+      rule<(mode == PaddingMode::reflect && (PH >= H || PW >= W)),
+           ERROR_reflect_padding_not_smaller_than_input<Path, ctnn::padding<PH, PW>, ctnn::input<H, W>>>,
+      rule<(mode == PaddingMode::circular && (PH > H || PW > W)),
+           ERROR_circular_padding_larger_than_input<Path, ctnn::padding<PH, PW>, ctnn::input<H, W>>>,
+      rule<(EH > H + ph.total() || EW > W + pw.total()),
+           ERROR_conv2d_kernel_larger_than_padded_input<Path, ctnn::input<H, W>, ctnn::padding<PH, PW>,
+                                                        ctnn::kernel<K.h, K.w>, ctnn::dilation<D.h, D.w>>>>;
+  using type = std::conditional_t<checked::ok, BoundConv2d<In, resolved>, PoisonedLayer>;
 };
 
 template <class T>

@@ -118,18 +118,14 @@ struct bind_linear {
     if constexpr (In::rank == 0) return std::size_t{0};
     else return In::dims[In::rank - 1];
   }();
-  // One rule fails at a time, in this order, so one mistake gives one error.
-  static constexpr int failed = In::rank == 0                                         ? 1
-                                : Out == 0                                            ? 2
-                                : InFeatures == 0                                     ? 3
-                                : InFeatures != lazy_features && InFeatures != inferred ? 4
-                                                                                      : 0;
-  static constexpr bool ok =
-      ctnn::detail::check<failed != 1, ERROR_input_rank_too_small<Path, In>>::value &&
-      ctnn::detail::check<failed != 2, ERROR_zero_sized_dimension<Path, out_features<Out>>>::value &&
-      ctnn::detail::check<failed != 3, ERROR_zero_sized_dimension<Path, in_features<InFeatures>>>::value &&
-      ctnn::detail::check<failed != 4, ERROR_linear_in_features_mismatch<Path, in_features<InFeatures>, inferred_in_features<inferred>>>::value;
-  using type = std::conditional_t<ok && failed == 0, BoundLinear<In, Out, Bias>, PoisonedLayer>;
+  // The first failing rule is reported (core/diagnostics.hpp), so one mistake gives one error.
+  using checked = rules<
+      rule<In::rank == 0, ERROR_input_rank_too_small<Path, In>>,
+      rule<Out == 0, ERROR_zero_sized_dimension<Path, out_features<Out>>>,
+      rule<InFeatures == 0, ERROR_zero_sized_dimension<Path, in_features<InFeatures>>>,
+      rule<InFeatures != lazy_features && InFeatures != inferred,
+           ERROR_linear_in_features_mismatch<Path, in_features<InFeatures>, inferred_in_features<inferred>>>>;
+  using type = std::conditional_t<checked::ok, BoundLinear<In, Out, Bias>, PoisonedLayer>;
 };
 
 template <class In, std::size_t Out, bool Bias>

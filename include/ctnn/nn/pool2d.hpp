@@ -56,25 +56,18 @@ struct bind_pool2d {
   static constexpr std::ptrdiff_t oh = positive ? conv::output_size(H, P.h, P.h, K.h, S.h, D.h, Ceil) : 0;
   static constexpr std::ptrdiff_t ow = positive ? conv::output_size(W, P.w, P.w, K.w, S.w, D.w, Ceil) : 0;
 
-  // One rule fails at a time, in this order, so one mistake gives one error.
-  static constexpr int failed = !chw                                  ? 1
-                                : K.h == 0 || K.w == 0                ? 2
-                                : S.h == 0 || S.w == 0                ? 3
-                                : D.h == 0 || D.w == 0                ? 4
-                                : P.h > K.h / 2 || P.w > K.w / 2      ? 5
-                                : oh <= 0 || ow <= 0                  ? 6
-                                                                      : 0;
-  static constexpr bool ok =
-      ctnn::detail::check<failed != 1, ERROR_input_rank_not_3<Path, In>>::value &&
-      ctnn::detail::check<failed != 2, ERROR_zero_sized_dimension<Path, ctnn::kernel<K.h, K.w>>>::value &&
-      ctnn::detail::check<failed != 3, ERROR_zero_sized_dimension<Path, ctnn::stride<S.h, S.w>>>::value &&
-      ctnn::detail::check<failed != 4, ERROR_zero_sized_dimension<Path, ctnn::dilation<D.h, D.w>>>::value &&
-      ctnn::detail::check<failed != 5, ERROR_pool2d_padding_larger_than_half_kernel<Path, ctnn::padding<P.h, P.w>,
-                                                                                     ctnn::kernel<K.h, K.w>>>::value &&
-      ctnn::detail::check<failed != 6, ERROR_pool2d_output_size_zero<Path, ctnn::input<H, W>, ctnn::kernel<K.h, K.w>,
-                                                                      ctnn::padding<P.h, P.w>, ctnn::stride<S.h, S.w>,
-                                                                      ctnn::dilation<D.h, D.w>>>::value;
-  static constexpr bool valid = ok && failed == 0;
+  // The first failing rule is reported (core/diagnostics.hpp), so one mistake gives one error.
+  using checked = rules<
+      rule<!chw, ERROR_input_rank_not_3<Path, In>>,
+      rule<K.h == 0 || K.w == 0, ERROR_zero_sized_dimension<Path, ctnn::kernel<K.h, K.w>>>,
+      rule<S.h == 0 || S.w == 0, ERROR_zero_sized_dimension<Path, ctnn::stride<S.h, S.w>>>,
+      rule<D.h == 0 || D.w == 0, ERROR_zero_sized_dimension<Path, ctnn::dilation<D.h, D.w>>>,
+      rule<(P.h > K.h / 2 || P.w > K.w / 2),
+           ERROR_pool2d_padding_larger_than_half_kernel<Path, ctnn::padding<P.h, P.w>, ctnn::kernel<K.h, K.w>>>,
+      rule<(oh <= 0 || ow <= 0),
+           ERROR_pool2d_output_size_zero<Path, ctnn::input<H, W>, ctnn::kernel<K.h, K.w>, ctnn::padding<P.h, P.w>,
+                                         ctnn::stride<S.h, S.w>, ctnn::dilation<D.h, D.w>>>>;
+  static constexpr bool valid = checked::ok;
   static constexpr kernels::Pool2dGeometry geometry{
       C,   H,   W,   K.h, K.w, S.h, S.w, D.h, D.w, P.h, P.w, valid ? static_cast<std::size_t>(oh) : 1,
       valid ? static_cast<std::size_t>(ow) : 1};
@@ -193,11 +186,9 @@ struct bind_avgpool2d {
 
 template <class In, class Path, std::size_t OH, std::size_t OW>
 struct bind_adaptive_avgpool2d {
-  static constexpr int failed = In::rank != 3 ? 1 : OH == 0 || OW == 0 ? 2 : 0;
-  static constexpr bool ok =
-      ctnn::detail::check<failed != 1, ERROR_input_rank_not_3<Path, In>>::value &&
-      ctnn::detail::check<failed != 2, ERROR_zero_sized_dimension<Path, output_size<OH, OW>>>::value;
-  using type = std::conditional_t<ok && failed == 0, BoundAdaptiveAvgPool2d<In, OH, OW>, PoisonedLayer>;
+  using checked = rules<rule<In::rank != 3, ERROR_input_rank_not_3<Path, In>>,
+                        rule<OH == 0 || OW == 0, ERROR_zero_sized_dimension<Path, output_size<OH, OW>>>>;
+  using type = std::conditional_t<checked::ok, BoundAdaptiveAvgPool2d<In, OH, OW>, PoisonedLayer>;
 };
 
 template <class T> struct is_maxpool2d_impl : std::false_type {};
