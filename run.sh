@@ -111,7 +111,7 @@ bench_suite() {
   done
   echo "== the -O2 build against the release build (docs/benchmarks.md, 'At a user's flags')"
   "$PYTHON" tools/compare_builds.py --a release build/bench/bench_{forward,lenet}.json \
-    --b "-O2" build/bench-o2/bench_{forward,lenet}.json
+    --b "O2, no contraction" build/bench-o2/bench_{forward,lenet}.json
 }
 
 run_tests() {

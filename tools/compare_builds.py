@@ -2,7 +2,7 @@
 """Two builds of the same benchmarks side by side: median times and their ratio.
 
     python3 tools/compare_builds.py --a release build/bench/bench_forward.json build/bench/bench_lenet.json \\
-                                    --b "-O2" build/bench-o2/bench_forward.json build/bench-o2/bench_lenet.json
+                                    --b "O2" build/bench-o2/bench_forward.json build/bench-o2/bench_lenet.json
 
 Each file is Google Benchmark JSON (aggregates or single runs; several files per side, and
 several runs of one binary, are pooled: the median is over every repetition found). The ratio is
