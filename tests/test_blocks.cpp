@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <ctnn/ctnn.hpp>
+#include <filesystem>
 #include <numeric>
+#include <stdexcept>
 #include <sstream>
 #include <vector>
 
@@ -456,4 +458,169 @@ TEST_CASE("a block network split across threads gives the one-thread gradients (
   two.for_each_parameter([&](const std::string& name, auto& p) {
     check_close(std::vector<float>(p.grad.begin(), p.grad.end()), grads[i++], 1e-4f, 1e-5f, "grad." + name);
   });
+}
+
+// ---- A bare parameter is an expression (PyTorch's torch.exp(self.log_s)) ----------------------
+
+// Every function and operator of the expression language on nn::Param / Tensor members on their
+// own (no X in the call), numbers on either side. u stays away from relu's and abs's kinks at 0
+// (|u| >= 0.3, farther than gradcheck's step), v away from 0 (log, division).
+template <class In>
+struct BareParams : nn::Block<BareParams<In>> {
+  nn::Param<Shape<4>> u, v, log_s;
+  nn::Param<Shape<3, 4>> m;
+  nn::Param<Shape<4, 4>> w;
+  ctnn::Tensor<Shape<4>> t;
+  ctnn::Tensor<Shape<3, 4>> tm;
+  CTNN_MEMBERS(u, v, log_s, m, w, t, tm)
+  void reset_parameters(ctnn::Generator& g) {
+    const float us[4] = {-0.9f, -0.4f, 0.3f, 0.8f};
+    std::copy(us, us + 4, u.data());
+    ctnn::uniform_(v, 0.5f, 1.5f, g);
+    ctnn::uniform_(log_s, -0.5f, 0.5f, g);
+    ctnn::uniform_(m, -1.0f, 1.0f, g);
+    ctnn::uniform_(w, -0.5f, 0.5f, g);
+    ctnn::uniform_(t, -1.0f, 1.0f, g);
+    ctnn::uniform_(tm, -1.0f, 1.0f, g);
+  }
+  auto forward(auto X) {  // X: [N, 3, 4]
+    auto unary = exp(log_s) + log(v) + relu(u) + sigmoid(u) + tanh(u) + abs(u) + abs(t) + 1;     // [4]
+    auto binary = (v + 1.0f) * (2.0f - u) + (1 + u) / v - v / 2 + 3 * v - u * 0.5f - 2.0f / v +
+                  (u - 1) + u * v - (u + v) / (v * v) + (-u) + v * t + t - u;                     // [4]
+    auto reduced = sum(u) + mean(v) + sum<0>(m) + mean<0>(m) * 2 + mean<1, true>(m) + sum<1>(m).sum(); // [3, 4]
+    auto product = mm(m, w) + matmul(tm, w) * 0.5f + mm(tanh(m), w);                             // [3, 4]
+    return X * unary + binary + reduced + product * X;
+  }
+};
+
+TEST_CASE("every expression function and operator takes a bare Param or Tensor member (scalar reference, gradcheck)") {
+  Model<nn::block<BareParams>, Shape<3, 4>> net(61);
+  static_assert(decltype(net)::output_shape == Shape<3, 4>{});
+  static_assert(!decltype(net)::network_type::batch_coupled);  // parameters carry no batch
+  auto X = ctnn::randn<Shape<3, 4>>(3);
+  auto Y = net(X);
+  const auto& b = net.network();
+  auto sig = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  double sum_u = 0, mean_v = 0, sum_m = 0;
+  for (std::size_t j = 0; j < 4; ++j) sum_u += b.u(j), mean_v += b.v(j) / 4.0;
+  for (std::size_t i = 0; i < 12; ++i) sum_m += b.m.data()[i];
+  for (std::size_t n = 0; n < 3; ++n)
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t j = 0; j < 4; ++j) {
+        const double u = b.u(j), v = b.v(j), t = b.t(j);
+        const double unary = std::exp(double(b.log_s(j))) + std::log(v) + std::max(u, 0.0) + sig(u) + std::tanh(u) +
+                             std::fabs(u) + std::fabs(t) + 1;
+        const double binary = (v + 1) * (2 - u) + (1 + u) / v - v / 2 + 3 * v - u * 0.5 - 2 / v + (u - 1) + u * v -
+                              (u + v) / (v * v) - u + v * t + t - u;
+        double col = 0, row = 0;
+        for (std::size_t k = 0; k < 3; ++k) col += b.m(k, j);
+        for (std::size_t k = 0; k < 4; ++k) row += b.m(i, k) / 4.0;
+        const double reduced = sum_u + mean_v + col + col / 3.0 * 2 + row + sum_m;
+        double mw = 0, tw = 0, hw = 0;
+        for (std::size_t k = 0; k < 4; ++k) {
+          mw += double(b.m(i, k)) * b.w(k, j);
+          tw += double(b.tm(i, k)) * b.w(k, j);
+          hw += std::tanh(double(b.m(i, k))) * b.w(k, j);
+        }
+        const double x = X(n, i, j);
+        const double expected = x * unary + binary + reduced + (mw + tw * 0.5 + hw) * x;
+        CHECK(Y(n, i, j) == doctest::Approx(expected).epsilon(1e-5));
+      }
+  CHECK(gradcheck(net, X) == 0);
+}
+
+// ---- state_dict order: own parameters first, as PyTorch ----------------------------------------
+
+// class ChildThenParam(nn.Module):
+//     def __init__(self):
+//         super().__init__()
+//         self.child = nn.LazyLinear(3)
+//         self.w = nn.Parameter(torch.randn(3))
+//     def forward(self, X): return self.child(X) * self.w
+template <class In>
+struct ChildThenParam : nn::Block<ChildThenParam<In>> {
+  nn::Layer<nn::LazyLinear<3>, In> child;
+  nn::Param<Shape<3>> w;
+  CTNN_MEMBERS(child, w)
+  auto forward(auto X) { return child(X) * w; }
+};
+// Own parameters around a child block and a plain tensor (not in state_dict).
+template <class In>
+struct Around : nn::Block<Around<In>> {
+  nn::Layer<nn::block<ChildThenParam>, In> inner;
+  ctnn::Tensor<Shape<3>> rand;
+  nn::Param<Shape<3>> scale;
+  nn::Layer<nn::LazyLinear<2>, nn::output_t<decltype(inner)>> last;
+  nn::Param<Shape<2>> bias;
+  CTNN_MEMBERS(inner, rand, scale, last, bias)
+  auto forward(auto X) { return last(inner(X) * scale + rand) + bias; }
+};
+
+TEST_CASE("state_dict and named_parameters list a block's own Params before its children's, as PyTorch") {
+  // torch 1.13 on the PyTorch modules written in the comments: state_dict().keys() and
+  // [n for n, _ in named_parameters()] both give these (tools' order check, not a reference file).
+  Model<nn::block<ChildThenParam>, Shape<4>> net(71);
+  CHECK(net.state_dict().keys() == std::vector<std::string>{"w", "child.weight", "child.bias"});
+  CHECK(net.named_parameters().keys() == net.state_dict().keys());
+  Model<nn::block<Around>, Shape<4>> around(72);
+  const std::vector<std::string> expected{"scale", "bias", "inner.w", "inner.child.weight", "inner.child.bias",
+                                          "last.weight", "last.bias"};
+  CHECK(around.state_dict().keys() == expected);
+  CHECK(around.named_parameters().keys() == expected);
+  Model<nn::Sequential<nn::block<ChildThenParam>, nn::ReLU>, Shape<4>> seq(73);
+  CHECK(seq.state_dict().keys() == std::vector<std::string>{"0.w", "0.child.weight", "0.child.bias"});
+  // get<I> still counts CTNN_MEMBERS' order (member 1 of Around is the tensor `rand`).
+  CHECK(&around.get<2>() == &around.network().scale);
+  auto X = ctnn::randn<Shape<4>>(3);
+  CHECK(gradcheck(around, X) == 0);
+
+  // Safetensors files are read by name: a save and a load into another model give the same values.
+  const auto path = std::filesystem::temp_directory_path() / "ctnn_test_blocks_order.safetensors";
+  ctnn::save(around, path);
+  Model<nn::block<Around>, Shape<4>> loaded(74);
+  CHECK(loaded.state_dict()["scale"].to_vector() != around.state_dict()["scale"].to_vector());
+  ctnn::load(loaded, path);
+  for (auto&& [name, p] : around.state_dict()) CHECK(loaded.state_dict()[name].to_vector() == p.to_vector());
+  std::filesystem::remove(path);
+}
+
+// ---- A parameter's gradient by its state_dict name ---------------------------------------------
+
+TEST_CASE("named_parameters()[name].grad is the gradient of the parameter state_dict names so") {
+  using namespace ctnn::literals;
+  Model<nn::Sequential<nn::LazyLinear<5>, nn::ReLU, nn::block<ChildThenParam>>, Shape<4>> net(81);
+  auto X = ctnn::randn<Shape<4>>(6);
+  net.zero_grad();
+  net.forward(X);
+  auto dy = net.output_grad();
+  std::fill_n(dy.data(), dy.numel(), 1.0f);
+  net.backward();
+
+  const auto named = net.named_parameters();
+  CHECK(named.keys() == net.state_dict().keys());
+  CHECK(named.keys() == std::vector<std::string>{"0.weight", "0.bias", "2.w", "2.child.weight", "2.child.bias"});
+  // dict(net.named_parameters())["0.weight"].grad is net[0].weight.grad: a view of it.
+  const auto w0 = net.named_parameters()["0.weight"];
+  CHECK(w0.grad.data() == net[0_c].weight.grad.data());
+  CHECK(w0.grad.shape() == std::vector<std::size_t>{5, 4});
+  CHECK(w0.data() == net[0_c].weight.data());
+  CHECK(named["2.w"].grad.to_vector() == std::vector<float>(net[2_c].w.grad.begin(), net[2_c].w.grad.end()));
+  CHECK(named["2.child.bias"].grad.data() == net[2_c].child.bias.grad.data());
+  bool nonzero = false;
+  for (float g : named["2.child.weight"].grad) nonzero = nonzero || g != 0.0f;
+  CHECK(nonzero);
+  for (auto&& [name, p] : net.named_parameters()) CHECK(p.grad.numel() == p.numel());
+
+  // An unknown name throws std::out_of_range naming it.
+  try {
+    (void)net.named_parameters()["0.wieght"];
+    FAIL("no exception");
+  } catch (const std::out_of_range& e) {
+    const std::string what = e.what();
+    CHECK(what.find("'0.wieght'") != std::string::npos);
+    CHECK(what.find("0.weight") != std::string::npos);
+  }
+  // Still a StateDict where one is asked for (the values).
+  const ctnn::StateDict sd = net.named_parameters();
+  CHECK(sd.keys() == named.keys());
 }

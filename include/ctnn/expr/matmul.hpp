@@ -1,11 +1,12 @@
-// mm / matmul: a batched expression times a 2-D parameter or constant — torch.mm(X, W) /
-// torch.matmul(X, W) with X: [N, *, K] and W: [K, M] -> [N, *, M].
+// mm / matmul: an expression times a 2-D parameter or constant — torch.mm(X, W) /
+// torch.matmul(X, W) with X: [N, *, K] and W: [K, M] -> [N, *, M]. X may also be without the
+// batch dimension (a parameter or an expression over parameters, [*, K]): mm(A, W) -> [*, M].
 //
 // X is evaluated into the workspace (one pass), then the product; backward:
 //   dX = dY W^T        dW += X^T dY   (W a parameter; a constant gets no gradient)
 // The three loops are vectorized along M, the contiguous dimension of W, Y and dY (xsimd's
-// vfloat; the last partial vector of a row is scalar). Limits: W must be a parameter or tensor
-// member (not a computed expression), X must carry the batch dimension.
+// vfloat; the last partial vector of a row is scalar). Limit: W must be a parameter or tensor
+// member (not a computed expression).
 #pragma once
 
 #include "ctnn/expr/ops.hpp"
@@ -16,8 +17,7 @@ namespace detail {
 template <class A, class W>
 struct mm_shapes {
   static constexpr std::size_t K = A::shape::rank == 0 ? 0 : A::shape::dims[A::shape::rank - 1];
-  static constexpr bool ok_shapes = A::batched && !W::batched && W::shape::rank == 2 && A::shape::rank >= 1 &&
-                                    W::shape::dims[0] == K;
+  static constexpr bool ok_shapes = !W::batched && W::shape::rank == 2 && A::shape::rank >= 1 && W::shape::dims[0] == K;
   static constexpr bool reported =  // an operand that already failed reported its own error
       ctnn::detail::check<ok_shapes || A::failed, ERROR_matmul_shape_mismatch<shown<typename A::shape, A::batched>,
                                                                               shown<typename W::shape, W::batched>>>::value;
@@ -92,14 +92,14 @@ void mm_backward_weight(const float* x, const float* dy, float* dw, std::size_t 
 }
 }  // namespace detail
 
-/// y = a W, a batched [*, K], W a [K, M] leaf (ParamLeaf or View).
+/// y = a W, a [N?, *, K] (batched or not), W a [K, M] leaf (ParamLeaf or View).
 template <class A, class W>
 struct MatMul : Expr<MatMul<A, W>> {
   using shapes = detail::mm_shapes<A, W>;
   static constexpr std::size_t K = shapes::K, M = shapes::M;
   using a_shape = typename A::shape;
   using shape = typename shapes::result;
-  static constexpr bool batched = true;
+  static constexpr bool batched = A::batched;
   static constexpr std::size_t slot_floats = A::slot_floats + a_shape::size + shape::size;
   static constexpr std::size_t scratch_floats = A::scratch_floats;
   static constexpr bool materializes = true, batch_coupled = A::batch_coupled;
@@ -115,8 +115,9 @@ struct MatMul : Expr<MatMul<A, W>> {
   const float* xval = nullptr;  // a's values, evaluated by prepare
   MatMul(const A& left, const W& right) : a(left), w(right) {}
 
-  /// Rows of the product: every leading index of a, batch included.
-  static std::size_t rows(std::size_t n) { return n * a_shape::size / (K ? K : 1); }
+  /// Rows of the product: every leading index of a, batch included (one sample's worth when a has
+  /// no batch dimension; its slots are per-sample reservations, so they hold it for any n >= 1).
+  static std::size_t rows(std::size_t n) { return (batched ? n : 1) * a_shape::size / (K ? K : 1); }
 
   // forward: x = a (one pass into the workspace), y[r, :] = sum_k x[r, k] W[k, :]
   void prepare(Context& c) {
@@ -126,18 +127,18 @@ struct MatMul : Expr<MatMul<A, W>> {
     y_off = c.allocate(shape::size);
     float* x = c.at(a_off);
     float* y = c.at(y_off);
-    assign<a_shape, true>(a, x, c.n);
+    assign<a_shape, batched>(a, x, c.n);
     if constexpr (shapes::ok_shapes) detail::mm_forward<K, M>(x, w.p, y, rows(c.n));
     xval = x;
     val = y;
     id = c.next_id++;
   }
-  template <class O, bool OB> float at(std::size_t n, std::size_t j) const { return leaf_at<O, OB, shape, true>(val, n, j); }
-  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const { return leaf_vat<O, OB, shape, true>(val, n, j); }
+  template <class O, bool OB> float at(std::size_t n, std::size_t j) const { return leaf_at<O, OB, shape, batched>(val, n, j); }
+  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const { return leaf_vat<O, OB, shape, batched>(val, n, j); }
 
   template <class O, bool OB, class G>
   void backward(const G& g, const BackwardContext& bc) const {
-    accumulate<O, OB, shape, true>(g, bc.grad_at(y_off), bc.n);
+    accumulate<O, OB, shape, batched>(g, bc.grad_at(y_off), bc.n);
   }
   // backward: dx = dy W^T, dW += x^T dy, then dx flows into a
   bool backprop(int k, const BackwardContext& bc) const {
@@ -147,7 +148,7 @@ struct MatMul : Expr<MatMul<A, W>> {
       float* dx = bc.grad_at(a_off);
       detail::mm_backward_input<K, M>(dy, w.p, dx, rows(bc.n));
       if constexpr (detail::is_param_leaf<W>::value) detail::mm_backward_weight<K, M>(xval, dy, bc.mine(w.param)->grad.data(), rows(bc.n));
-      a.template backward<a_shape, true>(View<a_shape, true>(dx), bc);
+      a.template backward<a_shape, batched>(View<a_shape, batched>(dx), bc);
     }
     return true;
   }
@@ -165,3 +166,9 @@ auto matmul(A&& a, W&& w) {
 }
 
 }  // namespace ctnn::expr
+
+// mm(A, W) with both operands bare nn::Param / Tensor members: found by argument-dependent lookup
+// in ctnn (see the end of ops.hpp).
+namespace ctnn {
+using expr::mm, expr::matmul;
+}  // namespace ctnn

@@ -1,7 +1,8 @@
 // Elementwise expression nodes and their derivative rules, side by side.
 //
-//   a + b, a - b, a * b, a / b, -a      broadcasting, checked at compile time
+//   a + b, a - b, a * b, a / b, -a      broadcasting, checked at compile time; numbers on either side
 //   relu, sigmoid, tanh, exp, log, abs  torch.relu / sigmoid / tanh / exp / log / abs
+//   (an operand may be an expression or an nn::Param / Tensor member on its own: exp(log_s))
 //
 // Each op is a struct with f (a float and W lanes) and grad(g, operands...): the expression for
 // dL/d(operand) given g = dL/d(result), built from the same nodes (reverse mode at compile time).
@@ -214,8 +215,14 @@ struct div_op {
 
 // ---- The user's spelling -----------------------------------------------------------------------------
 
+/// A tensor operand: an expression, or an nn::Param / Tensor member on its own (`exp(log_s)`,
+/// PyTorch's torch.exp(self.log_s)), but not a number.
+template <class T>
+concept tensor_operand = operand<T> && !std::is_arithmetic_v<std::remove_cvref_t<T>>;
+
+/// Two operands of which at least one is a tensor: `X + bias`, `v + 1.0f`, `1.0f - v`, `v * w`.
 template <class A, class B>
-concept binary_operands = operand<A> && operand<B> && (expression<A> || expression<B>);
+concept binary_operands = operand<A> && operand<B> && (tensor_operand<A> || tensor_operand<B>);
 
 template <class A, class B> requires binary_operands<A, B>
 auto operator+(A&& a, B&& b) { return make_binary<add_op>(as_expr(a), as_expr(b)); }
@@ -225,18 +232,28 @@ template <class A, class B> requires binary_operands<A, B>
 auto operator*(A&& a, B&& b) { return make_binary<mul_op>(as_expr(a), as_expr(b)); }
 template <class A, class B> requires binary_operands<A, B>
 auto operator/(A&& a, B&& b) { return make_binary<div_op>(as_expr(a), as_expr(b)); }
-template <expression A>
+template <tensor_operand A>
 auto operator-(A&& a) { return make_unary<neg_op>(as_expr(a)); }
 
-template <operand A> auto relu(A&& a) { return make_unary<relu_op>(as_expr(a)); }
-template <operand A> auto sigmoid(A&& a) { return make_unary<sigmoid_op>(as_expr(a)); }
-template <operand A> auto tanh(A&& a) { return make_unary<tanh_op>(as_expr(a)); }
-template <operand A> auto exp(A&& a) { return make_unary<exp_op>(as_expr(a)); }
-template <operand A> auto log(A&& a) { return make_unary<log_op>(as_expr(a)); }
-template <operand A> auto abs(A&& a) { return make_unary<abs_op>(as_expr(a)); }
+template <tensor_operand A> auto relu(A&& a) { return make_unary<relu_op>(as_expr(a)); }
+template <tensor_operand A> auto sigmoid(A&& a) { return make_unary<sigmoid_op>(as_expr(a)); }
+template <tensor_operand A> auto tanh(A&& a) { return make_unary<tanh_op>(as_expr(a)); }
+template <tensor_operand A> auto exp(A&& a) { return make_unary<exp_op>(as_expr(a)); }
+template <tensor_operand A> auto log(A&& a) { return make_unary<log_op>(as_expr(a)); }
+template <tensor_operand A> auto abs(A&& a) { return make_unary<abs_op>(as_expr(a)); }
 
 template <class D> auto Expr<D>::abs() const { return make_unary<abs_op>(static_cast<const D&>(*this)); }
 template <class D> auto Expr<D>::relu() const { return make_unary<relu_op>(static_cast<const D&>(*this)); }
 template <class D> auto Expr<D>::exp() const { return make_unary<exp_op>(static_cast<const D&>(*this)); }
 
 }  // namespace ctnn::expr
+
+// Argument-dependent lookup finds the functions above from an expression (its type is in
+// ctnn::expr), but a forward's `exp(log_s)` or `v + 1.0f` on a bare member has only an
+// nn::Parameter<Shape<...>> or ctnn::Tensor<Shape<...>>, whose associated namespaces are ctnn and
+// ctnn::nn. Declaring the same functions in ctnn lets that lookup find them; they are constrained
+// to tensor operands, so a call on numbers in ctnn's own code is never taken for an expression.
+namespace ctnn {
+using expr::operator+, expr::operator-, expr::operator*, expr::operator/;
+using expr::relu, expr::sigmoid, expr::tanh, expr::exp, expr::log, expr::abs;
+}  // namespace ctnn

@@ -6,6 +6,7 @@
 //   sum<0>(X)               over the batch -> [*S], not batched
 //   sum<d>(X), d >= 1       along sample dimension d-1 -> [N, *S without it]   (keepdim: sum<d, true>)
 //   X.sum().item()          the value as a float, forward only (a data-dependent loop's condition)
+//   sum(v), sum<0>(v)       v an nn::Param / Tensor member: no batch, so dim 0 is its first dimension
 //
 // A reduction is computed into the block's workspace right before the first loop that reads it
 // (prepare), so elementwise chains that use it stay one pass. Backward: dL/dX = broadcast of
@@ -136,11 +137,11 @@ struct Reduce : Expr<Reduce<Mean, Dim, KeepDim, A>> {
   }
 };
 
-template <int Dim = all_dims, bool KeepDim = false, operand A>
+template <int Dim = all_dims, bool KeepDim = false, tensor_operand A>
 auto sum(A&& a) {
   return Reduce<false, Dim, KeepDim, expr_t<A>>(as_expr(a));
 }
-template <int Dim = all_dims, bool KeepDim = false, operand A>
+template <int Dim = all_dims, bool KeepDim = false, tensor_operand A>
 auto mean(A&& a) {
   return Reduce<true, Dim, KeepDim, expr_t<A>>(as_expr(a));
 }
@@ -167,3 +168,9 @@ float Expr<D>::item() const {
 }
 
 }  // namespace ctnn::expr
+
+// sum(v), mean<0>(v) on a bare nn::Param / Tensor member: found by argument-dependent lookup in
+// ctnn (see the end of ops.hpp).
+namespace ctnn {
+using expr::sum, expr::mean;
+}  // namespace ctnn

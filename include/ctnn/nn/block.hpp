@@ -13,8 +13,9 @@
 // Members: nn::Layer<Spec, Shape> (any layer, Sequential or block), nn::Param<Shape> (a
 // learnable tensor; default init torch.randn, as D2L's nn.Parameter(torch.randn(...))), and
 // ctnn::Tensor<Shape> (a constant: not in state_dict, no gradient). CTNN_MEMBERS lists those
-// that state_dict, print, apply and reset_parameters walk, in that order; CTNN_MEMBERS_AS("0, 1",
-// a, b) names them differently. An optional `void reset_parameters(ctnn::Generator&)` in the
+// that state_dict, print, apply and reset_parameters walk, in that order — except that
+// state_dict / named_parameters list the block's own Params before its sub-layers' parameters,
+// as PyTorch does; CTNN_MEMBERS_AS("0, 1", a, b) names them differently. An optional `void reset_parameters(ctnn::Generator&)` in the
 // block runs after the defaults; an optional `static std::string type_name()` names it in print.
 //
 // How it runs (the bound-layer interface of nn/module.hpp):
@@ -488,12 +489,18 @@ struct BoundBlock : B, Module<BoundBlock<B, Path>> {
     });
   }
 
+  /// f(name, parameter) in PyTorch's state_dict / named_parameters order: the block's own Param
+  /// members first, then each sub-layer's parameters, whatever the order of CTNN_MEMBERS (torch
+  /// keeps a module's parameters in _parameters and its children in _modules, and emits
+  /// _parameters before recursing into _modules). Within each kind, CTNN_MEMBERS' order.
   template <class F>
   void for_each_parameter(const std::string& prefix, F&& f) {
     for_each_member([&](const std::string& name, auto& m) {
+      if constexpr (expr::detail::is_parameter<std::remove_cvref_t<decltype(m)>>::value) f(prefix + name, m);
+    });
+    for_each_member([&](const std::string& name, auto& m) {
       using M = std::remove_cvref_t<decltype(m)>;
       if constexpr (detail::layer_member<M>) static_cast<typename M::bound_type&>(m).for_each_parameter(prefix + name + ".", f);
-      else if constexpr (expr::detail::is_parameter<M>::value) f(prefix + name, m);
     });
   }
   /// Every sub-layer (recursively), then this block, as torch's Module.apply.
