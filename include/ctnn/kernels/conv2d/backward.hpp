@@ -13,9 +13,20 @@
 
 namespace ctnn::kernels {
 
-/// Scratch floats conv2d_backward<G> needs (shared by all samples).
+/// Scratch floats conv2d_backward<G, .., Forms> needs (shared by all samples).
 template <Conv2dGeometry G, Conv2dForms Forms = Conv2dForms{}>
 inline constexpr std::size_t conv2d_backward_scratch_floats = detail::conv2d_backward_plan<G, Forms>::scratch_floats;
+
+// The im2col form (any geometry; the stride-1 forms are in backward_flat.hpp).
+// With dz = dL/d(conv output) (the activation's derivative already applied), per sample and group:
+//   col[K, P]  = im2col(xp_g)                          (rows padded to Pp = P rounded up to 16, zeros)
+//   dW_g      += dz_g[Og, P] col^T                     conv_dw: dot products along p, vectorized
+//   db[o]     += sum_p dz[o, p]
+//   dcol[K, P] = W_g^T dz_g                            conv_dcol: a GEMM tile like forward's
+//   dxp_g      = col2im(dcol)                          the padded input's gradient
+//   dx         = the adjoint of F.pad applied to dxp    every padded cell adds into the input cell it
+//                                                      was copied from (zeros mode: dropped)
+// dz is first copied into rows of Pp floats so every loop runs on whole, aligned vectors.
 
 /// Backward of conv2d + Op for n samples, given y = Op(conv2d(x, w) + b) (read only when Op is not
 /// identity_op) and dy = dL/dy [N, O, OH, OW]: dw += dL/dw, db += dL/db (only when Bias), dx = dL/dx

@@ -96,17 +96,7 @@ struct conv2d_plan {
 };
 }  // namespace detail
 
-// ---- backward --------------------------------------------------------------------------------
-//
-// With dz = dL/d(conv output) (the activation's derivative already applied), per sample and group:
-//   col[K, P]  = im2col(xp_g)                          (rows padded to Pp = P rounded up to 16, zeros)
-//   dW_g      += dz_g[Og, P] col^T                     conv_dw: dot products along p, vectorized
-//   db[o]     += sum_p dz[o, p]
-//   dcol[K, P] = W_g^T dz_g                            conv_dcol: a GEMM tile like forward's
-//   dxp_g      = col2im(dcol)                          the padded input's gradient
-//   dx         = the adjoint of F.pad applied to dxp    every padded cell adds into the input cell it
-//                                                      was copied from (zeros mode: dropped)
-// dz is first copied into rows of Pp floats so every loop runs on whole, aligned vectors.
+// ---- backward ----------------------------------------------------------------------------------
 
 namespace detail {
 
