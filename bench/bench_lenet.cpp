@@ -8,6 +8,7 @@
 #include "fma_peak.hpp"
 
 #include <ctnn/ctnn.hpp>
+#include <ctnn/models/d2l.hpp>
 #include <vector>
 
 namespace nn = ctnn::nn;
@@ -15,12 +16,8 @@ using namespace ctnn_bench;
 
 namespace {
 
-using LeNet = nn::Sequential<
-    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>,
-    nn::Sigmoid, nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>, nn::Sigmoid,
-    nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
-using Image = ctnn::Shape<1, 28, 28>;
+using ctnn::models::LeNet;  // D2L's, with its PyTorch code: include/ctnn/models/d2l.hpp
+using Image = ctnn::models::FashionMNISTImage;
 
 void BM_lenet_forward_ctnn(benchmark::State& state) {
   ctnn::set_num_threads(1);

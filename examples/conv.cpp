@@ -14,6 +14,7 @@
 #include <string>
 
 #include <ctnn/ctnn.hpp>
+#include <ctnn/models/d2l.hpp>
 
 namespace nn = ctnn::nn;
 using ctnn::Batch, ctnn::Model, ctnn::Shape, ctnn::Tensor;
@@ -183,13 +184,8 @@ int main() {
             << '\n';
 
   std::cout << "\n== LeNet ==\n";
-  using LeNet = nn::Sequential<
-      nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
-      nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-      nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::Sigmoid,
-      nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-      nn::Flatten,
-      nn::LazyLinear<120>, nn::Sigmoid, nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
+  // D2L's LeNet, with the book's PyTorch code beside it: include/ctnn/models/d2l.hpp.
+  using ctnn::models::LeNet;
   Model<LeNet, Shape<1, 28, 28>> net;
   // for layer in net: X = layer(X); print(layer.__class__.__name__, 'output shape:\t', X.shape)
   net.network().for_each_indexed([](const auto& layer, std::size_t) {

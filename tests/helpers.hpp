@@ -1,4 +1,5 @@
-// Shared test helpers: PyTorch reference loading into models, closeness checks, allocation counting.
+// Shared test helpers: PyTorch reference loading into models, closeness checks, allocation counting
+// (steady_state_allocations and the steps the allocation tests repeat).
 #ifndef CTNN_TEST_HELPERS_HPP
 #define CTNN_TEST_HELPERS_HPP
 
@@ -31,6 +32,40 @@ inline constexpr bool lanes16 = ctnn::kernels::simd_width == 16;
 /// Global operator new calls so far (tests/main.cpp replaces operator new).
 std::atomic<long>& allocation_counter();
 inline long allocations() { return allocation_counter().load(); }
+
+/// The allocations that `repeats` more calls of `step` make after a first call, which may
+/// allocate (the workspace, the gradients' mirror, optimizer state, a loader's buffers): zero
+/// when the step has reached its steady state, which is what the allocation tests check:
+///   CHECK(ctnn_test::steady_state_allocations([&] { backward_step(net, X); }) == 0);
+template <class Step>
+long steady_state_allocations(Step&& step, int repeats = 3) {
+  step();
+  const long before = allocations();
+  for (int i = 0; i < repeats; ++i) step();
+  return allocations() - before;
+}
+
+/// A forward and backward of `net` on X with dL/dy = 0.1 everywhere, then zero_grad: a
+/// training step without a loss or an optimizer.
+template <class ModelT, class X>
+void backward_step(ModelT& net, const X& x) {
+  net.forward(x);
+  auto dy = net.output_grad();
+  std::fill(dy.begin(), dy.end(), 0.1f);
+  net.backward();
+  net.zero_grad();
+}
+
+/// One training step as a training loop runs it: zero_grad, forward, the loss's backward,
+/// opt.step. Returns the loss.
+template <class ModelT, class X, class Loss, class Target, class Optimizer>
+float training_step(ModelT& net, const X& x, Loss& criterion, const Target& target, Optimizer& opt) {
+  net.zero_grad();
+  net.forward(x);
+  const float loss = net.backward(criterion, target);
+  opt.step(net);
+  return loss;
+}
 
 /// |a - e| <= atol + rtol * |e| for every element, reporting the first mismatch.
 inline void check_close(std::span<const float> actual, std::span<const float> expected, float rtol = 1e-5f,

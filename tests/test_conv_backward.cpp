@@ -641,29 +641,9 @@ TEST_CASE("conv + pool gradients match PyTorch autograd") {
 TEST_CASE("after the first step, a LeNet training step (forward + backward) allocates nothing") {
   Model<D2LLeNet, Shape<1, 28, 28>> net;
   auto X = ctnn::rand<Shape<1, 28, 28>>(16);
-  auto step = [&] {
-    net.forward(X);
-    auto dy = net.output_grad();
-    std::fill(dy.begin(), dy.end(), 0.1f);
-    net.backward();
-    net.zero_grad();
-  };
-  step();
-  const long before = ctnn_test::allocations();
-  for (int i = 0; i < 3; ++i) step();
-  CHECK(ctnn_test::allocations() == before);
+  CHECK(ctnn_test::steady_state_allocations([&] { ctnn_test::backward_step(net, X); }) == 0);
 
   Model<ModernLeNet, Shape<1, 28, 28>> modern;
   modern.set_input_requires_grad(true);
-  auto modern_step = [&] {
-    modern.forward(X);
-    auto dy = modern.output_grad();
-    std::fill(dy.begin(), dy.end(), 0.1f);
-    modern.backward();
-    modern.zero_grad();
-  };
-  modern_step();
-  const long before2 = ctnn_test::allocations();
-  for (int i = 0; i < 3; ++i) modern_step();
-  CHECK(ctnn_test::allocations() == before2);
+  CHECK(ctnn_test::steady_state_allocations([&] { ctnn_test::backward_step(modern, X); }) == 0);
 }
