@@ -171,3 +171,28 @@ template <class Left, class Right> struct ERROR_matmul_shape_mismatch;
 template <class Dim, class Operand> struct ERROR_reduction_dim_out_of_range;
 
 }  // namespace ctnn
+
+// ==== The bound-layer interface (nn/module.hpp: nn::bound_layer; docs/errors.md) ============
+namespace ctnn {
+
+// The members of a bound layer, named in ERROR_bound_layer_missing_member.
+struct member_input_shape {};
+struct member_output_shape {};
+struct member_parameter_count {};
+struct member_activation_floats {};
+struct member_scratch_floats {};
+struct member_output_offset {};
+struct member_forward {};
+struct member_backward {};
+struct member_for_each_parameter {};
+struct member_apply {};
+struct member_reset_parameters {};
+struct member_print {};
+struct member_type_name {};
+
+/// The bound layer `Layer` (a spec's bind<In, Path>) at `Where` lacks `Member` of the interface,
+/// or has it with a form the interface does not accept (forward not const, a count that is not
+/// a constant); the first such member in the order of nn/module.hpp's list is reported.
+template <class Where, class Member, class Layer> struct ERROR_bound_layer_missing_member;
+
+}  // namespace ctnn

@@ -1,34 +1,43 @@
-// What every bound layer shares: the Module base (state_dict, zero_grad), traits, and the binding
-// protocol. nn::Parameter and StateDict themselves are in core/parameter.hpp.
+// What every bound layer shares: the bound-layer interface (the concept nn::bound_layer), the
+// Module base (state_dict, zero_grad), traits, and the binding protocol. nn::Parameter and
+// StateDict themselves are in core/parameter.hpp.
 //
 // Spec -> bind -> model. A layer *spec* is a type the user writes (nn::LazyLinear<120>).
 // `bind_t<Spec, InShape, layer<Path...>>` turns it into a *bound layer*: a concrete type
 // with exact-size parameters and this small interface (dlib and micrograd style —
-// every layer answers the same questions):
+// every layer answers the same questions). It is the concept nn::bound_layer, checked once per
+// layer where bind_t binds it: a member that is missing, or that does not accept these
+// arguments, is one error, ERROR_bound_layer_missing_member<layer<i>, member_forward, Layer>.
 //
-//   using input_shape, output_shape;                 // Shape<...> types
-//   static constexpr std::size_t parameter_count;
+//   using input_shape, output_shape;                 // Shape<...> types of one sample
+//   static constexpr std::size_t parameter_count;    // floats of learnable parameters
 //   static constexpr std::size_t activation_floats;  // workspace floats per sample forward writes
 //   static constexpr std::size_t scratch_floats;     // workspace floats shared by all samples
 //   static constexpr std::ptrdiff_t output_offset;   // where the output is inside `act`, per
 //                                                    // sample (times n), or -1: it is `x` (a view)
-//   const float* forward(const float* x, std::size_t n, float* act, float* scratch);
+//   const float* forward(const float* x, std::size_t n, float* act, float* scratch) const;
 //       // returns where the output is: act + n * output_offset, or x itself for a view (Flatten)
 //   void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch);
 //       // `act` is the region forward wrote; `gact` mirrors it and holds dL/d(output) at the
 //       // output's place. Writes dL/dx into dx (skipped when dx is null) and *adds* the
 //       // parameters' gradients into their .grad, as torch accumulates.
 //   void for_each_parameter(const std::string& prefix, F f);  // f(name, nn::Parameter<S>&)
-//   void apply(F f);                                 // every sub-layer, then this one
+//   void apply(F f);                                 // f(layer&) on every sub-layer, then this one
 //   void reset_parameters(Generator&);               // PyTorch's default initialization
 //   void print(std::ostream&, int indent) const;     // PyTorch's module repr
+//   static std::string type_name();                  // the name summary() shows ("Linear")
 //   static constexpr bool runs_in_pieces = true;     // optional: see nn::runs_in_pieces
+//
+// A hand-written layer derives from nn::Module<Self> (state_dict, zero_grad, operator<<), or from
+// nn::ParameterFree<Self>, which also supplies parameter_count = 0, for_each_parameter,
+// reset_parameters and apply.
 //
 // Producers (Linear, Conv2d) also have `forward_fused<Op>` / `backward_fused<Op>`, which apply an
 // elementwise activation in their epilogue (and its derivative first, in backward);
 // activations expose that `Op` as `op`. Sequential fuses the pair.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <map>
 #include <ostream>
@@ -125,6 +134,9 @@ template <class T> inline constexpr bool runs_in_pieces = requires { requires st
 
 // ---- Binding --------------------------------------------------------------------------------
 
+template <class... Bs> struct BoundSequential;  // nn/sequential.hpp
+template <class B, class Path> struct BoundBlock;  // nn/block.hpp
+
 namespace detail {
 
 /// What a layer binds to after an earlier failed check: accepts anything, checks nothing.
@@ -139,9 +151,78 @@ struct PoisonedLayer : ParameterFree<PoisonedLayer> {
   static std::string type_name() { return "<error>"; }
 };
 
+/// Stand-ins for the callbacks of for_each_parameter and apply: the concept asks that a layer
+/// accepts any callable of that form.
+struct any_parameter_visitor {
+  template <class P>
+  void operator()(const std::string&, P&) const {}
+};
+struct any_layer_visitor {
+  template <class L>
+  void operator()(L&) const {}
+};
+
+// One concept per member of the interface (the banner says what each means).
+template <class B> concept layer_has_input_shape = requires { typename B::input_shape; };
+template <class B> concept layer_has_output_shape = requires { typename B::output_shape; };
+template <class B> concept layer_has_parameter_count = requires { typename std::integral_constant<std::size_t, B::parameter_count>; };
+template <class B> concept layer_has_activation_floats = requires { typename std::integral_constant<std::size_t, B::activation_floats>; };
+template <class B> concept layer_has_scratch_floats = requires { typename std::integral_constant<std::size_t, B::scratch_floats>; };
+template <class B> concept layer_has_output_offset = requires { typename std::integral_constant<std::ptrdiff_t, B::output_offset>; };
+template <class B>
+concept layer_has_forward = requires(const B& b, const float* x, float* p, std::size_t n) {
+  { b.forward(x, n, p, p) } -> std::convertible_to<const float*>;
+};
+template <class B>
+concept layer_has_backward = requires(B& b, const float* x, float* p, std::size_t n) { b.backward(x, p, n, x, p, p); };
+template <class B>
+concept layer_has_for_each_parameter = requires(B& b, const std::string& prefix) {
+  b.for_each_parameter(prefix, any_parameter_visitor{});
+};
+template <class B> concept layer_has_apply = requires(B& b) { b.apply(any_layer_visitor{}); };
+template <class B> concept layer_has_reset_parameters = requires(B& b, Generator& gen) { b.reset_parameters(gen); };
+template <class B> concept layer_has_print = requires(const B& b, std::ostream& os) { b.print(os, 0); };
+template <class B> concept layer_has_type_name = requires { { B::type_name() } -> std::convertible_to<std::string>; };
+
+/// The interface checked where a spec is bound: the first member B lacks is the one error.
+template <class B, class Path>
+struct check_bound_layer {
+  template <class Member>
+  using missing = ERROR_bound_layer_missing_member<Path, Member, B>;
+  static constexpr bool ok = rules<rule<!layer_has_input_shape<B>, missing<member_input_shape>>,
+                                   rule<!layer_has_output_shape<B>, missing<member_output_shape>>,
+                                   rule<!layer_has_parameter_count<B>, missing<member_parameter_count>>,
+                                   rule<!layer_has_activation_floats<B>, missing<member_activation_floats>>,
+                                   rule<!layer_has_scratch_floats<B>, missing<member_scratch_floats>>,
+                                   rule<!layer_has_output_offset<B>, missing<member_output_offset>>,
+                                   rule<!layer_has_forward<B>, missing<member_forward>>,
+                                   rule<!layer_has_backward<B>, missing<member_backward>>,
+                                   rule<!layer_has_for_each_parameter<B>, missing<member_for_each_parameter>>,
+                                   rule<!layer_has_apply<B>, missing<member_apply>>,
+                                   rule<!layer_has_reset_parameters<B>, missing<member_reset_parameters>>,
+                                   rule<!layer_has_print<B>, missing<member_print>>,
+                                   rule<!layer_has_type_name<B>, missing<member_type_name>>>::ok;
+};
+// The library's composite layers have the interface by construction and report their own
+// errors; a block whose forward failed has no valid output_shape, so checking it would report
+// a second, misleading error.
+template <class Path>
+struct check_bound_layer<PoisonedLayer, Path> {
+  static constexpr bool ok = true;
+};
+template <class... Bs, class Path>
+struct check_bound_layer<BoundSequential<Bs...>, Path> {
+  static constexpr bool ok = true;
+};
+template <class B, class P, class Path>
+struct check_bound_layer<BoundBlock<B, P>, Path> {
+  static constexpr bool ok = true;
+};
+
 template <class Spec, class In, class Path>
 struct bind_impl {
-  using type = typename Spec::template bind<In, Path>;
+  using bound = typename Spec::template bind<In, Path>;
+  using type = std::conditional_t<check_bound_layer<bound, Path>::ok, bound, PoisonedLayer>;
 };
 template <class Spec, class Path>
 struct bind_impl<Spec, ctnn::detail::poisoned_shape, Path> {
@@ -156,6 +237,15 @@ struct path_append<layer<P...>, I> {
 };
 
 }  // namespace detail
+
+/// A bound layer: a type with the members listed at the top of this file (bind_t checks them
+/// one by one, so a layer that lacks one gets an error naming it).
+template <class B>
+concept bound_layer = detail::layer_has_input_shape<B> && detail::layer_has_output_shape<B> && detail::layer_has_parameter_count<B> &&
+                      detail::layer_has_activation_floats<B> && detail::layer_has_scratch_floats<B> &&
+                      detail::layer_has_output_offset<B> && detail::layer_has_forward<B> && detail::layer_has_backward<B> &&
+                      detail::layer_has_for_each_parameter<B> && detail::layer_has_apply<B> && detail::layer_has_reset_parameters<B> &&
+                      detail::layer_has_print<B> && detail::layer_has_type_name<B>;
 
 /// The bound layer of `Spec` on per-sample input shape `In`, at position `Path` (a ctnn::layer<...>).
 template <class Spec, class In, class Path = layer<>>
