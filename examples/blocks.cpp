@@ -5,8 +5,9 @@
 // generator is seeded like torch's but draws a different stream.
 //
 // Sections: Layers and Modules, Parameter Management, Parameter Initialization, Lazy
-// Initialization. Custom blocks (class MLP(nn.Module)) are in examples/custom_blocks.cpp,
-// file I/O in examples/save_load.cpp; tied parameters between Sequential positions are not in
+// Initialization. Custom blocks (class MLP(nn.Module)) are defined in
+// include/ctnn/models/d2l.hpp and run in examples/custom_blocks.cpp, file I/O in
+// examples/save_load.cpp; tied parameters between Sequential positions are not in
 // ctnn yet (a block that calls one member twice shares its parameters).
 #include <cmath>
 #include <cstddef>

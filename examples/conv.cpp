@@ -6,7 +6,8 @@
 //
 // Sections: Convolutions for Images (corr2d, edge detection), Padding and Stride, Multiple
 // Input and Multiple Output Channels (corr2d_multi_in, 1x1 convolution), Pooling, LeNet.
-// Learning a kernel by gradient descent needs backward, which ctnn does not have yet.
+// The section's "Learning a Kernel" (fitting a 1 x 2 kernel by gradient descent) is not shown
+// here; Conv2d has a backward pass, and examples/lenet_fashion_mnist.cpp trains LeNet with it.
 #include <cmath>
 #include <cstddef>
 #include <iostream>

@@ -1,71 +1,21 @@
 // Dive into Deep Learning, "Layers and Modules" and "Custom Layers": custom blocks in ctnn.
-// Each block is the PyTorch class in the comment above it, written with nn::Block (no backward:
-// it is derived at compile time from forward). See docs/custom_blocks.md.
+// Each block is a PyTorch class written with nn::Block (no backward: it is derived at compile
+// time from forward). See docs/custom_blocks.md.
+//
+// The book's blocks (MLP, FixedHiddenMLP, CenteredLayer, MyLinear; also MySequential) are
+// defined once, in include/ctnn/models/d2l.hpp, chapter 6 "Builders' Guide", each below its
+// PyTorch code; this example uses them from there. The two blocks defined below (Scale, Scaled)
+// are this example's own: a parameter used on its own, and a block with a child and a parameter.
 #include <algorithm>
 #include <iostream>
 #include <numeric>
 
 #include <ctnn/ctnn.hpp>
+#include <ctnn/models/d2l.hpp>
 
 namespace nn = ctnn::nn;
 using ctnn::Model, ctnn::Shape;
-
-// class MLP(nn.Module):
-//     def __init__(self):
-//         super().__init__(); self.hidden = nn.LazyLinear(256); self.out = nn.LazyLinear(10)
-//     def forward(self, X): return self.out(F.relu(self.hidden(X)))
-template <class In>
-struct MLP : nn::Block<MLP<In>> {
-  nn::Layer<nn::LazyLinear<256>, In> hidden;
-  nn::Layer<nn::LazyLinear<10>, nn::output_t<decltype(hidden)>> out;
-  CTNN_MEMBERS(hidden, out)
-  auto forward(auto X) { return out(relu(hidden(X))); }
-  static std::string type_name() { return "MLP"; }
-};
-
-// class FixedHiddenMLP(nn.Module): rand_weight = torch.rand((20, 20)) (a constant), one
-// LazyLinear(20) used twice, `while X.abs().sum() > 1: X /= 2`, return X.sum().
-// X.sum() is over the whole batch, as in PyTorch: one value for the batch (output Shape<>).
-template <class In>
-struct FixedHiddenMLP : nn::Block<FixedHiddenMLP<In>> {
-  ctnn::Tensor<Shape<20, 20>> rand_weight;
-  nn::Layer<nn::LazyLinear<20>, In> linear;
-  CTNN_MEMBERS(rand_weight, linear)
-  void reset_parameters(ctnn::Generator& gen) { ctnn::rand_(rand_weight, gen); }
-  auto forward(auto X) {
-    auto H = linear(relu(mm(linear(X), rand_weight) + 1));
-    float scale = 1.0f;
-    while ((H * scale).abs().sum().item() > 1.0f) scale /= 2.0f;  // X /= 2: a run-time scale
-    return (H * scale).sum();
-  }
-  static std::string type_name() { return "FixedHiddenMLP"; }
-};
-
-// class CenteredLayer(nn.Module):
-//     def forward(self, X): return X - X.mean()
-template <class In>
-struct CenteredLayer : nn::Block<CenteredLayer<In>> {
-  auto forward(auto X) { return X - X.mean(); }
-  static std::string type_name() { return "CenteredLayer"; }
-};
-
-// class MyLinear(nn.Module):
-//     def __init__(self, in_units, units):
-//         self.weight = nn.Parameter(torch.randn(in_units, units)); self.bias = nn.Parameter(torch.randn(units,))
-//     def forward(self, X): return F.relu(torch.matmul(X, self.weight) + self.bias)
-template <std::size_t InUnits, std::size_t Units>
-struct MyLinear {
-  template <class In>
-  struct type : nn::Block<type<In>> {
-    nn::Param<Shape<InUnits, Units>> weight;
-    nn::Param<Shape<Units>> bias;
-    CTNN_MEMBERS(weight, bias)
-    auto forward(auto X) { return relu(matmul(X, weight) + bias); }
-    static std::string type_name() { return "MyLinear"; }
-  };
-  template <class In, class Path>
-  using bind = nn::BoundBlock<type<In>, Path>;  // MyLinear<64, 8> is a spec, like nn::Linear<64, 8>
-};
+using ctnn::models::CenteredLayer, ctnn::models::FixedHiddenMLP, ctnn::models::MLP, ctnn::models::MyLinear;
 
 // class Scale(nn.Module):
 //     def __init__(self):
