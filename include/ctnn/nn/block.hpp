@@ -365,7 +365,7 @@ constexpr bool declares_batch_coupled() {
 /// The bound form of a user's block B (B = MLP<In>) at position Path: B itself plus the
 /// bound-layer interface.
 template <class B, class Path = layer<>>
-struct BoundBlock : B, Module<BoundBlock<B, Path>> {
+struct BoundBlock : B, Module<BoundBlock<B, Path>>, detail::indexed_children<BoundBlock<B, Path>> {
   using input_shape = typename detail::block_input<B>::type;
 
  private:
@@ -445,32 +445,10 @@ struct BoundBlock : B, Module<BoundBlock<B, Path>> {
     }
   }
 
-  /// Member I of CTNN_MEMBERS (a sub-layer, parameter or tensor): net.get<1>().get<0>().weight.
-  template <std::size_t I>
-  auto& get() {
-    constexpr std::size_t size = std::tuple_size_v<members_tuple>;
-    if constexpr (I < size) {
-      return std::get<I>(static_cast<B&>(*this).ctnn_members());
-    } else {
-      (void)ctnn::detail::check<false, ERROR_layer_index_out_of_range<index<I>, num_layers<size>>>::value;
-      return poisoned_;
-    }
-  }
-  template <std::size_t I>
-  const auto& get() const {
-    return const_cast<BoundBlock&>(*this).template get<I>();
-  }
-  /// net[1_c]
-  template <class C>
-    requires requires { C::value; }
-  auto& operator[](C) {
-    return get<static_cast<std::size_t>(C::value)>();
-  }
-  template <class C>
-    requires requires { C::value; }
-  const auto& operator[](C) const {
-    return get<static_cast<std::size_t>(C::value)>();
-  }
+  /// Member I of CTNN_MEMBERS (a sub-layer, parameter or tensor): net.get<1>().get<0>().weight,
+  /// net[1_c] (detail::indexed_children, nn/module.hpp; declared here so they hide any get in B).
+  using detail::indexed_children<BoundBlock>::get;
+  using detail::indexed_children<BoundBlock>::operator[];
 
   /// f(name, member) for each member listed by CTNN_MEMBERS, in order.
   template <class F>
@@ -541,7 +519,13 @@ struct BoundBlock : B, Module<BoundBlock<B, Path>> {
   }
 
  private:
-  [[no_unique_address]] detail::PoisonedLayer poisoned_;
+  // For indexed_children: get<I>() is member I.
+  friend detail::indexed_children<BoundBlock>;
+  static constexpr std::size_t ctnn_child_count = std::tuple_size_v<members_tuple>;
+  template <std::size_t I>
+  auto& ctnn_child() {
+    return std::get<I>(static_cast<B&>(*this).ctnn_members());
+  }
 };
 
 namespace detail {

@@ -151,6 +151,42 @@ struct PoisonedLayer : ParameterFree<PoisonedLayer> {
   static std::string type_name() { return "<error>"; }
 };
 
+/// get<I>() and operator[](I_c) of a layer with numbered children (a Sequential's layers, a
+/// block's CTNN_MEMBERS), written once. Derived befriends this base and has
+///   static constexpr std::size_t ctnn_child_count;  template <std::size_t I> auto& ctnn_child();
+/// (ctnn_ names: a user's block may have members called child or size).
+/// I out of range is ERROR_layer_index_out_of_range<index<I>, num_layers<ctnn_child_count>>.
+template <class Derived>
+struct indexed_children {
+  /// net.get<I>(): child I (counting from 0); nested: net.get<1>().get<0>().
+  template <std::size_t I>
+  auto& get() {
+    constexpr std::size_t size = Derived::ctnn_child_count;
+    if constexpr (I < size) {
+      return static_cast<Derived&>(*this).template ctnn_child<I>();
+    } else {
+      (void)ctnn::detail::check<false, ERROR_layer_index_out_of_range<index<I>, num_layers<size>>>::value;
+      static PoisonedLayer poisoned;  // never reached: the line above is a compile error
+      return poisoned;
+    }
+  }
+  template <std::size_t I>
+  const auto& get() const {
+    return const_cast<indexed_children&>(*this).template get<I>();
+  }
+  /// net[2_c]
+  template <class C>
+    requires requires { C::value; }
+  auto& operator[](C) {
+    return get<static_cast<std::size_t>(C::value)>();
+  }
+  template <class C>
+    requires requires { C::value; }
+  const auto& operator[](C) const {
+    return get<static_cast<std::size_t>(C::value)>();
+  }
+};
+
 /// Stand-ins for the callbacks of for_each_parameter and apply: the concept asks that a layer
 /// accepts any callable of that form.
 struct any_parameter_visitor {

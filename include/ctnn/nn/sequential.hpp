@@ -38,7 +38,7 @@ concept has_epilogue = requires(const B& b, const float* x, float* p) {
 }  // namespace detail
 
 template <class... Bs>
-struct BoundSequential : Module<BoundSequential<Bs...>> {
+struct BoundSequential : Module<BoundSequential<Bs...>>, detail::indexed_children<BoundSequential<Bs...>> {
   static constexpr std::size_t L = sizeof...(Bs);
   template <std::size_t I>
   using layer_type = std::tuple_element_t<I, std::tuple<Bs...>>;
@@ -109,31 +109,7 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
 
   boost::hana::tuple<Bs...> layers;
 
-  /// net[I]: layer I (counting from 0); out of range is ERROR_layer_index_out_of_range.
-  template <std::size_t I>
-  auto& get() {
-    if constexpr (I < L) {
-      return boost::hana::at_c<I>(layers);
-    } else {
-      (void)ctnn::detail::check<false, ERROR_layer_index_out_of_range<index<I>, num_layers<L>>>::value;
-      return poisoned_;
-    }
-  }
-  template <std::size_t I>
-  const auto& get() const {
-    return const_cast<BoundSequential&>(*this).template get<I>();
-  }
-  /// net[2_c]
-  template <class C>
-    requires requires { C::value; }
-  auto& operator[](C) {
-    return get<static_cast<std::size_t>(C::value)>();
-  }
-  template <class C>
-    requires requires { C::value; }
-  const auto& operator[](C) const {
-    return get<static_cast<std::size_t>(C::value)>();
-  }
+  // net.get<I>(), net[I_c]: detail::indexed_children (nn/module.hpp).
   static constexpr std::size_t size() { return L; }
 
   // forward: x -> layer 0 -> ... -> layer L-1, fused pairs as one stage, stretches in pieces.
@@ -312,7 +288,13 @@ struct BoundSequential : Module<BoundSequential<Bs...>> {
       }
     }
   }
-  [[no_unique_address]] detail::PoisonedLayer poisoned_;
+  // For indexed_children: get<I>() is layer I.
+  friend detail::indexed_children<BoundSequential>;
+  static constexpr std::size_t ctnn_child_count = L;
+  template <std::size_t I>
+  auto& ctnn_child() {
+    return boost::hana::at_c<I>(layers);
+  }
 };
 
 namespace detail {
