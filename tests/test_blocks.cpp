@@ -610,6 +610,10 @@ TEST_CASE("named_parameters()[name].grad is the gradient of the parameter state_
   for (float g : named["2.child.weight"].grad) nonzero = nonzero || g != 0.0f;
   CHECK(nonzero);
   for (auto&& [name, p] : net.named_parameters()) CHECK(p.grad.numel() == p.numel());
+  // A layer's or a block's own named_parameters: names relative to it, the same views.
+  CHECK(net[0_c].named_parameters()["bias"].grad.data() == net[0_c].bias.grad.data());
+  CHECK(net[2_c].named_parameters().keys() == std::vector<std::string>{"w", "child.weight", "child.bias"});
+  CHECK(net[2_c].named_parameters()["child.weight"].grad.data() == net[2_c].child.weight.grad.data());
 
   // An unknown name throws std::out_of_range naming it.
   try {

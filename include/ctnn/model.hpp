@@ -83,62 +83,6 @@ void summary_rows(const B& layer, const std::string& path, int depth, std::vecto
 
 }  // namespace detail
 
-/// One entry of Model::named_parameters(): a view of a parameter's values (a TensorRef, as
-/// state_dict's entries are) with a view of its gradient, `.grad` (PyTorch's param.grad).
-/// Both point into the model: writing through them changes it.
-struct ParameterRef : TensorRef {
-  ParameterRef(TensorRef values, TensorRef gradient) : TensorRef(std::move(values)), grad(std::move(gradient)) {}
-  TensorRef grad;
-};
-
-/// PyTorch's net.named_parameters(): (name, parameter) pairs with state_dict's names, in its
-/// order, that can also be looked up by name as dict(net.named_parameters()) is:
-///   net.named_parameters()["0.weight"].grad
-class NamedParameters {
- public:
-  using value_type = std::pair<std::string, ParameterRef>;
-
-  void add(std::string name, ParameterRef p) { items_.emplace_back(std::move(name), std::move(p)); }
-  std::size_t size() const { return items_.size(); }
-  bool contains(const std::string& name) const { return find(name) != items_.end(); }
-  /// The parameter named `name` (a view: keep it as a value, `auto p = ...;`); an unknown name
-  /// throws std::out_of_range naming it and listing the names there are.
-  ParameterRef operator[](const std::string& name) const {
-    auto it = find(name);
-    if (it == items_.end()) {
-      std::string known;
-      for (const auto& [n, p] : items_) known += (known.empty() ? "" : ", ") + n;
-      throw std::out_of_range("ctnn: named_parameters() has no parameter named '" + name + "' (its names: " + known +
-                              ")");
-    }
-    return it->second;
-  }
-  ParameterRef at(const std::string& name) const { return (*this)[name]; }
-  std::vector<std::string> keys() const {
-    std::vector<std::string> k;
-    for (const auto& [name, p] : items_) k.push_back(name);
-    return k;
-  }
-  auto begin() const { return items_.begin(); }
-  auto end() const { return items_.end(); }
-  /// The values alone, as state_dict() (what named_parameters() returned before it had .grad).
-  operator StateDict() const {
-    StateDict sd;
-    for (const auto& [name, p] : items_) sd.add(name, p);
-    return sd;
-  }
-  /// As a StateDict prints: OrderedDict([('0.weight', tensor(...)), ...]).
-  friend std::ostream& operator<<(std::ostream& os, const NamedParameters& named) {
-    return os << static_cast<StateDict>(named);
-  }
-
- private:
-  std::vector<value_type>::const_iterator find(const std::string& name) const {
-    return std::find_if(items_.begin(), items_.end(), [&](const value_type& e) { return e.first == name; });
-  }
-  std::vector<value_type> items_;
-};
-
 template <class Net, class In>
 class Model {
   using checked_input = typename detail::check_model_input<In>::shape;
@@ -355,13 +299,7 @@ class Model {
   StateDict state_dict() const { return net_.state_dict(); }
   /// PyTorch's named_parameters(): state_dict's names and order, each with its values and its
   /// gradient (`net.named_parameters()["0.weight"].grad`, a view of net[0_c].weight.grad).
-  NamedParameters named_parameters() const {
-    NamedParameters named;
-    const_cast<network_type&>(net_).for_each_parameter("", [&](const std::string& name, auto& p) {
-      named.add(name, ParameterRef(TensorRef(p), TensorRef(p.grad)));
-    });
-    return named;
-  }
+  NamedParameters named_parameters() const { return net_.named_parameters(); }
   /// f(name, parameter) for every parameter in state_dict order; parameter is an nn::Parameter<S>&
   /// (values, and .grad). Optimizers walk the model with it.
   template <class F>

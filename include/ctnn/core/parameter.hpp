@@ -9,6 +9,7 @@
 // is ctnn::nn::Parameter<ctnn::Shape<...>>).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <ostream>
 #include <stdexcept>
@@ -71,4 +72,60 @@ struct Parameter : Tensor<S> {
 };
 
 }  // namespace nn
+/// One entry of named_parameters() (a Model's or a layer's): a view of a parameter's values (a TensorRef, as
+/// state_dict's entries are) with a view of its gradient, `.grad` (PyTorch's param.grad).
+/// Both point into the model: writing through them changes it.
+struct ParameterRef : TensorRef {
+  ParameterRef(TensorRef values, TensorRef gradient) : TensorRef(std::move(values)), grad(std::move(gradient)) {}
+  TensorRef grad;
+};
+
+/// PyTorch's net.named_parameters(): (name, parameter) pairs with state_dict's names, in its
+/// order, that can also be looked up by name as dict(net.named_parameters()) is:
+///   net.named_parameters()["0.weight"].grad
+class NamedParameters {
+ public:
+  using value_type = std::pair<std::string, ParameterRef>;
+
+  void add(std::string name, ParameterRef p) { items_.emplace_back(std::move(name), std::move(p)); }
+  std::size_t size() const { return items_.size(); }
+  bool contains(const std::string& name) const { return find(name) != items_.end(); }
+  /// The parameter named `name` (a view: keep it as a value, `auto p = ...;`); an unknown name
+  /// throws std::out_of_range naming it and listing the names there are.
+  ParameterRef operator[](const std::string& name) const {
+    auto it = find(name);
+    if (it == items_.end()) {
+      std::string known;
+      for (const auto& [n, p] : items_) known += (known.empty() ? "" : ", ") + n;
+      throw std::out_of_range("ctnn: named_parameters() has no parameter named '" + name + "' (its names: " + known +
+                              ")");
+    }
+    return it->second;
+  }
+  ParameterRef at(const std::string& name) const { return (*this)[name]; }
+  std::vector<std::string> keys() const {
+    std::vector<std::string> k;
+    for (const auto& [name, p] : items_) k.push_back(name);
+    return k;
+  }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+  /// The values alone, as state_dict() (what named_parameters() returned before it had .grad).
+  operator StateDict() const {
+    StateDict sd;
+    for (const auto& [name, p] : items_) sd.add(name, p);
+    return sd;
+  }
+  /// As a StateDict prints: OrderedDict([('0.weight', tensor(...)), ...]).
+  friend std::ostream& operator<<(std::ostream& os, const NamedParameters& named) {
+    return os << static_cast<StateDict>(named);
+  }
+
+ private:
+  std::vector<value_type>::const_iterator find(const std::string& name) const {
+    return std::find_if(items_.begin(), items_.end(), [&](const value_type& e) { return e.first == name; });
+  }
+  std::vector<value_type> items_;
+};
+
 }  // namespace ctnn

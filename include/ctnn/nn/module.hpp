@@ -68,8 +68,15 @@ struct Module {
     });
     return sd;
   }
-  /// Same names as state_dict (ctnn layers hold no buffers).
-  StateDict named_parameters() const { return state_dict(); }
+  /// PyTorch's named_parameters(): state_dict's names and order (ctnn layers hold no buffers),
+  /// each with its values and a view of its gradient: net[0].named_parameters()["weight"].grad.
+  NamedParameters named_parameters() const {
+    NamedParameters named;
+    const_cast<Derived&>(self()).for_each_parameter("", [&](const std::string& name, auto& param) {
+      named.add(name, ParameterRef(TensorRef(param), TensorRef(param.grad)));
+    });
+    return named;
+  }
   /// Set every parameter's gradient to zero (gradients accumulate until then, as in PyTorch).
   void zero_grad() {
     static_cast<Derived&>(*this).for_each_parameter("", [](const std::string&, auto& param) {
