@@ -61,9 +61,9 @@ BENCHMARK(BM_sgemm_loops)->Name("BM_sgemm/loops")->Arg(gemm_n)->MeasureProcessCP
 
 // ---- Conv2d 64 -> 64, 3x3, padding 1, + ReLU on [1, 64, 56, 56] -------------------------------
 // ctnn fuses the ReLU into the convolution's epilogue; every baseline applies ReLU too.
-using ConvReLU = nn::Sequential<nn::Conv2d<{.in_channels = conv_c, .out_channels = conv_c,
-                                            .kernel_size = conv_k, .padding = 1}>,
-                                nn::ReLU>;
+using ConvReLU =
+    nn::Sequential<nn::Conv2d<{.in_channels = conv_c, .out_channels = conv_c, .kernel_size = conv_k, .padding = 1}>,
+                   nn::ReLU>;
 using ConvIn = ctnn::Shape<conv_c, conv_hw, conv_hw>;
 
 void BM_conv_ctnn(benchmark::State& state) {

@@ -46,10 +46,10 @@ void conv_onednn(benchmark::State& state, bool time_reorders) {
 
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream s(eng);
-  const dnnl::convolution_forward::desc desc(
-      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, memory::desc(x_dims, f32, tag::any),
-      memory::desc(w_dims, f32, tag::any), memory::desc(b_dims, f32, tag::x), memory::desc(y_dims, f32, tag::any),
-      /*strides=*/{1, 1}, /*padding_l=*/{1, 1}, /*padding_r=*/{1, 1});
+  const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                             memory::desc(x_dims, f32, tag::any), memory::desc(w_dims, f32, tag::any),
+                                             memory::desc(b_dims, f32, tag::x), memory::desc(y_dims, f32, tag::any),
+                                             /*strides=*/{1, 1}, /*padding_l=*/{1, 1}, /*padding_r=*/{1, 1});
   dnnl::post_ops relu;
   relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
   dnnl::primitive_attr attr;

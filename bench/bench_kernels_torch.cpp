@@ -37,6 +37,10 @@ void BM_conv_libtorch(benchmark::State& state) {
   }
   set_flops(state, conv_flops);
 }
-BENCHMARK(BM_conv_libtorch)->Name("BM_conv_relu/libtorch")->Arg(1)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_conv_libtorch)
+    ->Name("BM_conv_relu/libtorch")
+    ->Arg(1)
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -24,8 +24,8 @@ void BM_lenet_forward_ctnn(benchmark::State& state) {
   ctnn::Model<LeNet, Image> net;
   auto X = ctnn::rand<Image>(lenet_batch);
   for (auto _ : state) benchmark::DoNotOptimize(net.forward(X).data());
-  state.counters["examples/s"] = benchmark::Counter(double(lenet_batch) * double(state.iterations()),
-                                                    benchmark::Counter::kIsRate);
+  state.counters["examples/s"] =
+      benchmark::Counter(double(lenet_batch) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_lenet_forward_ctnn)
     ->Name("BM_lenet_forward/ctnn")
@@ -47,8 +47,8 @@ void train_steps(benchmark::State& state, int threads) {
     benchmark::DoNotOptimize(net.backward(loss, y));
     sgd.step(net);
   }
-  state.counters["examples/s"] = benchmark::Counter(double(lenet_batch) * double(state.iterations()),
-                                                    benchmark::Counter::kIsRate);
+  state.counters["examples/s"] =
+      benchmark::Counter(double(lenet_batch) * double(state.iterations()), benchmark::Counter::kIsRate);
   ctnn::set_num_threads(1);
 }
 

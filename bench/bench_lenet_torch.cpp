@@ -31,8 +31,8 @@ void BM_lenet_forward_libtorch(benchmark::State& state) {
     auto Y = net->forward(X);
     benchmark::DoNotOptimize(Y.data_ptr<float>());
   }
-  state.counters["examples/s"] = benchmark::Counter(double(batch) * double(state.iterations()),
-                                                    benchmark::Counter::kIsRate);
+  state.counters["examples/s"] =
+      benchmark::Counter(double(batch) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_lenet_forward_libtorch)
     ->Name("BM_lenet_forward/libtorch")
@@ -53,8 +53,8 @@ void BM_lenet_train_step_libtorch(benchmark::State& state) {
     sgd.step();
     benchmark::DoNotOptimize(loss.item<float>());
   }
-  state.counters["examples/s"] = benchmark::Counter(double(batch) * double(state.iterations()),
-                                                    benchmark::Counter::kIsRate);
+  state.counters["examples/s"] =
+      benchmark::Counter(double(batch) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_lenet_train_step_libtorch)
     ->Name("BM_lenet_train_step/libtorch")

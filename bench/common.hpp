@@ -64,13 +64,12 @@ inline void baselines_on_one_thread(char** argv) {
 }  // namespace ctnn_bench
 
 /// main() of every bench binary: BENCHMARK_MAIN with the baselines on one thread.
-#define CTNN_BENCH_MAIN()                                  \
-  int main(int argc, char** argv) {                        \
-    ctnn_bench::baselines_on_one_thread(argv);             \
-    benchmark::Initialize(&argc, argv);                    \
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) \
-      return 1;                                            \
-    benchmark::RunSpecifiedBenchmarks();                   \
-    benchmark::Shutdown();                                 \
-    return 0;                                              \
+#define CTNN_BENCH_MAIN()                                             \
+  int main(int argc, char** argv) {                                   \
+    ctnn_bench::baselines_on_one_thread(argv);                        \
+    benchmark::Initialize(&argc, argv);                               \
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1; \
+    benchmark::RunSpecifiedBenchmarks();                              \
+    benchmark::Shutdown();                                            \
+    return 0;                                                         \
   }

@@ -115,8 +115,8 @@ int main() {
   std::cout << comp_conv2d<{.in_channels = 1, .out_channels = 1, .kernel_size = 3, .stride = 2, .padding = 1}>()
             << '\n';
   // conv2d = nn.LazyConv2d(1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))
-  std::cout << comp_conv2d<{.in_channels = 1, .out_channels = 1, .kernel_size = {3, 5}, .stride = {3, 4},
-                            .padding = {0, 1}}>()
+  std::cout << comp_conv2d<
+                   {.in_channels = 1, .out_channels = 1, .kernel_size = {3, 5}, .stride = {3, 4}, .padding = {0, 1}}>()
             << '\n';
 
   std::cout << "\n== Multiple Input and Multiple Output Channels ==\n";

@@ -88,7 +88,8 @@ int main() {
   std::fill_n(dy.data(), dy.numel(), 1.0f);
   scaled.backward();
   for (auto&& [name, p] : scaled.named_parameters()) std::cout << name << ' ' << p.shape_str() << ' ' << p.grad << '\n';
-  std::cout << "2.w grad: " << scaled.named_parameters()["2.w"].grad << '\n';  // dict(net.named_parameters())["2.w"].grad
+  std::cout << "2.w grad: " << scaled.named_parameters()["2.w"].grad
+            << '\n';  // dict(net.named_parameters())["2.w"].grad
 
   // A few training steps through the blocks: backward is derived from forward.
   auto Xt = ctnn::randn<Shape<20>>(32);

@@ -90,15 +90,15 @@ Options parse(int argc, char** argv) {
     } else if (a == "--batch-size") {
       o.batch_size = number<std::size_t>(a, value(), 1, std::numeric_limits<std::size_t>::max(), "a positive integer");
     } else if (a == "--lr") {
-      o.lr = number(a, value(), std::numeric_limits<float>::min(), std::numeric_limits<float>::max(),
-                    "a positive number");
+      o.lr =
+          number(a, value(), std::numeric_limits<float>::min(), std::numeric_limits<float>::max(), "a positive number");
     } else if (a == "--data") {
       o.data = value();
     } else if (a == "--threads") {
       o.threads = number(a, value(), 1, max_threads, "an integer from 1 to " + std::to_string(max_threads));
     } else if (a == "--seed") {
-      o.seed = number<std::uint64_t>(a, value(), 0, std::numeric_limits<std::uint64_t>::max(),
-                                     "a non-negative integer");
+      o.seed =
+          number<std::uint64_t>(a, value(), 0, std::numeric_limits<std::uint64_t>::max(), "a non-negative integer");
     } else if (a == "--modern") {
       o.modern = true;
     } else if (a == "--quiet") {
@@ -186,8 +186,8 @@ int train(const Options& opt, const ctnn::io::Dataset<Image>& train_set, const c
     std::size_t reload_hits = 0;
     for (auto [X, y] : test_loader) reload_hits += correct(fresh.forward(X), y);
     const double reload_acc = double(reload_hits) / test_set.size();
-    std::printf("saved the trained weights to %s; reloaded into a fresh model: test acc %.3f (%s)\n",
-                opt.save->c_str(), reload_acc, reload_acc == test_acc ? "the same" : "DIFFERENT");
+    std::printf("saved the trained weights to %s; reloaded into a fresh model: test acc %.3f (%s)\n", opt.save->c_str(),
+                reload_acc, reload_acc == test_acc ? "the same" : "DIFFERENT");
     if (reload_acc != test_acc) return 1;
   }
   return 0;
@@ -205,8 +205,8 @@ int main(int argc, char** argv) {
     std::printf("Fashion-MNIST from %s: %zu training and %zu test images\n", dir.c_str(), train_set.size(),
                 test_set.size());
     std::printf("LeNet (%s), batch %zu, lr %g, %d epochs, %d thread%s\n",
-                opt.modern ? "ReLU + max pooling" : "D2L: sigmoid + average pooling", opt.batch_size,
-                double(opt.lr), opt.epochs, ctnn::get_num_threads(), ctnn::get_num_threads() == 1 ? "" : "s");
+                opt.modern ? "ReLU + max pooling" : "D2L: sigmoid + average pooling", opt.batch_size, double(opt.lr),
+                opt.epochs, ctnn::get_num_threads(), ctnn::get_num_threads() == 1 ? "" : "s");
     return opt.modern ? train<ModernLeNet>(opt, train_set, test_set) : train<LeNet>(opt, train_set, test_set);
   } catch (const usage_error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

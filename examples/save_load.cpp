@@ -45,8 +45,8 @@ void write_reference(std::ofstream& out, const std::string& name, const std::vec
 
 fs::path default_dir() {
   for (unsigned i = 0;; ++i) {
-    auto p = fs::temp_directory_path() / ("ctnn_save_load_" + std::to_string(std::random_device{}()) + "_" +
-                                          std::to_string(i));
+    auto p = fs::temp_directory_path() /
+             ("ctnn_save_load_" + std::to_string(std::random_device{}()) + "_" + std::to_string(i));
     if (fs::create_directory(p)) return p;
   }
 }
@@ -60,8 +60,7 @@ int main(int argc, char** argv) {
   const fs::path dir = argc > 1 ? fs::path(argv[1]) : default_dir();
   fs::create_directories(dir);
   std::ofstream expected(dir / "expected.txt");
-  expected << "ctnn-reference 1\n# written by examples/save_load.cpp: the tensors it saved in " << dir.string()
-           << "\n";
+  expected << "ctnn-reference 1\n# written by examples/save_load.cpp: the tensors it saved in " << dir.string() << "\n";
 
   section("Loading and Saving Tensors");
   // x = torch.arange(4); torch.save(x, 'x-file')

@@ -53,7 +53,9 @@ std::size_t gradcheck(ModelT& net, ctnn::Batch<In>& X, const GradCheckOptions& o
       const double lm = loss();
       values[i] = old;
       const double fd = (lp - lm) / (2.0 * opt.step);
-      auto close = [&](double d, double tol) { return std::fabs(d - analytic[i]) <= tol * (opt.atol + opt.rtol * std::fabs(d)); };
+      auto close = [&](double d, double tol) {
+        return std::fabs(d - analytic[i]) <= tol * (opt.atol + opt.rtol * std::fabs(d));
+      };
       ++checked;
       if (close(fd, 1)) continue;
       // A ReLU or max-pool kink within one step: the central difference averages two slopes;

@@ -78,8 +78,8 @@ inline void check_close(std::span<const float> actual, std::span<const float> ex
     }
   }
   CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << actual.size() << " elements differ; first at " << first
-                                << ": " << (bad ? actual[first] : 0.f) << " vs expected "
-                                << (bad ? expected[first] : 0.f));
+                               << ": " << (bad ? actual[first] : 0.f) << " vs expected "
+                               << (bad ? expected[first] : 0.f));
 }
 
 /// Copies every tensor of the model's state_dict from the reference file (shapes must match).
@@ -100,9 +100,9 @@ struct TempDir {
     static std::atomic<unsigned> counter{0};
     const auto stamp = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
     for (;;) {
-      path = std::filesystem::temp_directory_path() / ("ctnn_test_" + std::to_string(stamp) + "_" +
-                                                       std::to_string(std::random_device{}()) + "_" +
-                                                       std::to_string(counter++));
+      path = std::filesystem::temp_directory_path() /
+             ("ctnn_test_" + std::to_string(stamp) + "_" + std::to_string(std::random_device{}()) + "_" +
+              std::to_string(counter++));
       if (std::filesystem::create_directory(path)) break;
     }
   }

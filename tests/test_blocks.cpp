@@ -178,9 +178,9 @@ using Chimera = nn::Sequential<nn::block<NestMLP>, nn::LazyLinear<20>, nn::block
 
 TEST_CASE("D2L's chimera (blocks and Sequentials mixed, ending in a whole-batch sum) matches PyTorch at batch 5") {
   Model<Chimera, Shape<20>> net;
-  CHECK(net.state_dict().keys() ==
-        std::vector<std::string>{"0.net.0.weight", "0.net.0.bias", "0.net.2.weight", "0.net.2.bias", "0.linear.weight",
-                                 "0.linear.bias", "1.weight", "1.bias", "2.linear.weight", "2.linear.bias"});
+  CHECK(net.state_dict().keys() == std::vector<std::string>{"0.net.0.weight", "0.net.0.bias", "0.net.2.weight",
+                                                            "0.net.2.bias", "0.linear.weight", "0.linear.bias",
+                                                            "1.weight", "1.bias", "2.linear.weight", "2.linear.bias"});
   static_assert(decltype(net)::output_shape == Shape<>{});
   const auto ref = load_reference(reference_path("block_chimera.txt"));
   REQUIRE(ref.at("halvings").values[0] == 5.0f);  // the while loop runs 5 times on this batch
@@ -293,10 +293,12 @@ TEST_CASE("a layer used twice accumulates both uses' gradients, as PyTorch does"
 TEST_CASE("blocks nest in blocks, Sequentials in blocks, a sub-layer output used twice") {
   Model<nn::block<Outer>, Shape<3>> net(22);
   static_assert(decltype(net)::output_shape == Shape<4>{});
-  CHECK(net.state_dict().keys() ==
-        std::vector<std::string>{"pre.0.weight", "pre.0.bias", "my.weight", "my.bias"});
+  CHECK(net.state_dict().keys() == std::vector<std::string>{"pre.0.weight", "pre.0.bias", "my.weight", "my.bias"});
   net.apply([](auto& l) {  // MyLinear: small weights, positive biases (ReLU kinks away from the steps)
-    if constexpr (requires { l.weight; l.bias; } && nn::is_block<decltype(l)>) {
+    if constexpr (requires {
+                    l.weight;
+                    l.bias;
+                  } && nn::is_block<decltype(l)>) {
       for (float& v : l.weight) v *= 0.3f;
       ctnn::fill_(l.bias, 1.0f);
     }
@@ -484,11 +486,11 @@ struct BareParams : nn::Block<BareParams<In>> {
     ctnn::uniform_(tm, -1.0f, 1.0f, g);
   }
   auto forward(auto X) {  // X: [N, 3, 4]
-    auto unary = exp(log_s) + log(v) + relu(u) + sigmoid(u) + tanh(u) + abs(u) + abs(t) + 1;     // [4]
-    auto binary = (v + 1.0f) * (2.0f - u) + (1 + u) / v - v / 2 + 3 * v - u * 0.5f - 2.0f / v +
-                  (u - 1) + u * v - (u + v) / (v * v) + (-u) + v * t + t - u;                     // [4]
-    auto reduced = sum(u) + mean(v) + sum<0>(m) + mean<0>(m) * 2 + mean<1, true>(m) + sum<1>(m).sum(); // [3, 4]
-    auto product = mm(m, w) + matmul(tm, w) * 0.5f + mm(tanh(m), w);                             // [3, 4]
+    auto unary = exp(log_s) + log(v) + relu(u) + sigmoid(u) + tanh(u) + abs(u) + abs(t) + 1;  // [4]
+    auto binary = (v + 1.0f) * (2.0f - u) + (1 + u) / v - v / 2 + 3 * v - u * 0.5f - 2.0f / v + (u - 1) + u * v -
+                  (u + v) / (v * v) + (-u) + v * t + t - u;  // [4]
+    auto reduced = sum(u) + mean(v) + sum<0>(m) + mean<0>(m) * 2 + mean<1, true>(m) + sum<1>(m).sum();  // [3, 4]
+    auto product = mm(m, w) + matmul(tm, w) * 0.5f + mm(tanh(m), w);  // [3, 4]
     return X * unary + binary + reduced + product * X;
   }
 };
@@ -563,8 +565,8 @@ TEST_CASE("state_dict and named_parameters list a block's own Params before its 
   CHECK(net.state_dict().keys() == std::vector<std::string>{"w", "child.weight", "child.bias"});
   CHECK(net.named_parameters().keys() == net.state_dict().keys());
   Model<nn::block<Around>, Shape<4>> around(72);
-  const std::vector<std::string> expected{"scale", "bias", "inner.w", "inner.child.weight", "inner.child.bias",
-                                          "last.weight", "last.bias"};
+  const std::vector<std::string> expected{
+      "scale", "bias", "inner.w", "inner.child.weight", "inner.child.bias", "last.weight", "last.bias"};
   CHECK(around.state_dict().keys() == expected);
   CHECK(around.named_parameters().keys() == expected);
   Model<nn::Sequential<nn::block<ChildThenParam>, nn::ReLU>, Shape<4>> seq(73);

@@ -69,7 +69,8 @@ namespace arith = ctnn::conv;
 // (I + 2P - D(K-1) - 1)/S + 1
 static_assert(arith::output_size(28, 2, 2, 5, 1, 1) == 28);
 static_assert(arith::output_size(8, 1, 1, 3, 2, 1) == 4);                          // D2L: k3 p1 s2 on 8x8
-static_assert(arith::output_size(8, 0, 0, 3, 3, 1) == 2 && arith::output_size(8, 1, 1, 5, 4, 1) == 2);  // k(3,5) p(0,1) s(3,4)
+static_assert(arith::output_size(8, 0, 0, 3, 3, 1) == 2 &&
+              arith::output_size(8, 1, 1, 5, 4, 1) == 2);  // k(3,5) p(0,1) s(3,4)
 static_assert(arith::output_size(9, 1, 1, 3, 1, 2) == 7);                          // dilation 2
 static_assert(arith::output_size(7, 0, 0, 2, 2, 1) == 3);                          // floor drops the last column
 static_assert(arith::output_size(4, 0, 0, 5, 1, 1) <= 0);                          // kernel larger than input
@@ -103,8 +104,14 @@ static_assert(LeNetModel::network_type::fused[1] && LeNetModel::network_type::fu
 static_assert(!LeNetModel::network_type::fused[2]);
 
 // Rectangular kernels and options spelled both ways
-using Rect = nn::Sequential<nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = {3, 5}, .stride = {2, 1},
-                                        .padding = {1, 2}, .dilation = 2, .groups = 1, .bias = false,
+using Rect = nn::Sequential<nn::Conv2d<{.in_channels = 3,
+                                        .out_channels = 4,
+                                        .kernel_size = {3, 5},
+                                        .stride = {2, 1},
+                                        .padding = {1, 2},
+                                        .dilation = 2,
+                                        .groups = 1,
+                                        .bias = false,
                                         .padding_mode = nn::PaddingMode::circular}>>;
 static_assert(Model<Rect, Shape<3, 9, 10>>::output_shape == Shape<4, 4, 6>{});
 static_assert(Model<Rect, Shape<3, 9, 10>>::parameter_count == 4 * 3 * 15);
@@ -148,13 +155,19 @@ TEST_CASE("Conv2d depthwise (groups == channels) matches PyTorch") {
                   Shape<3, 8, 9>>("conv_depthwise");
 }
 TEST_CASE("Conv2d depthwise with multiplier 2, stride 2 and a 3x2 kernel matches PyTorch") {
-  check_reference<ConvNet<{.in_channels = 3, .out_channels = 6, .kernel_size = {3, 2}, .stride = 2,
-                           .padding = {1, 0}, .groups = 3}>,
-                  Shape<3, 9, 11>>("conv_depthwise_mult_strided");
+  check_reference<
+      ConvNet<
+          {.in_channels = 3, .out_channels = 6, .kernel_size = {3, 2}, .stride = 2, .padding = {1, 0}, .groups = 3}>,
+      Shape<3, 9, 11>>("conv_depthwise_mult_strided");
 }
 TEST_CASE("Conv2d depthwise with reflect padding and dilation matches PyTorch") {
-  check_reference<ConvNet<{.in_channels = 4, .out_channels = 4, .kernel_size = 3, .padding = 2, .dilation = 2,
-                           .groups = 4, .padding_mode = reflect}>,
+  check_reference<ConvNet<{.in_channels = 4,
+                           .out_channels = 4,
+                           .kernel_size = 3,
+                           .padding = 2,
+                           .dilation = 2,
+                           .groups = 4,
+                           .padding_mode = reflect}>,
                   Shape<4, 6, 21>>("conv_depthwise_reflect_dilated");
 }
 TEST_CASE("Conv2d with bias=False matches PyTorch and has no bias in its state_dict") {
@@ -165,46 +178,58 @@ TEST_CASE("Conv2d with bias=False matches PyTorch and has no bias in its state_d
   static_assert(decltype(net)::parameter_count == 4 * 3 * 9);
 }
 TEST_CASE("Conv2d reflect padding matches PyTorch for a 3x5 kernel") {
-  check_reference<ConvNet<{.in_channels = 2, .out_channels = 3, .kernel_size = {3, 5}, .padding = {1, 2},
-                           .padding_mode = reflect}>,
-                  Shape<2, 5, 6>>("conv_reflect");
+  check_reference<
+      ConvNet<{.in_channels = 2, .out_channels = 3, .kernel_size = {3, 5}, .padding = {1, 2}, .padding_mode = reflect}>,
+      Shape<2, 5, 6>>("conv_reflect");
 }
 TEST_CASE("Conv2d replicate padding matches PyTorch for a 3x5 kernel") {
-  check_reference<ConvNet<{.in_channels = 2, .out_channels = 3, .kernel_size = {3, 5}, .padding = {1, 2},
-                           .padding_mode = replicate}>,
-                  Shape<2, 5, 6>>("conv_replicate");
+  check_reference<
+      ConvNet<
+          {.in_channels = 2, .out_channels = 3, .kernel_size = {3, 5}, .padding = {1, 2}, .padding_mode = replicate}>,
+      Shape<2, 5, 6>>("conv_replicate");
 }
 TEST_CASE("Conv2d circular padding matches PyTorch for a 3x5 kernel") {
-  check_reference<ConvNet<{.in_channels = 2, .out_channels = 3, .kernel_size = {3, 5}, .padding = {1, 2},
-                           .padding_mode = circular}>,
-                  Shape<2, 5, 6>>("conv_circular");
+  check_reference<
+      ConvNet<
+          {.in_channels = 2, .out_channels = 3, .kernel_size = {3, 5}, .padding = {1, 2}, .padding_mode = circular}>,
+      Shape<2, 5, 6>>("conv_circular");
 }
 TEST_CASE("Conv2d circular padding as large as the input matches PyTorch") {
-  check_reference<ConvNet<{.in_channels = 1, .out_channels = 2, .kernel_size = 3, .padding = 3,
-                           .padding_mode = circular}>,
-                  Shape<1, 3, 4>>("conv_circular_full_wrap");
+  check_reference<
+      ConvNet<{.in_channels = 1, .out_channels = 2, .kernel_size = 3, .padding = 3, .padding_mode = circular}>,
+      Shape<1, 3, 4>>("conv_circular_full_wrap");
 }
 TEST_CASE("Conv2d reflect padding with stride 2 matches PyTorch") {
-  check_reference<ConvNet<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 2,
-                           .padding_mode = reflect}>,
-                  Shape<2, 7, 8>>("conv_reflect_strided");
+  check_reference<
+      ConvNet<
+          {.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 2, .padding_mode = reflect}>,
+      Shape<2, 7, 8>>("conv_reflect_strided");
 }
 TEST_CASE("Conv2d padding='same' with an odd 3x5 kernel matches PyTorch") {
   check_reference<ConvNet<{.in_channels = 2, .out_channels = 3, .kernel_size = {3, 5}, .padding = nn::padding_same}>,
                   Shape<2, 6, 7>>("conv_same_odd");
 }
 TEST_CASE("Conv2d padding='same' with an even kernel pads more on the right and bottom, as PyTorch") {
-  check_reference<ConvNet<{.in_channels = 2, .out_channels = 3, .kernel_size = {4, 2}, .padding = nn::padding_same,
+  check_reference<ConvNet<{.in_channels = 2,
+                           .out_channels = 3,
+                           .kernel_size = {4, 2},
+                           .padding = nn::padding_same,
                            .dilation = {1, 3}}>,
                   Shape<2, 6, 7>>("conv_same_even");
 }
 TEST_CASE("Conv2d padding='same' with an even kernel and reflect padding matches PyTorch") {
-  check_reference<ConvNet<{.in_channels = 2, .out_channels = 3, .kernel_size = 4, .padding = nn::padding_same,
+  check_reference<ConvNet<{.in_channels = 2,
+                           .out_channels = 3,
+                           .kernel_size = 4,
+                           .padding = nn::padding_same,
                            .padding_mode = reflect}>,
                   Shape<2, 5, 6>>("conv_same_even_reflect");
 }
 TEST_CASE("Conv2d padding='same' with a 2x4 kernel and replicate padding matches PyTorch") {
-  check_reference<ConvNet<{.in_channels = 2, .out_channels = 3, .kernel_size = {2, 4}, .padding = nn::padding_same,
+  check_reference<ConvNet<{.in_channels = 2,
+                           .out_channels = 3,
+                           .kernel_size = {2, 4},
+                           .padding = nn::padding_same,
                            .padding_mode = replicate}>,
                   Shape<2, 5, 6>>("conv_same_even_replicate");
 }
@@ -225,8 +250,13 @@ TEST_CASE("Conv2d + ReLU, fused, matches PyTorch with several input and output c
                   Shape<3, 13, 11>>("conv_multi_relu");
 }
 TEST_CASE("Conv2d + Sigmoid, fused, matches PyTorch on odd sizes with every option") {
-  check_reference<ConvNet<{.in_channels = 3, .out_channels = 9, .kernel_size = {5, 3}, .stride = {3, 2},
-                           .padding = {2, 1}, .dilation = {1, 2}}, nn::Sigmoid>,
+  check_reference<ConvNet<{.in_channels = 3,
+                           .out_channels = 9,
+                           .kernel_size = {5, 3},
+                           .stride = {3, 2},
+                           .padding = {2, 1},
+                           .dilation = {1, 2}},
+                          nn::Sigmoid>,
                   Shape<3, 11, 13>>("conv_multi_sigmoid");
 }
 TEST_CASE("Conv2d, ReLU, LazyConv2d on 12 channels match PyTorch") {
@@ -247,9 +277,9 @@ TEST_CASE("MaxPool2d ceil_mode matches PyTorch") {
 TEST_CASE("MaxPool2d with padding (-inf) and dilation matches PyTorch") {
   check_reference<nn::Sequential<nn::MaxPool2d<{.kernel_size = {3, 2}, .stride = {2, 1}, .padding = 1, .dilation = 2}>>,
                   Shape<2, 9, 8>>("maxpool_pad_dilation");
-  check_reference<nn::Sequential<nn::MaxPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .dilation = 2,
-                                                .ceil_mode = true}>>,
-                  Shape<2, 10, 9>>("maxpool_pad_dilation_ceil");
+  check_reference<
+      nn::Sequential<nn::MaxPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .dilation = 2, .ceil_mode = true}>>,
+      Shape<2, 10, 9>>("maxpool_pad_dilation_ceil");
   check_reference<nn::Sequential<nn::MaxPool2d<{.kernel_size = 3, .stride = 1, .padding = 1}>>, Shape<2, 5, 37>>(
       "maxpool_stride1_wide");
 }
@@ -261,16 +291,16 @@ TEST_CASE("AvgPool2d(2) matches PyTorch") {
 TEST_CASE("AvgPool2d divisor with ceil_mode windows past the padded edge matches PyTorch") {
   check_reference<nn::Sequential<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}>>,
                   Shape<2, 6, 8>>("avgpool_pad_ceil");
-  check_reference<nn::Sequential<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true,
-                                                .count_include_pad = false}>>,
+  check_reference<nn::Sequential<nn::AvgPool2d<
+                      {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true, .count_include_pad = false}>>,
                   Shape<2, 6, 8>>("avgpool_pad_ceil_exclude");
 }
 TEST_CASE("AvgPool2d count_include_pad=false and divisor_override match PyTorch") {
-  check_reference<nn::Sequential<nn::AvgPool2d<{.kernel_size = {3, 2}, .stride = {1, 2}, .padding = {1, 1},
-                                                .count_include_pad = false}>>,
+  check_reference<nn::Sequential<nn::AvgPool2d<
+                      {.kernel_size = {3, 2}, .stride = {1, 2}, .padding = {1, 1}, .count_include_pad = false}>>,
                   Shape<2, 5, 7>>("avgpool_pad_exclude");
-  check_reference<nn::Sequential<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true,
-                                                .divisor_override = 5}>>,
+  check_reference<nn::Sequential<nn::AvgPool2d<
+                      {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true, .divisor_override = 5}>>,
                   Shape<2, 6, 8>>("avgpool_divisor_override");
 }
 TEST_CASE("AdaptiveAvgPool2d windows match PyTorch (7x5 -> 3x2, -> 1x1, 3x3 -> 5x4)") {
@@ -317,15 +347,21 @@ TEST_CASE("Conv2d and pools print like PyTorch's repr") {
     os << m;
     return os.str();
   };
-  Model<nn::Sequential<nn::Conv2d<{.in_channels = 4, .out_channels = 6, .kernel_size = {3, 5}, .stride = {2, 1},
-                                   .padding = {1, 2}, .dilation = 2, .groups = 2, .bias = false,
-                                   .padding_mode = reflect}>,
-                       nn::Conv2d<{.in_channels = 6, .out_channels = 6, .kernel_size = 3, .padding = nn::padding_same}>,
-                       nn::LazyConv2d<{.out_channels = 2, .kernel_size = 1, .padding = nn::padding_valid}>,
-                       nn::MaxPool2d<{.kernel_size = 2}>,
-                       nn::MaxPool2d<{.kernel_size = {2, 3}, .stride = {1, 2}, .padding = 1, .dilation = 2,
-                                      .ceil_mode = true}>,
-                       nn::AvgPool2d<{.kernel_size = 2}>, nn::AdaptiveAvgPool2d<1>>,
+  Model<nn::Sequential<
+            nn::Conv2d<{.in_channels = 4,
+                        .out_channels = 6,
+                        .kernel_size = {3, 5},
+                        .stride = {2, 1},
+                        .padding = {1, 2},
+                        .dilation = 2,
+                        .groups = 2,
+                        .bias = false,
+                        .padding_mode = reflect}>,
+            nn::Conv2d<{.in_channels = 6, .out_channels = 6, .kernel_size = 3, .padding = nn::padding_same}>,
+            nn::LazyConv2d<{.out_channels = 2, .kernel_size = 1, .padding = nn::padding_valid}>,
+            nn::MaxPool2d<{.kernel_size = 2}>,
+            nn::MaxPool2d<{.kernel_size = {2, 3}, .stride = {1, 2}, .padding = 1, .dilation = 2, .ceil_mode = true}>,
+            nn::AvgPool2d<{.kernel_size = 2}>, nn::AdaptiveAvgPool2d<1>>,
         Shape<4, 21, 23>>
       net;
   CHECK(repr(net.get<0>()) ==
@@ -334,8 +370,7 @@ TEST_CASE("Conv2d and pools print like PyTorch's repr") {
   CHECK(repr(net.get<1>()) == "Conv2d(6, 6, kernel_size=(3, 3), stride=(1, 1), padding=same)");
   CHECK(repr(net.get<2>()) == "Conv2d(6, 2, kernel_size=(1, 1), stride=(1, 1), padding=valid)");
   CHECK(repr(net.get<3>()) == "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)");
-  CHECK(repr(net.get<4>()) ==
-        "MaxPool2d(kernel_size=(2, 3), stride=(1, 2), padding=1, dilation=2, ceil_mode=True)");
+  CHECK(repr(net.get<4>()) == "MaxPool2d(kernel_size=(2, 3), stride=(1, 2), padding=1, dilation=2, ceil_mode=True)");
   CHECK(repr(net.get<5>()) == "AvgPool2d(kernel_size=2, stride=2, padding=0)");
   CHECK(repr(net.get<6>()) == "AdaptiveAvgPool2d(output_size=(1, 1))");
   CHECK(repr(LeNetModel{}.get<0>()) == "Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))");
@@ -356,7 +391,8 @@ TEST_CASE("is_conv2d and the pool traits pick layers in apply()") {
   CHECK(convs == 2);
   CHECK(avgs == 2);
   CHECK(net.get<3>().weight(0, 0, 0, 0) == 0.0f);
-  static_assert(nn::is_conv2d<const lenet_layer<0>&> && !nn::is_linear<lenet_layer<0>> && !nn::is_conv2d<lenet_layer<7>>);
+  static_assert(nn::is_conv2d<const lenet_layer<0>&> && !nn::is_linear<lenet_layer<0>> &&
+                !nn::is_conv2d<lenet_layer<7>>);
 }
 
 TEST_CASE("Conv2d default init is PyTorch's: U(-1/sqrt(fan_in), 1/sqrt(fan_in))") {
@@ -441,7 +477,7 @@ void check_conv_against_scalar(std::mt19937& rng) {
   for (auto& v : X) v = dist(rng);
   auto& layer = net.template get<0>();
   const auto& geo = layer.geometry;
-  const ConvParams p{C,      H,      W,      Opt.out_channels, geo.KH, geo.KW, geo.SH,      geo.SW,  geo.PT,
+  const ConvParams p{C,      H,      W,      Opt.out_channels, geo.KH, geo.KW,     geo.SH,           geo.SW,  geo.PT,
                      geo.PB, geo.PL, geo.PR, geo.DH,           geo.DW, geo.groups, Opt.padding_mode, Opt.bias};
   std::vector<float> b;
   if constexpr (Opt.bias) b = layer.bias.to_vector();
@@ -454,8 +490,8 @@ void check_conv_against_scalar(std::mt19937& rng) {
 /// Max or average pooling with PyTorch's rules, written out.
 std::vector<float> scalar_pool(const std::vector<float>& x, std::size_t NC, std::size_t H, std::size_t W,
                                std::size_t KH, std::size_t KW, std::size_t SH, std::size_t SW, std::size_t PH,
-                               std::size_t PW, std::size_t DH, std::size_t DW, std::size_t OH, std::size_t OW,
-                               bool max, bool include_pad) {
+                               std::size_t PW, std::size_t DH, std::size_t DW, std::size_t OH, std::size_t OW, bool max,
+                               bool include_pad) {
   std::vector<float> y(NC * OH * OW);
   for (std::size_t s = 0; s < NC; ++s)
     for (std::size_t oh = 0; oh < OH; ++oh)
@@ -489,8 +525,8 @@ void check_pool_against_scalar(std::mt19937& rng) {
   Batch<Shape<C, H, W>> X(N);
   for (auto& v : X) v = dist(rng);
   constexpr auto g = std::remove_cvref_t<decltype(net.template get<0>())>::geometry;
-  const auto want = scalar_pool(X.to_vector(), N * C, H, W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, g.OH,
-                                g.OW, Max, IncludePad);
+  const auto want = scalar_pool(X.to_vector(), N * C, H, W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, g.OH, g.OW,
+                                Max, IncludePad);
   const auto Y = net(X);
   REQUIRE(Y.numel() == want.size());
   check_values(Y.data(), want, "scalar pool");
@@ -500,19 +536,42 @@ void check_pool_against_scalar(std::mt19937& rng) {
 
 TEST_CASE("Conv2d matches a scalar reference on random shapes") {
   std::mt19937 rng(7);
-  check_conv_against_scalar<{.in_channels = 3, .out_channels = 5, .kernel_size = {2, 4}, .stride = {1, 3},
-                             .padding = {1, 2}, .dilation = {2, 1}}, 3, 17, 19>(rng);
-  check_conv_against_scalar<{.in_channels = 6, .out_channels = 9, .kernel_size = 3, .stride = 2, .padding = 1,
-                             .groups = 3, .padding_mode = replicate}, 6, 15, 34>(rng);
-  check_conv_against_scalar<{.in_channels = 8, .out_channels = 16, .kernel_size = 3, .padding = 1, .groups = 8,
-                             .bias = false, .padding_mode = circular}, 8, 10, 40>(rng);
-  check_conv_against_scalar<{.in_channels = 5, .out_channels = 3, .kernel_size = {5, 1}, .padding = nn::padding_same,
-                             .dilation = 2, .padding_mode = reflect}, 5, 12, 7>(rng);
+  check_conv_against_scalar<{.in_channels = 3,
+                             .out_channels = 5,
+                             .kernel_size = {2, 4},
+                             .stride = {1, 3},
+                             .padding = {1, 2},
+                             .dilation = {2, 1}},
+                            3, 17, 19>(rng);
+  check_conv_against_scalar<{.in_channels = 6,
+                             .out_channels = 9,
+                             .kernel_size = 3,
+                             .stride = 2,
+                             .padding = 1,
+                             .groups = 3,
+                             .padding_mode = replicate},
+                            6, 15, 34>(rng);
+  check_conv_against_scalar<{.in_channels = 8,
+                             .out_channels = 16,
+                             .kernel_size = 3,
+                             .padding = 1,
+                             .groups = 8,
+                             .bias = false,
+                             .padding_mode = circular},
+                            8, 10, 40>(rng);
+  check_conv_against_scalar<{.in_channels = 5,
+                             .out_channels = 3,
+                             .kernel_size = {5, 1},
+                             .padding = nn::padding_same,
+                             .dilation = 2,
+                             .padding_mode = reflect},
+                            5, 12, 7>(rng);
   check_conv_against_scalar<{.in_channels = 32, .out_channels = 17, .kernel_size = 1}, 32, 9, 9>(rng);
-  check_conv_against_scalar<{.in_channels = 7, .out_channels = 13, .kernel_size = 3, .stride = {2, 3},
-                             .dilation = {1, 2}}, 7, 23, 29>(rng);
-  check_conv_against_scalar<{.in_channels = 2, .out_channels = 2, .kernel_size = 1, .padding = 1, .groups = 2,
-                             .padding_mode = zeros}, 2, 4, 5>(rng);
+  check_conv_against_scalar<
+      {.in_channels = 7, .out_channels = 13, .kernel_size = 3, .stride = {2, 3}, .dilation = {1, 2}}, 7, 23, 29>(rng);
+  check_conv_against_scalar<
+      {.in_channels = 2, .out_channels = 2, .kernel_size = 1, .padding = 1, .groups = 2, .padding_mode = zeros}, 2, 4,
+      5>(rng);
 }
 
 TEST_CASE("Conv2d stride 1 (the flat direct kernel) matches a scalar reference, tails included") {
@@ -523,11 +582,18 @@ TEST_CASE("Conv2d stride 1 (the flat direct kernel) matches a scalar reference, 
   // 11 channels: a tile of 8 and a tail of 3; rows of 9 (a vector spans several rows); odd q tail
   check_conv_against_scalar<{.in_channels = 3, .out_channels = 11, .kernel_size = 3, .padding = 1}, 3, 7, 7>(rng);
   // a padded 3x3 as in ResNet, 20 channels (two tiles of 8 and a tail of 4), rows of 23
-  check_conv_against_scalar<{.in_channels = 5, .out_channels = 20, .kernel_size = 3, .padding = 1,
-                             .padding_mode = reflect}, 5, 9, 21>(rng);
+  check_conv_against_scalar<
+      {.in_channels = 5, .out_channels = 20, .kernel_size = 3, .padding = 1, .padding_mode = reflect}, 5, 9, 21>(rng);
   // dilation, a rectangular kernel, groups of 2 (each group its own flat convolution), no bias
-  check_conv_against_scalar<{.in_channels = 4, .out_channels = 6, .kernel_size = {3, 2}, .padding = {2, 1},
-                             .dilation = {2, 3}, .groups = 2, .bias = false, .padding_mode = circular}, 4, 8, 10>(rng);
+  check_conv_against_scalar<{.in_channels = 4,
+                             .out_channels = 6,
+                             .kernel_size = {3, 2},
+                             .padding = {2, 1},
+                             .dilation = {2, 3},
+                             .groups = 2,
+                             .bias = false,
+                             .padding_mode = circular},
+                            4, 8, 10>(rng);
   // one output channel, one input channel, no padding: the last sample is read from a padded copy
   check_conv_against_scalar<{.in_channels = 1, .out_channels = 1, .kernel_size = 2}, 1, 5, 33>(rng);
   // a row mostly lost to the kernel (OW = 2 of 5): not worth the flat kernel, im2col instead
@@ -543,50 +609,67 @@ TEST_CASE("Conv2d stride 1 in the shifted flat form (KW compact copies of the in
   using ctnn::kernels::detail::conv2d_plan;
   std::mt19937 rng(17);
   // LeNet's second conv takes the shifted form (in the flat form, 4 of every 14 columns are dropped)
-  static_assert(conv2d_plan<Conv2dGeometry{6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);
+  static_assert(
+      conv2d_plan<Conv2dGeometry{6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);
   // and so does LeNet's first (4 of 32 columns dropped: the forward saves 3.75 times its copies),
   // whose weight gradient keeps the flat form (the backward wants 4 times)
-  static_assert(conv2d_plan<Conv2dGeometry{1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1, PaddingMode::zeros}>::use_shifted);
-  static_assert(!conv2d_plan<Conv2dGeometry{1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1, PaddingMode::zeros}>::shifted_pays(4));
+  static_assert(
+      conv2d_plan<Conv2dGeometry{1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1, PaddingMode::zeros}>::use_shifted);
+  static_assert(
+      !conv2d_plan<Conv2dGeometry{1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1, PaddingMode::zeros}>::shifted_pays(4));
   check_conv_against_scalar<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}, 1, 28, 28>(rng);
   // ... the stride-1 cases above that keep the plain flat form: no vector saved (3x3 on 7x7, rows
   // of 9), a saving smaller than the copy (KW = 2 on rows of 33), copies too large for the cache
   // (64 channels of 3x3 on 56x56)
-  static_assert(!ctnn_test::lanes16 ||  // rows of 9: with 8 lanes a vector is saved
-                !conv2d_plan<Conv2dGeometry{3, 7, 7, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros}>::use_shifted);
-  static_assert(!conv2d_plan<Conv2dGeometry{1, 5, 33, 1, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);
+  static_assert(
+      !ctnn_test::lanes16 ||  // rows of 9: with 8 lanes a vector is saved
+      !conv2d_plan<Conv2dGeometry{3, 7, 7, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros}>::use_shifted);
+  static_assert(
+      !conv2d_plan<Conv2dGeometry{1, 5, 33, 1, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);
   static_assert(
       !conv2d_plan<Conv2dGeometry{64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros}>::use_shifted);
   // groups of 2, dilation along the width (copy kw starts at column 2 kw), no bias, replicate padding
-  static_assert(!ctnn_test::lanes16 ||
-                conv2d_plan<Conv2dGeometry{4, 6, 12, 8, 3, 3, 1, 1, 1, 2, 1, 1, 1, 1, 2, PaddingMode::replicate}>::use_shifted);
-  check_conv_against_scalar<{.in_channels = 4, .out_channels = 8, .kernel_size = 3, .padding = 1, .dilation = {1, 2},
-                             .groups = 2, .bias = false, .padding_mode = replicate}, 4, 6, 12>(rng);
+  static_assert(
+      !ctnn_test::lanes16 ||
+      conv2d_plan<Conv2dGeometry{4, 6, 12, 8, 3, 3, 1, 1, 1, 2, 1, 1, 1, 1, 2, PaddingMode::replicate}>::use_shifted);
+  check_conv_against_scalar<{.in_channels = 4,
+                             .out_channels = 8,
+                             .kernel_size = 3,
+                             .padding = 1,
+                             .dilation = {1, 2},
+                             .groups = 2,
+                             .bias = false,
+                             .padding_mode = replicate},
+                            4, 6, 12>(rng);
   // the reflect-padded 3x3 of the test above: rows of 21 (a whole vector and a masked one per row),
   // 20 output channels (two tiles of 8 and a tail of 4)
-  static_assert(conv2d_plan<Conv2dGeometry{5, 9, 21, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::reflect}>::use_shifted);
+  static_assert(
+      conv2d_plan<Conv2dGeometry{5, 9, 21, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::reflect}>::use_shifted);
   // a rectangular kernel with dilation along the height, unpadded: the copies read x itself
-  static_assert(conv2d_plan<Conv2dGeometry{3, 13, 12, 11, 2, 4, 1, 1, 2, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);
-  check_conv_against_scalar<{.in_channels = 3, .out_channels = 11, .kernel_size = {2, 4}, .dilation = {2, 1}}, 3,
-                            13, 12>(rng);
+  static_assert(
+      conv2d_plan<Conv2dGeometry{3, 13, 12, 11, 2, 4, 1, 1, 2, 1, 0, 0, 0, 0, 1, PaddingMode::zeros}>::use_shifted);
+  check_conv_against_scalar<{.in_channels = 3, .out_channels = 11, .kernel_size = {2, 4}, .dilation = {2, 1}}, 3, 13,
+                            12>(rng);
 }
 
 TEST_CASE("MaxPool2d and AvgPool2d match a scalar reference on random shapes") {
   std::mt19937 rng(11);
-  check_pool_against_scalar<nn::MaxPool2d<{.kernel_size = {3, 4}, .stride = {2, 3}, .padding = {1, 2},
-                                           .dilation = {2, 1}, .ceil_mode = true}>,
-                            3, 19, 41, true>(rng);
+  check_pool_against_scalar<
+      nn::MaxPool2d<
+          {.kernel_size = {3, 4}, .stride = {2, 3}, .padding = {1, 2}, .dilation = {2, 1}, .ceil_mode = true}>,
+      3, 19, 41, true>(rng);
   check_pool_against_scalar<nn::MaxPool2d<{.kernel_size = 2}>, 4, 32, 32, true>(rng);
   // stride 2 (the permute path) with rows that are not whole vectors, shorter than a vector, and LeNet's
   check_pool_against_scalar<nn::MaxPool2d<{.kernel_size = 2}>, 3, 9, 37, true>(rng);
   check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = 2}>, 6, 28, 28, false>(rng);
   check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = 2}>, 16, 10, 10, false>(rng);
   check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = {2, 3}, .stride = 2, .padding = 1}>, 2, 17, 35, false>(rng);
-  check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}>, 3, 20,
-                            33, false>(rng);
-  check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = {2, 5}, .stride = {3, 1}, .padding = {1, 2},
-                                           .ceil_mode = true, .count_include_pad = false}>,
-                            2, 11, 26, false, false>(rng);
+  check_pool_against_scalar<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}>, 3, 20, 33,
+                            false>(rng);
+  check_pool_against_scalar<
+      nn::AvgPool2d<
+          {.kernel_size = {2, 5}, .stride = {3, 1}, .padding = {1, 2}, .ceil_mode = true, .count_include_pad = false}>,
+      2, 11, 26, false, false>(rng);
 }
 
 TEST_CASE("MaxPool2d propagates NaN as PyTorch") {

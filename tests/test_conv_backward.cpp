@@ -51,19 +51,22 @@ TEST_CASE("Conv2d backward matches finite differences") {
 }
 
 TEST_CASE("Conv2d backward with stride (2, 1) and padding (1, 2) matches finite differences") {
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = {2, 1},
-                               .padding = {1, 2}}>,
-                   Shape<2, 5, 7>>() == 0);
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = {2, 3}, .stride = 3,
-                               .padding = 1}>,
+  CHECK(check_grad<
+            nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = {2, 1}, .padding = {1, 2}}>,
+            Shape<2, 5, 7>>() == 0);
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = {2, 3}, .stride = 3, .padding = 1}>,
                    Shape<2, 7, 9>>() == 0);
 }
 
 TEST_CASE("Conv2d backward with dilation 2 matches finite differences") {
   CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .dilation = 2}>,
                    Shape<2, 7, 9>>() == 0);
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 4, .kernel_size = {3, 2}, .stride = {1, 2},
-                               .padding = {2, 1}, .dilation = {2, 3}}>,
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2,
+                               .out_channels = 4,
+                               .kernel_size = {3, 2},
+                               .stride = {1, 2},
+                               .padding = {2, 1},
+                               .dilation = {2, 3}}>,
                    Shape<2, 5, 7>>() == 0);
 }
 
@@ -76,80 +79,119 @@ TEST_CASE("Conv2d backward depthwise (groups == channels) matches finite differe
   CHECK(check_grad<nn::Conv2d<{.in_channels = 3, .out_channels = 3, .kernel_size = 3, .padding = 1, .groups = 3}>,
                    Shape<3, 5, 7>>() == 0);
   // multiplier 2, stride 2, a 3x2 kernel
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 3, .out_channels = 6, .kernel_size = {3, 2}, .stride = 2,
-                               .padding = {1, 0}, .groups = 3}>,
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 3,
+                               .out_channels = 6,
+                               .kernel_size = {3, 2},
+                               .stride = 2,
+                               .padding = {1, 0},
+                               .groups = 3}>,
                    Shape<3, 7, 9>>() == 0);
   // reflect padding and dilation
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 2, .kernel_size = 3, .padding = 2, .dilation = 2,
-                               .groups = 2, .padding_mode = nn::PaddingMode::reflect}>,
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2,
+                               .out_channels = 2,
+                               .kernel_size = 3,
+                               .padding = 2,
+                               .dilation = 2,
+                               .groups = 2,
+                               .padding_mode = nn::PaddingMode::reflect}>,
                    Shape<2, 5, 7>>() == 0);
 }
 
 TEST_CASE("Conv2d backward without bias matches finite differences") {
-  using L = nn::bind_t<nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .bias = false}>,
-                       Shape<3, 5, 7>>;
+  using L =
+      nn::bind_t<nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .bias = false}>, Shape<3, 5, 7>>;
   static_assert(!L::has_bias);
   CHECK(check_grad<nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .bias = false}>,
                    Shape<3, 5, 7>>() == 0);
 }
 
 TEST_CASE("Conv2d backward with reflect padding mirroring more than one cell matches finite differences") {
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = {3, 4},
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2,
+                               .out_channels = 3,
+                               .kernel_size = 3,
+                               .padding = {3, 4},
                                .padding_mode = nn::PaddingMode::reflect}>,
                    Shape<2, 5, 7>>() == 0);
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 2,
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2,
+                               .out_channels = 3,
+                               .kernel_size = 3,
+                               .stride = 2,
+                               .padding = 2,
                                .padding_mode = nn::PaddingMode::reflect}>,
                    Shape<2, 5, 7>>() == 0);
 }
 
 TEST_CASE("Conv2d backward with replicate padding matches finite differences") {
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = {3, 5}, .padding = {3, 4},
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2,
+                               .out_channels = 3,
+                               .kernel_size = {3, 5},
+                               .padding = {3, 4},
                                .padding_mode = nn::PaddingMode::replicate}>,
                    Shape<2, 5, 7>>() == 0);
 }
 
 TEST_CASE("Conv2d backward with circular padding that wraps matches finite differences") {
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = {4, 6},
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2,
+                               .out_channels = 3,
+                               .kernel_size = 3,
+                               .padding = {4, 6},
                                .padding_mode = nn::PaddingMode::circular}>,
                    Shape<2, 5, 7>>() == 0);
   // padding as large as the input: every cell is copied twice more
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 1, .out_channels = 2, .kernel_size = 3, .padding = 3,
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 1,
+                               .out_channels = 2,
+                               .kernel_size = 3,
+                               .padding = 3,
                                .padding_mode = nn::PaddingMode::circular}>,
                    Shape<1, 3, 5>>() == 0);
 }
 
 TEST_CASE("Conv2d backward with padding='same' and an even kernel matches finite differences") {
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = {4, 2}, .padding = nn::padding_same,
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2,
+                               .out_channels = 3,
+                               .kernel_size = {4, 2},
+                               .padding = nn::padding_same,
                                .dilation = {1, 3}}>,
                    Shape<2, 5, 7>>() == 0);
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 4, .padding = nn::padding_same,
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2,
+                               .out_channels = 3,
+                               .kernel_size = 4,
+                               .padding = nn::padding_same,
                                .padding_mode = nn::PaddingMode::reflect}>,
                    Shape<2, 5, 7>>() == 0);
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = {2, 4}, .padding = nn::padding_same,
+  CHECK(check_grad<nn::Conv2d<{.in_channels = 2,
+                               .out_channels = 3,
+                               .kernel_size = {2, 4},
+                               .padding = nn::padding_same,
                                .padding_mode = nn::PaddingMode::circular}>,
                    Shape<2, 5, 7>>() == 0);
 }
 
 TEST_CASE("Conv2d 1x1 backward matches finite differences") {
   CHECK(check_grad<nn::Conv2d<{.in_channels = 5, .out_channels = 7, .kernel_size = 1}>, Shape<5, 5, 3>>() == 0);
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 4, .out_channels = 6, .kernel_size = 1, .groups = 2}>, Shape<4, 3, 5>>() ==
-        0);
-  CHECK(check_grad<nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = 1, .stride = 2}>, Shape<3, 5, 5>>() ==
-        0);
+  CHECK(
+      check_grad<nn::Conv2d<{.in_channels = 4, .out_channels = 6, .kernel_size = 1, .groups = 2}>, Shape<4, 3, 5>>() ==
+      0);
+  CHECK(
+      check_grad<nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = 1, .stride = 2}>, Shape<3, 5, 5>>() ==
+      0);
 }
 
 TEST_CASE("Conv2d + ReLU/Sigmoid/Tanh (fused) backward matches finite differences") {
-  using Net = nn::Sequential<nn::Conv2d<{.in_channels = 2, .out_channels = 4, .kernel_size = 3, .padding = 1}>, nn::ReLU,
-                             nn::LazyConv2d<{.out_channels = 3, .kernel_size = {3, 2}, .stride = {1, 2}}>, nn::Sigmoid,
-                             nn::LazyConv2d<{.out_channels = 5, .kernel_size = 2, .padding = 1,
-                                             .padding_mode = nn::PaddingMode::replicate}>,
-                             nn::Tanh>;
+  using Net = nn::Sequential<
+      nn::Conv2d<{.in_channels = 2, .out_channels = 4, .kernel_size = 3, .padding = 1}>, nn::ReLU,
+      nn::LazyConv2d<{.out_channels = 3, .kernel_size = {3, 2}, .stride = {1, 2}}>, nn::Sigmoid,
+      nn::LazyConv2d<{.out_channels = 5, .kernel_size = 2, .padding = 1, .padding_mode = nn::PaddingMode::replicate}>,
+      nn::Tanh>;
   static_assert(nn::bind_t<Net, Shape<2, 5, 7>>::fused == std::array<bool, 6>{false, true, false, true, false, true});
   CHECK(check_grad<Net, Shape<2, 5, 7>>(2, 1, relu_net) == 0);
 }
 
 TEST_CASE("Conv2d backward accumulates into .grad and overwrites the input gradient") {
-  using Net = nn::Sequential<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = 1,
+  using Net = nn::Sequential<nn::Conv2d<{.in_channels = 2,
+                                         .out_channels = 3,
+                                         .kernel_size = 3,
+                                         .padding = 1,
                                          .padding_mode = nn::PaddingMode::reflect}>,
                              nn::Sigmoid>;
   Model<Net, Shape<2, 5, 7>> net(7);
@@ -324,10 +366,11 @@ void check_conv_grads_scalar() {
 }
 
 template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
-constexpr bool flat_backward = ctnn::kernels::detail::conv2d_backward_plan<
-    nn::detail::conv2d_geometry<Opt.in_channels, H, W, Opt>()>::use_flat;
+constexpr bool flat_backward =
+    ctnn::kernels::detail::conv2d_backward_plan<nn::detail::conv2d_geometry<Opt.in_channels, H, W, Opt>()>::use_flat;
 template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
-using backward_plan = ctnn::kernels::detail::conv2d_backward_plan<nn::detail::conv2d_geometry<Opt.in_channels, H, W, Opt>()>;
+using backward_plan =
+    ctnn::kernels::detail::conv2d_backward_plan<nn::detail::conv2d_geometry<Opt.in_channels, H, W, Opt>()>;
 template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
 constexpr bool shifted_backward = backward_plan<Opt, H, W>::shifted_dw;
 template <nn::Conv2dOptions Opt, std::size_t H, std::size_t W>
@@ -337,7 +380,8 @@ constexpr bool gemm_dx_backward = backward_plan<Opt, H, W>::gemm_dx;
 
 }  // namespace
 
-TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-correlation dx) matches a scalar reference") {
+TEST_CASE(
+    "Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-correlation dx) matches a scalar reference") {
   using M = nn::PaddingMode;
   // LeNet's convolutions with their Sigmoid: Op' applied while building the flat dz rows; rows of
   // 28 (a vector and a 12-lane tail) and 10 (a tail only)
@@ -349,23 +393,39 @@ TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-
   check_conv_grads_scalar<c1, true, 3, 28, 28>();
   check_conv_grads_scalar<c2, true, 37, 14, 14>();
   // dilation and a rectangular kernel with reflect padding (the padded dx folds back)
-  constexpr nn::Conv2dOptions d{.in_channels = 3, .out_channels = 5, .kernel_size = {3, 2}, .padding = {1, 2},
-                                .dilation = {2, 3}, .padding_mode = M::reflect};
+  constexpr nn::Conv2dOptions d{.in_channels = 3,
+                                .out_channels = 5,
+                                .kernel_size = {3, 2},
+                                .padding = {1, 2},
+                                .dilation = {2, 3},
+                                .padding_mode = M::reflect};
   static_assert(flat_backward<d, 9, 21>);
   check_conv_grads_scalar<d, true, 2, 9, 21>();
   // groups 2, 'same' with an even kernel (asymmetric padding), replicate, no bias; rows of 20
-  constexpr nn::Conv2dOptions gs{.in_channels = 4, .out_channels = 6, .kernel_size = 4, .padding = nn::padding_same,
-                                 .groups = 2, .bias = false, .padding_mode = M::replicate};
+  constexpr nn::Conv2dOptions gs{.in_channels = 4,
+                                 .out_channels = 6,
+                                 .kernel_size = 4,
+                                 .padding = nn::padding_same,
+                                 .groups = 2,
+                                 .bias = false,
+                                 .padding_mode = M::replicate};
   static_assert(flat_backward<gs, 7, 20>);
   check_conv_grads_scalar<gs, false, 3, 7, 20>();
   // circular padding; rows of exactly 16 (no tail), 33 (two vectors and a 1-lane tail)
-  constexpr nn::Conv2dOptions ci{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = 1,
+  constexpr nn::Conv2dOptions ci{.in_channels = 2,
+                                 .out_channels = 3,
+                                 .kernel_size = 3,
+                                 .padding = 1,
                                  .padding_mode = M::circular};
   static_assert(flat_backward<ci, 5, 16> && flat_backward<ci, 4, 33>);
   check_conv_grads_scalar<ci, true, 2, 5, 16>();
   check_conv_grads_scalar<ci, false, 2, 4, 33>();
   // groups 3 with dilation, zeros padding larger than the kernel's reach
-  constexpr nn::Conv2dOptions g3{.in_channels = 6, .out_channels = 6, .kernel_size = 2, .padding = 3, .dilation = 2,
+  constexpr nn::Conv2dOptions g3{.in_channels = 6,
+                                 .out_channels = 6,
+                                 .kernel_size = 2,
+                                 .padding = 3,
+                                 .dilation = 2,
                                  .groups = 3};
   static_assert(flat_backward<g3, 6, 11>);
   check_conv_grads_scalar<g3, true, 2, 6, 11>();
@@ -376,10 +436,19 @@ TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-
   // the shifted form's weight gradient (compact dz rows, the taps reordered into w's order) with
   // groups, dilation along the width and replicate padding (built in the dx buffer); with dilation
   // along the height, unpadded; with reflect padding and rows of 21
-  constexpr nn::Conv2dOptions sg{.in_channels = 4, .out_channels = 8, .kernel_size = 3, .padding = 1,
-                                 .dilation = {1, 2}, .groups = 2, .bias = false, .padding_mode = M::replicate};
+  constexpr nn::Conv2dOptions sg{.in_channels = 4,
+                                 .out_channels = 8,
+                                 .kernel_size = 3,
+                                 .padding = 1,
+                                 .dilation = {1, 2},
+                                 .groups = 2,
+                                 .bias = false,
+                                 .padding_mode = M::replicate};
   constexpr nn::Conv2dOptions sd{.in_channels = 3, .out_channels = 11, .kernel_size = {2, 4}, .dilation = {2, 1}};
-  constexpr nn::Conv2dOptions sr{.in_channels = 5, .out_channels = 20, .kernel_size = 3, .padding = 1,
+  constexpr nn::Conv2dOptions sr{.in_channels = 5,
+                                 .out_channels = 20,
+                                 .kernel_size = 3,
+                                 .padding = 1,
                                  .padding_mode = M::reflect};
   static_assert(!ctnn_test::lanes16 ||
                 (shifted_backward<sg, 6, 12> && shifted_backward<sd, 13, 12> && shifted_backward<sr, 9, 21>));
@@ -397,17 +466,30 @@ TEST_CASE("Conv2d stride-1 backward (flat dz with Op' and bias fused, flat full-
   check_conv_grads_scalar<dwc, true, 2, 6, 17>();
 }
 
-TEST_CASE("Conv2d stride-1 backward (outer-product weight gradient, dcol GEMM + col2im dx) matches a scalar reference") {
+TEST_CASE(
+    "Conv2d stride-1 backward (outer-product weight gradient, dcol GEMM + col2im dx) matches a scalar reference") {
   using M = nn::PaddingMode;
   // The outer weight gradient (output channels a multiple of the vector width): 32 channels in
   // two groups of 16 with reflect padding; 32 (two vectors) with dilation and replicate padding;
   // 96 (two blocks of three vectors) with circular padding and no bias; 64 channels on rows of 40,
   // a block of output rows at a time (the dz columns of a row are 10 KiB)
-  constexpr nn::Conv2dOptions og{.in_channels = 4, .out_channels = 32, .kernel_size = 3, .padding = 1, .groups = 2,
+  constexpr nn::Conv2dOptions og{.in_channels = 4,
+                                 .out_channels = 32,
+                                 .kernel_size = 3,
+                                 .padding = 1,
+                                 .groups = 2,
                                  .padding_mode = M::reflect};
-  constexpr nn::Conv2dOptions od{.in_channels = 3, .out_channels = 32, .kernel_size = {3, 2}, .padding = {2, 1},
-                                 .dilation = {2, 3}, .padding_mode = M::replicate};
-  constexpr nn::Conv2dOptions o96{.in_channels = 2, .out_channels = 96, .kernel_size = 3, .padding = 1, .bias = false,
+  constexpr nn::Conv2dOptions od{.in_channels = 3,
+                                 .out_channels = 32,
+                                 .kernel_size = {3, 2},
+                                 .padding = {2, 1},
+                                 .dilation = {2, 3},
+                                 .padding_mode = M::replicate};
+  constexpr nn::Conv2dOptions o96{.in_channels = 2,
+                                  .out_channels = 96,
+                                  .kernel_size = 3,
+                                  .padding = 1,
+                                  .bias = false,
                                   .padding_mode = M::circular};
   constexpr nn::Conv2dOptions o64{.in_channels = 2, .out_channels = 64, .kernel_size = 3, .padding = 1};
   static_assert(outer_backward<og, 7, 9> && outer_backward<od, 9, 21> && outer_backward<o96, 5, 9> &&
@@ -420,7 +502,11 @@ TEST_CASE("Conv2d stride-1 backward (outer-product weight gradient, dcol GEMM + 
   // The dcol GEMM + col2im input gradient (outputs small against the padded input): with the outer
   // weight gradient, groups and reflect padding; with dilation; with the shifted weight gradient
   // (12 channels); with the flat one (36 channels, a 7x1 kernel: no column dropped, nothing to shift)
-  constexpr nn::Conv2dOptions gg{.in_channels = 4, .out_channels = 32, .kernel_size = 5, .padding = 1, .groups = 2,
+  constexpr nn::Conv2dOptions gg{.in_channels = 4,
+                                 .out_channels = 32,
+                                 .kernel_size = 5,
+                                 .padding = 1,
+                                 .groups = 2,
                                  .padding_mode = M::reflect};
   constexpr nn::Conv2dOptions gd{.in_channels = 2, .out_channels = 16, .kernel_size = 3, .dilation = 2};
   constexpr nn::Conv2dOptions gsh{.in_channels = 2, .out_channels = 12, .kernel_size = 5};
@@ -463,9 +549,9 @@ TEST_CASE("MaxPool2d backward sends the gradient to PyTorch's argmax: first maxi
   {
     Model<nn::MaxPool2d<{.kernel_size = 2}>, Shape<1, 4, 4>> net;
     Batch<Shape<1, 4, 4>> X(1, std::vector<float>{1, 3, 3, 0,  //
-                                3, 2, nan, 1,  //
-                                nan, 0, 5, nan,  //
-                                -inf, -inf, 2, 1});
+                                                  3, 2, nan, 1,  //
+                                                  nan, 0, 5, nan,  //
+                                                  -inf, -inf, 2, 1});
     net.set_input_requires_grad(true);
     net.forward(X);
     auto dy = net.output_grad();
@@ -571,15 +657,15 @@ TEST_CASE("AvgPool2d backward with ceil_mode matches finite differences") {
   CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 2, .ceil_mode = true}>, Shape<2, 5, 7>>() == 0);
   CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}>, Shape<2, 5, 7>>() ==
         0);
-  CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true,
-                                  .count_include_pad = false}>,
-                   Shape<2, 5, 7>>() == 0);
+  CHECK(check_grad<
+            nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true, .count_include_pad = false}>,
+            Shape<2, 5, 7>>() == 0);
 }
 
 TEST_CASE("AvgPool2d backward with divisor_override matches finite differences") {
-  CHECK(check_grad<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true,
-                                  .divisor_override = 5}>,
-                   Shape<2, 5, 7>>() == 0);
+  CHECK(
+      check_grad<nn::AvgPool2d<{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true, .divisor_override = 5}>,
+                 Shape<2, 5, 7>>() == 0);
 }
 
 TEST_CASE("AdaptiveAvgPool2d backward matches finite differences") {
@@ -608,8 +694,13 @@ TEST_CASE("conv + pool stack backward matches finite differences") {
 
 TEST_CASE("conv + pool gradients match PyTorch autograd") {
   const auto ref = ctnn_test::load_reference(ctnn_test::reference_path("conv_pool_backward.txt"));
-  using Net = nn::Sequential<nn::Conv2d<{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = {2, 1},
-                                         .padding = {1, 2}, .dilation = 2, .padding_mode = nn::PaddingMode::reflect}>,
+  using Net = nn::Sequential<nn::Conv2d<{.in_channels = 2,
+                                         .out_channels = 3,
+                                         .kernel_size = 3,
+                                         .stride = {2, 1},
+                                         .padding = {1, 2},
+                                         .dilation = 2,
+                                         .padding_mode = nn::PaddingMode::reflect}>,
                              nn::ReLU, nn::MaxPool2d<{.kernel_size = 2, .ceil_mode = true}>,
                              nn::Conv2d<{.in_channels = 3, .out_channels = 4, .kernel_size = {2, 3}}>, nn::Sigmoid,
                              nn::AvgPool2d<{.kernel_size = 2, .padding = 1, .count_include_pad = false}>, nn::Flatten,
@@ -631,7 +722,8 @@ TEST_CASE("conv + pool gradients match PyTorch autograd") {
     const auto& g = ref.at("grad." + name);
     REQUIRE(g.values.size() == t.numel());
     net.for_each_parameter([&](const std::string& pname, auto& p) {
-      if (pname == name) ctnn_test::check_close({p.grad.data(), p.grad.numel()}, g.values, 1e-4f, 1e-5f, "grad." + name);
+      if (pname == name)
+        ctnn_test::check_close({p.grad.data(), p.grad.numel()}, g.values, 1e-4f, 1e-5f, "grad." + name);
     });
   }
   const auto dx = net.input_grad();

@@ -42,7 +42,8 @@ TEST_CASE("Tensor is zeroed, 64-byte aligned, row-major, and copies deeply") {
   CHECK(t.numel() == 6);
   Tensor<Shape<2, 2>> v{1, 2, 3, 4};
   CHECK(v(1, 0) == 3.0f);
-  CHECK_THROWS_WITH_AS((Tensor<Shape<2, 2>>{1, 2, 3}), "ctnn::Tensor[2, 2]: got 3 values, expected 4", ctnn::shape_error);
+  CHECK_THROWS_WITH_AS((Tensor<Shape<2, 2>>{1, 2, 3}), "ctnn::Tensor[2, 2]: got 3 values, expected 4",
+                       ctnn::shape_error);
 }
 
 TEST_CASE("Batch holds N samples contiguously (NCHW) with views of each sample") {
@@ -154,6 +155,8 @@ TEST_CASE("parallel_for runs every task once, task 0 on the caller, and rethrows
   CHECK(finished.load() == 1);
   // A parallel_for inside a task runs its tasks one after another on that thread.
   std::atomic<int> inner{0};
-  ctnn::detail::parallel_for(2, [&](std::size_t) { ctnn::detail::parallel_for(3, [&](std::size_t) { inner.fetch_add(1); }); });
+  ctnn::detail::parallel_for(2, [&](std::size_t) {
+    ctnn::detail::parallel_for(3, [&](std::size_t) { inner.fetch_add(1); });
+  });
   CHECK(inner.load() == 6);
 }

@@ -85,12 +85,13 @@ ConvRef conv_reference(const std::vector<float>& x, const std::vector<float>& w,
   ConvRef r{std::vector<double>(n * G.O * OH * OW), std::vector<double>(w.size()), std::vector<double>(G.O),
             std::vector<double>(x.size())};
   auto tap = [&](std::size_t s, std::size_t c, std::size_t oh, std::size_t ow, std::size_t kh, std::size_t kw) {
-    const auto ih = padded_source(static_cast<std::ptrdiff_t>(oh * G.SH + kh * G.DH) - static_cast<std::ptrdiff_t>(G.PT),
-                                  G.H, G.mode);
-    const auto iw = padded_source(static_cast<std::ptrdiff_t>(ow * G.SW + kw * G.DW) - static_cast<std::ptrdiff_t>(G.PL),
-                                  G.W, G.mode);
-    return ih < 0 || iw < 0 ? std::ptrdiff_t{-1}
-                            : static_cast<std::ptrdiff_t>(((s * G.C + c) * G.H + ih) * G.W + iw);
+    const auto ih =
+        padded_source(static_cast<std::ptrdiff_t>(oh * G.SH + kh * G.DH) - static_cast<std::ptrdiff_t>(G.PT), G.H,
+                      G.mode);
+    const auto iw =
+        padded_source(static_cast<std::ptrdiff_t>(ow * G.SW + kw * G.DW) - static_cast<std::ptrdiff_t>(G.PL), G.W,
+                      G.mode);
+    return ih < 0 || iw < 0 ? std::ptrdiff_t{-1} : static_cast<std::ptrdiff_t>(((s * G.C + c) * G.H + ih) * G.W + iw);
   };
   for (std::size_t s = 0; s < n; ++s)
     for (std::size_t o = 0; o < G.O; ++o)
@@ -142,7 +143,7 @@ void check_conv_form(std::size_t n, const std::string& name) {
     std::vector<float> dy = g, dw(w.size(), 0.25f), db(G.O, 0.5f), dx(xin, std::nanf(""));
     Scratch bs(k::conv2d_backward_scratch_floats<G, F>);
     k::conv2d_backward<G, Bias, Op, F>(x.data(), w.data(), yref.data(), dy.data(), dw.data(),
-                                        Bias ? db.data() : nullptr, with_dx ? dx.data() : nullptr, n, bs.p);
+                                       Bias ? db.data() : nullptr, with_dx ? dx.data() : nullptr, n, bs.p);
     std::vector<double> dw_want(want.dw), db_want(want.db);
     for (auto& v : dw_want) v += 0.25;  // the kernels accumulate, as .grad does
     for (auto& v : db_want) v += 0.5;
@@ -166,18 +167,21 @@ void check_conv_forms(const char* shape) {
     check_conv_form<G, Bias, Op, k::Conv2dForms{}>(n, s + " automatic");
     check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::gemm, DwForm::gemm, DxForm::col2im}>(n, s + " gemm/gemm");
     if constexpr (G.groups == G.C)
-      check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::depthwise, DwForm::gemm, DxForm::col2im}>(n, s + " depthwise");
+      check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::depthwise, DwForm::gemm, DxForm::col2im}>(n,
+                                                                                                     s + " depthwise");
     if constexpr (stride1) {
       check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::flat, DwForm::flat, DxForm::flat}>(n, s + " flat/flat/flat");
       check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::shifted, DwForm::shifted, DxForm::col2im}>(
           n, s + " shifted/shifted/col2im");
-      check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::flat, DwForm::flat, DxForm::col2im}>(n, s + " flat/flat/col2im");
+      check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::flat, DwForm::flat, DxForm::col2im}>(
+          n, s + " flat/flat/col2im");
       check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::shifted, DwForm::shifted, DxForm::flat}>(
           n, s + " shifted/shifted/flat");
     }
     if constexpr (outer_ok) {
       check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::gemm, DwForm::outer, DxForm::flat}>(n, s + " outer/flat");
-      check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::gemm, DwForm::outer, DxForm::col2im}>(n, s + " outer/col2im");
+      check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::gemm, DwForm::outer, DxForm::col2im}>(n,
+                                                                                                 s + " outer/col2im");
     }
   }
 }
@@ -216,8 +220,8 @@ void check_linear_path(std::size_t M, const char* path) {
         dw[o * K + i] += dz * x[m * K + i];
       }
     }
-  const std::string what = std::string(path) + " K=" + std::to_string(K) + " O=" + std::to_string(O) +
-                           " M=" + std::to_string(M);
+  const std::string what =
+      std::string(path) + " K=" + std::to_string(K) + " O=" + std::to_string(O) + " M=" + std::to_string(M);
   std::vector<float> got(M * O);
   Scratch scratch(k::linear_scratch_floats<K, O>);
   k::linear_forward<K, O, Op, Path>(x.data(), w.data(), b.data(), got.data(), M, scratch.p);
@@ -262,8 +266,10 @@ void check_avgpool_path(std::size_t n, const std::string& what) {
   for (std::size_t s = 0; s < n * G.C; ++s)
     for (std::size_t oh = 0; oh < G.OH; ++oh)
       for (std::size_t ow = 0; ow < G.OW; ++ow) {  // PyTorch's avg_pool2d
-        std::ptrdiff_t h0 = std::ptrdiff_t(oh * G.SH) - std::ptrdiff_t(G.PH), w0 = std::ptrdiff_t(ow * G.SW) - std::ptrdiff_t(G.PW);
-        std::ptrdiff_t h1 = std::min<std::ptrdiff_t>(h0 + G.KH, G.H + G.PH), w1 = std::min<std::ptrdiff_t>(w0 + G.KW, G.W + G.PW);
+        std::ptrdiff_t h0 = std::ptrdiff_t(oh * G.SH) - std::ptrdiff_t(G.PH),
+                       w0 = std::ptrdiff_t(ow * G.SW) - std::ptrdiff_t(G.PW);
+        std::ptrdiff_t h1 = std::min<std::ptrdiff_t>(h0 + G.KH, G.H + G.PH),
+                       w1 = std::min<std::ptrdiff_t>(w0 + G.KW, G.W + G.PW);
         const double pool_size = double((h1 - h0) * (w1 - w0));
         h0 = std::max<std::ptrdiff_t>(h0, 0), w0 = std::max<std::ptrdiff_t>(w0, 0);
         h1 = std::min<std::ptrdiff_t>(h1, G.H), w1 = std::min<std::ptrdiff_t>(w1, G.W);
@@ -358,7 +364,8 @@ TEST_CASE("AvgPool2d's tiling and general paths and MaxPool2d match the scalar r
   check_pool_paths<pool_shape(3, 28, 28, 2, 2, 2, 2, 0, 0, 1, 1, false)>("2x2/2 on 28x28 (tiles)");
   check_pool_paths<pool_shape(2, 12, 40, 3, 2, 3, 2, 0, 0, 1, 1, false)>("3x2/(3,2) on 12x40 (tiles, 2 vectors a row)");
   check_pool_paths<pool_shape(2, 9, 11, 3, 3, 2, 2, 1, 1, 1, 1, true)>("3x3/2 pad 1 ceil on 9x11");
-  check_pool_paths<pool_shape(2, 9, 11, 3, 3, 2, 2, 1, 1, 1, 1, true), false>("3x3/2 pad 1 ceil, count_include_pad off");
+  check_pool_paths<pool_shape(2, 9, 11, 3, 3, 2, 2, 1, 1, 1, 1, true), false>(
+      "3x3/2 pad 1 ceil, count_include_pad off");
   check_pool_paths<pool_shape(2, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1, false), true, 3>("2x2/2 divisor_override 3");
   check_pool_paths<pool_shape(3, 7, 19, 3, 2, 1, 1, 1, 1, 1, 1, false)>("3x2 stride 1 pad 1 on 7x19");
   check_pool_paths<pool_shape(2, 13, 17, 3, 3, 3, 3, 1, 1, 2, 2, false)>("max 3x3/3 dilation 2 pad 1");

@@ -48,7 +48,8 @@ void write_raw(const fs::path& p, const Bytes& bytes) {
 void write_gz(const fs::path& p, const Bytes& bytes) {
   gzFile f = gzopen(p.string().c_str(), "wb");
   REQUIRE(f != nullptr);
-  if (!bytes.empty()) REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
+  if (!bytes.empty())
+    REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
   REQUIRE(gzclose(f) == Z_OK);
 }
 
@@ -77,8 +78,10 @@ const Bytes sample_3x2x2{0, 1, 2, 3, 10, 20, 30, 40, 255, 254, 128, 7};
 void write_fashion(const TempDir& dir, const std::string& prefix, const Bytes& labels, std::uint32_t n_images,
                    bool gz = true) {
   Bytes pixels(std::size_t{n_images} * 28 * 28);
-  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>(((i / 784) * 31 + i % 784) % 256);
-  const auto img = idx_bytes({n_images, 28, 28}, pixels), lab = idx_bytes({static_cast<std::uint32_t>(labels.size())}, labels);
+  for (std::size_t i = 0; i < pixels.size(); ++i)
+    pixels[i] = static_cast<std::uint8_t>(((i / 784) * 31 + i % 784) % 256);
+  const auto img = idx_bytes({n_images, 28, 28}, pixels),
+             lab = idx_bytes({static_cast<std::uint32_t>(labels.size())}, labels);
   const std::string ext = gz ? ".gz" : "";
   (gz ? write_gz : write_raw)(dir / (prefix + "-images-idx3-ubyte" + ext), img);
   (gz ? write_gz : write_raw)(dir / (prefix + "-labels-idx1-ubyte" + ext), lab);
@@ -315,8 +318,8 @@ TEST_CASE("Fashion-MNIST t10k from the installed dataset: 10000 images, 1000 per
   const fs::path dir = ctnn::io::fashion_mnist_dir();
   std::error_code ec;
   if (!fs::exists(dir / "t10k-images-idx3-ubyte.gz", ec) && !fs::exists(dir / "t10k-images-idx3-ubyte", ec)) {
-    MESSAGE("Fashion-MNIST not found in " << dir.string()
-                                          << " (apt install dataset-fashion-mnist, or set CTNN_FASHION_MNIST); skipped");
+    MESSAGE("Fashion-MNIST not found in "
+            << dir.string() << " (apt install dataset-fashion-mnist, or set CTNN_FASHION_MNIST); skipped");
     return;
   }
   const auto test = ctnn::io::load_fashion_mnist(dir, false);

@@ -269,8 +269,8 @@ TEST_CASE("linear backward kernels (dx, dw, db) match scalar loops on every tail
 }
 
 TEST_CASE("Sequential fuses an activation into the Linear before it and gives it no buffer") {
-  using B = nn::bind_t<nn::Sequential<nn::Linear<4, 8>, nn::ReLU, nn::Linear<8, 3>, nn::Flatten, nn::Sigmoid>,
-                       Shape<4>>;
+  using B =
+      nn::bind_t<nn::Sequential<nn::Linear<4, 8>, nn::ReLU, nn::Linear<8, 3>, nn::Flatten, nn::Sigmoid>, Shape<4>>;
   static_assert(B::fused == std::array<bool, 5>{false, true, false, false, false});
   // Linear 8 floats, ReLU fused (0), Linear 3, Flatten is a view (0), Sigmoid 3.
   static_assert(B::offsets == std::array<std::size_t, 6>{0, 8, 8, 11, 11, 14});

@@ -69,8 +69,11 @@ TEST_CASE("apply visits every layer, nested ones too, children before parents, a
   std::vector<std::string> order;
   net.apply([&](auto& layer) {
     using L = decltype(layer);
-    order.push_back(nn::is_linear<L> ? "linear" : nn::is_relu<L> ? "relu" : nn::is_sigmoid<L> ? "sigmoid"
-                                                  : nn::is_sequential<L> ? "seq" : "?");
+    order.push_back(nn::is_linear<L>       ? "linear"
+                    : nn::is_relu<L>       ? "relu"
+                    : nn::is_sigmoid<L>    ? "sigmoid"
+                    : nn::is_sequential<L> ? "seq"
+                                           : "?");
     if constexpr (nn::is_linear<L>) {
       nn::init::constant_(layer.weight, 1.0f);
       nn::init::zeros_(layer.bias);

@@ -139,7 +139,8 @@ TEST_CASE("CrossEntropyLoss gradient matches central finite differences") {
   nn::CrossEntropyLoss loss;
   Batch<Shape<5>> d(6);
   loss.backward(logits, target, d);
-  const auto fd = finite_differences(logits.data(), logits.numel(), [&] { return double(loss(logits, target)); }, 1e-2f);
+  const auto fd =
+      finite_differences(logits.data(), logits.numel(), [&] { return double(loss(logits, target)); }, 1e-2f);
   check_against_fd(values(d), fd, "CrossEntropyLoss");
 }
 
@@ -236,9 +237,9 @@ TEST_CASE("SGD matches PyTorch's trajectory: plain, momentum, dampening + weight
                      optim::SGD{.lr = 0.1f, .momentum = 0.9f, .dampening = 0.1f, .weight_decay = 0.01f});
   }
   SUBCASE("nesterov, momentum 0.9, weight_decay 0.01") {
-    check_trajectory(ref, "nesterov_",
-                     optim::SGD{.lr = 0.1f, .momentum = 0.9f, .dampening = 0.0f, .weight_decay = 0.01f,
-                                .nesterov = true});
+    check_trajectory(
+        ref, "nesterov_",
+        optim::SGD{.lr = 0.1f, .momentum = 0.9f, .dampening = 0.0f, .weight_decay = 0.01f, .nesterov = true});
   }
 }
 
@@ -293,9 +294,9 @@ TEST_CASE("SGD and Adam allocate nothing after the first step") {
     CHECK(ctnn_test::steady_state_allocations(step, 2) == 0);
   };
   check_no_allocation(optim::SGD{.lr = 0.1f}, "SGD");
-  check_no_allocation(optim::SGD{.lr = 0.1f, .momentum = 0.9f, .dampening = 0.0f, .weight_decay = 1e-4f,
-                                 .nesterov = true},
-                      "SGD nesterov");
+  check_no_allocation(
+      optim::SGD{.lr = 0.1f, .momentum = 0.9f, .dampening = 0.0f, .weight_decay = 1e-4f, .nesterov = true},
+      "SGD nesterov");
   check_no_allocation(optim::Adam{.lr = 1e-3f, .betas = {0.9f, 0.999f}, .eps = 1e-8f, .weight_decay = 0.0f}, "Adam");
 }
 

@@ -142,7 +142,9 @@ TEST_CASE("safetensors: save and load an MLP round-trips every parameter bit for
   CHECK((8 + n) % 8 == 0);
   CHECK(bytes.size() == 8 + n + 4 * MLPModel::parameter_count);
   const std::string header(reinterpret_cast<const char*>(bytes.data() + 8), n);
-  CHECK(header.rfind(R"({"__metadata__":{"format":"pt"},"0.weight":{"dtype":"F32","shape":[256,20],"data_offsets":[0,20480]})", 0) == 0);
+  CHECK(header.rfind(
+            R"({"__metadata__":{"format":"pt"},"0.weight":{"dtype":"F32","shape":[256,20],"data_offsets":[0,20480]})",
+            0) == 0);
   const auto file = io::read_safetensors(path);
   CHECK(file.metadata == std::map<std::string, std::string>{{"format", "pt"}});
   CHECK(file.tensors.size() == 4);
@@ -297,8 +299,9 @@ TEST_CASE("safetensors: a valid hand-written file loads; missing, misshaped and 
                     {"missing tensor '0.bias'"}, false);
   // Wrong shape (same element count).
   expect_load_error(
-      make_file(R"({"0.weight":{"dtype":"F32","shape":[3,2],"data_offsets":[0,24]},"0.bias":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}})",
-                tiny_data()),
+      make_file(
+          R"({"0.weight":{"dtype":"F32","shape":[3,2],"data_offsets":[0,24]},"0.bias":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}})",
+          tiny_data()),
       {"tensor '0.weight': expected shape [2, 3], found [3, 2]"});
   // Extra tensor: an error when strict, ignored otherwise.
   const auto extra = make_file(
@@ -310,14 +313,17 @@ TEST_CASE("safetensors: a valid hand-written file loads; missing, misshaped and 
   ctnn::load(net, dir / "extra.safetensors", /*strict=*/false);
   CHECK(net.state_dict()["0.weight"].to_vector() == std::vector<float>{1, 2, 3, 4, 5, 6});
   // Every problem is listed at once.
-  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32","shape":[6],"data_offsets":[0,24]},"x":{"dtype":"F32","shape":[],"data_offsets":[24,28]}})",
-                              float_bytes({1, 2, 3, 4, 5, 6, 7})),
-                    {"expected shape [2, 3], found [6]", "missing tensor '0.bias'", "unexpected tensor 'x'"});
+  expect_load_error(
+      make_file(
+          R"({"0.weight":{"dtype":"F32","shape":[6],"data_offsets":[0,24]},"x":{"dtype":"F32","shape":[],"data_offsets":[24,28]}})",
+          float_bytes({1, 2, 3, 4, 5, 6, 7})),
+      {"expected shape [2, 3], found [6]", "missing tensor '0.bias'", "unexpected tensor 'x'"});
   // A real model: LeNet's file into the MLP.
   MLPModel mlp(1);
   const auto before = snapshot(mlp);
   CHECK_THROWS_WITH_AS(ctnn::load(mlp, ctnn_test::reference_path("st_lenet.safetensors")),
-                       doctest::Contains("tensor '0.weight': expected shape [256, 20], found [6, 1, 5, 5]; "), io::format_error);
+                       doctest::Contains("tensor '0.weight': expected shape [256, 20], found [6, 1, 5, 5]; "),
+                       io::format_error);
   CHECK(snapshot(mlp) == before);
 }
 
@@ -420,8 +426,9 @@ TEST_CASE("safetensors: header length, JSON syntax, duplicates, nesting, encodin
   expect_load_error(make_file("{\"a\xff\":1}"), {"not valid JSON"});  // not UTF-8
   // Duplicate names (JSON allows them; a parser would silently keep one).
   expect_load_error(
-      make_file(R"({"0.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"0.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
-                float_bytes({1, 2, 3, 4})),
+      make_file(
+          R"({"0.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"0.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+          float_bytes({1, 2, 3, 4})),
       {"tensor '0.bias' appears twice"});
   expect_load_error(make_file(R"({"0.bias":{"dtype":"F32","dtype":"F16","shape":[2],"data_offsets":[0,8]}})",
                               float_bytes({1, 2})),
@@ -457,8 +464,9 @@ TEST_CASE("safetensors: a bit flip anywhere in the header is an error or loads t
   TinyModel src(1);
   const auto entries = io::entries_of(src.state_dict());
   for (bool with_metadata : {false, true}) {
-    const auto full = io::serialize_safetensors(entries, with_metadata ? std::map<std::string, std::string>{{"format", "pt"}}
-                                                                       : std::map<std::string, std::string>{});
+    const auto full =
+        io::serialize_safetensors(entries, with_metadata ? std::map<std::string, std::string>{{"format", "pt"}}
+                                                         : std::map<std::string, std::string>{});
     std::uint64_t n = 0;
     for (int i = 0; i < 8; ++i) n |= std::uint64_t(std::to_integer<unsigned>(full[i])) << (8 * i);
     std::size_t errors = 0, loads = 0;
@@ -482,8 +490,8 @@ TEST_CASE("safetensors: a bit flip anywhere in the header is an error or loads t
     }
     if (!with_metadata) CHECK(loads == 0);
     CHECK(errors > 0);
-    MESSAGE(std::string(with_metadata ? "with" : "without") << " metadata: " << errors << " flips rejected, " << loads
-                                                 << " loaded the same values");
+    MESSAGE(std::string(with_metadata ? "with" : "without")
+            << " metadata: " << errors << " flips rejected, " << loads << " loaded the same values");
   }
 }
 
@@ -601,8 +609,8 @@ TEST_CASE("json: every escape, and \\u escapes with surrogate pairs, decode to U
   CHECK(json_string("\"\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80\"") == "\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80");
 
   // Lone or mismatched surrogates have no UTF-8 form.
-  for (const char* bad : {R"("\ud83d")", R"("\ud83dx")", R"("\ud83d\u0041")", R"("\ude00")", R"("\ud83d\ud83d")",
-                          R"("\ud83d\n")"}) {
+  for (const char* bad :
+       {R"("\ud83d")", R"("\ud83dx")", R"("\ud83d\u0041")", R"("\ude00")", R"("\ud83d\ud83d")", R"("\ud83d\n")"}) {
     INFO(bad);
     const auto e = json_error(bad);
     CHECK(e.kind == json::parse_error::Kind::syntax);
@@ -615,15 +623,17 @@ TEST_CASE("json: every escape, and \\u escapes with surrogate pairs, decode to U
     INFO(bad);
     CHECK(syntax_error(bad));
   }
-  CHECK(std::string(json_error("\"a\x01\"").what()) == "expected a string character, found byte 0x01 (control characters must be escaped) at offset 2");
-  CHECK(std::string(json_error(R"("abc)").what()) == "expected '\"' to end the string that starts at offset 0, found the end of the text at offset 4");
+  CHECK(std::string(json_error("\"a\x01\"").what()) ==
+        "expected a string character, found byte 0x01 (control characters must be escaped) at offset 2");
+  CHECK(std::string(json_error(R"("abc)").what()) ==
+        "expected '\"' to end the string that starts at offset 0, found the end of the text at offset 4");
 }
 
 TEST_CASE("json: text that is not UTF-8 is rejected where the bad byte is") {
   for (const char* bad : {"\"\xff\"", "\"a\x80\"", "\"\xc0\x80\"", "\"\xc1\xbf\"",  // lone continuation, overlong
-                          "\"\xe0\x9f\xbf\"", "\"\xed\xa0\x80\"",                    // overlong, an encoded surrogate
-                          "\"\xf4\x90\x80\x80\"", "\"\xf5\x80\x80\x80\"",            // above U+10FFFF
-                          "\"\xe2\x82\"", "\"\xf0\x9f\x98\""}) {                     // truncated sequences
+                          "\"\xe0\x9f\xbf\"", "\"\xed\xa0\x80\"",  // overlong, an encoded surrogate
+                          "\"\xf4\x90\x80\x80\"", "\"\xf5\x80\x80\x80\"",  // above U+10FFFF
+                          "\"\xe2\x82\"", "\"\xf0\x9f\x98\""}) {  // truncated sequences
     INFO(bad);
     const auto e = json_error(bad);
     CHECK(e.kind == json::parse_error::Kind::syntax);
@@ -662,14 +672,35 @@ TEST_CASE("json: objects, arrays, literals; empty ones; what may not follow what
   CHECK(o.find("b") == nullptr);
   CHECK(o.find("z")->find("z") == nullptr);  // not an object
   CHECK(o.find("z")->as_string() == nullptr);
-  for (const char* bad : {"", "   ", "{", "[", "[1,]", R"({"a":1,})", R"({"a" 1})", R"({"a":})", "{1:2}", "{'a':1}",
-                          R"({"a":1 "b":2})", "[1 2]", "tru", "nul", "True", "{}{}", "{} x", "[]]", "/*c*/{}", "{}//"}) {
+  for (const char* bad : {"",
+                          "   ",
+                          "{",
+                          "[",
+                          "[1,]",
+                          R"({"a":1,})",
+                          R"({"a" 1})",
+                          R"({"a":})",
+                          "{1:2}",
+                          "{'a':1}",
+                          R"({"a":1 "b":2})",
+                          "[1 2]",
+                          "tru",
+                          "nul",
+                          "True",
+                          "{}{}",
+                          "{} x",
+                          "[]]",
+                          "/*c*/{}",
+                          "{}//"}) {
     INFO(bad);
     CHECK(syntax_error(bad));
   }
-  CHECK(std::string(json_error("").what()) == "expected a value (object, array, string, number, true, false or null), found the end of the text at offset 0");
-  CHECK(std::string(json_error(R"({"a":1} x)").what()) == "expected the end of the text after the top-level value, found 'x' at offset 8");
-  CHECK(std::string(json_error(std::string("{}\0", 3)).what()) == "expected the end of the text after the top-level value, found a NUL byte at offset 2");
+  CHECK(std::string(json_error("").what()) ==
+        "expected a value (object, array, string, number, true, false or null), found the end of the text at offset 0");
+  CHECK(std::string(json_error(R"({"a":1} x)").what()) ==
+        "expected the end of the text after the top-level value, found 'x' at offset 8");
+  CHECK(std::string(json_error(std::string("{}\0", 3)).what()) ==
+        "expected the end of the text after the top-level value, found a NUL byte at offset 2");
   CHECK(std::string(json_error(R"({"a" 1})").what()) == "expected ':' after an object key, found '1' at offset 5");
   CHECK(std::string(json_error("[1 2]").what()) == "expected ']' or ',' after an array element, found '2' at offset 3");
 }
@@ -687,8 +718,8 @@ TEST_CASE("json: numbers are kept exactly: 64-bit non-negative integers as such,
     CHECK(!v.as_uint());
     CHECK(v.dump() == n);
   }
-  for (const char* bad : {"01", "-01", "00", "1.", ".5", "+1", "-", "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity",
-                          "1.e3", "--1"}) {
+  for (const char* bad :
+       {"01", "-01", "00", "1.", ".5", "+1", "-", "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity", "1.e3", "--1"}) {
     INFO(bad);
     CHECK(syntax_error(bad));
   }
@@ -728,9 +759,11 @@ TEST_CASE("json: the writer escapes what it must, and dump parses back to the sa
   json::append_quoted(out, std::string("q\"b\\s/\b\f\n\r\t\x01\x1f\x7f\0\xc3\xa9", 17));
   CHECK(out == "\"q\\\"b\\\\s/\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\\u0000\xc3\xa9\"");
   CHECK(json_string(out) == std::string("q\"b\\s/\b\f\n\r\t\x01\x1f\x7f\0\xc3\xa9", 17));
-  const std::string text = R"({"n\u00e9":[0,18446744073709551615,-1,2.5e3,true,false,null],"\ud83d\ude00":{"\"":"\n"}})";
+  const std::string text =
+      R"({"n\u00e9":[0,18446744073709551615,-1,2.5e3,true,false,null],"\ud83d\ude00":{"\"":"\n"}})";
   const auto v = json::parse(text, 3);
-  CHECK(v.dump() == "{\"n\xc3\xa9\":[0,18446744073709551615,-1,2.5e3,true,false,null],\"\xf0\x9f\x98\x80\":{\"\\\"\":\"\\n\"}}");
+  CHECK(v.dump() ==
+        "{\"n\xc3\xa9\":[0,18446744073709551615,-1,2.5e3,true,false,null],\"\xf0\x9f\x98\x80\":{\"\\\"\":\"\\n\"}}");
   CHECK(json::parse(v.dump(), 3).dump() == v.dump());
 }
 
@@ -739,16 +772,17 @@ TEST_CASE("json: the writer escapes what it must, and dump parses back to the sa
 TEST_CASE("safetensors: names with quotes, backslashes, control characters and any Unicode round-trip") {
   TempDir dir;
   Tensor<Shape<2>> x{1, 2};
-  const std::vector<std::string> names{"\xc3\xbc",                       // u-umlaut
-                                       "\xe6\x97\xa5\xe6\x9c\xac",       // two CJK characters
-                                       "\xf0\x9f\x98\x80.weight",        // U+1F600, outside the BMP
-                                       "quote\"back\\slash/",            // JSON's own characters
-                                       "tab\tnewline\nbell\x07",         // control characters
-                                       std::string("nul\0inside", 10),   // even NUL, as \u0000
-                                       ""};                              // the empty name
+  const std::vector<std::string> names{"\xc3\xbc",  // u-umlaut
+                                       "\xe6\x97\xa5\xe6\x9c\xac",  // two CJK characters
+                                       "\xf0\x9f\x98\x80.weight",  // U+1F600, outside the BMP
+                                       "quote\"back\\slash/",  // JSON's own characters
+                                       "tab\tnewline\nbell\x07",  // control characters
+                                       std::string("nul\0inside", 10),  // even NUL, as \u0000
+                                       ""};  // the empty name
   std::map<std::string, ctnn::TensorRef> dict;
   for (const auto& n : names) dict.emplace(n, x);
-  const std::map<std::string, std::string> meta{{"format", "pt"}, {"note \xe2\x82\xac\n", "v\"al\\ue\t\xf0\x9f\x98\x80"}};
+  const std::map<std::string, std::string> meta{{"format", "pt"},
+                                                {"note \xe2\x82\xac\n", "v\"al\\ue\t\xf0\x9f\x98\x80"}};
   ctnn::save_tensors(dict, dir / "names", meta);
   const auto file = io::read_safetensors(dir / "names");
   CHECK(file.metadata == meta);
@@ -771,7 +805,8 @@ TEST_CASE("safetensors: saving a name or metadata that is not UTF-8 is refused, 
   TempDir dir;
   Tensor<Shape<2>> x{1, 2};
   CHECK_THROWS_WITH_AS(ctnn::save_tensors({{"bad\xff", x}}, dir / "a"),
-                       doctest::Contains("tensor 'bad\\xff': the name is not valid UTF-8 (at byte 3)"), io::format_error);
+                       doctest::Contains("tensor 'bad\\xff': the name is not valid UTF-8 (at byte 3)"),
+                       io::format_error);
   CHECK_THROWS_WITH_AS(ctnn::save_tensors({{"\xed\xa0\x80", x}}, dir / "a"),  // an encoded surrogate
                        doctest::Contains("not valid UTF-8 (at byte 0)"), io::format_error);
   CHECK_THROWS_WITH_AS(ctnn::save_tensors({{"x", x}}, dir / "a", {{"k\xc3", "v"}}),
@@ -787,7 +822,8 @@ TEST_CASE("safetensors: the header's JSON may use escapes, any whitespace, and a
   // Names spelled with \u escapes, keys in another order, pretty-printed with tabs and CRLF.
   const std::string pretty =
       "{\r\n\t\"0.w\\u0065ight\" : {\"data_offsets\": [0, 24], \"shape\": [2, 3], \"dtype\": \"F32\"},\r\n"
-      "\t\"__metadata__\" : {\"k\\ud83d\\ude00\": \"\\/\"},\n\t\"0.bias\":{\"shape\":[2],\"dtype\":\"F32\",\"data_offsets\":[24,32]}\n}  ";
+      "\t\"__metadata__\" : {\"k\\ud83d\\ude00\": "
+      "\"\\/\"},\n\t\"0.bias\":{\"shape\":[2],\"dtype\":\"F32\",\"data_offsets\":[24,32]}\n}  ";
   CHECK(try_load(net, make_file(pretty, tiny_data())) == "");
   CHECK(net.state_dict()["0.weight"].to_vector() == std::vector<float>{1, 2, 3, 4, 5, 6});
   const auto file = io::parse_safetensors(make_file(pretty, tiny_data()));
@@ -800,23 +836,33 @@ TEST_CASE("safetensors: the header's JSON may use escapes, any whitespace, and a
 TEST_CASE("safetensors: JSON errors in the header say what and at which offset") {
   const auto d = tiny_data();
   expect_load_error(make_file(R"({"0.weight":{}} x)"),
-                    {"the header is not valid JSON: expected the end of the text after the top-level value, found 'x' at offset 16 of the header"});
-  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32",}})"), {"expected a string key, found '}' at offset 27 of the header"});
-  expect_load_error(make_file("{\"0.weight\xc0\":1}"), {"invalid UTF-8: byte 0xc0 in a string at offset 10 of the header"});
-  expect_load_error(make_file("\xef\xbb\xbf" + tiny_header, d), {"found byte 0xef at offset 0 of the header"});  // no BOM
-  expect_load_error(make_file(R"({"0.w\ud800eight":1})"), {"high surrogate not followed by a low surrogate at offset 5 of the header"});
+                    {"the header is not valid JSON: expected the end of the text after the top-level value, found 'x' "
+                     "at offset 16 of the header"});
+  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32",}})"),
+                    {"expected a string key, found '}' at offset 27 of the header"});
+  expect_load_error(make_file("{\"0.weight\xc0\":1}"),
+                    {"invalid UTF-8: byte 0xc0 in a string at offset 10 of the header"});
+  expect_load_error(make_file("\xef\xbb\xbf" + tiny_header, d),
+                    {"found byte 0xef at offset 0 of the header"});  // no BOM
+  expect_load_error(make_file(R"({"0.w\ud800eight":1})"),
+                    {"high surrogate not followed by a low surrogate at offset 5 of the header"});
   // Duplicates found through escapes, and in the metadata, name where the second one is.
-  expect_load_error(make_file(R"({"0.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"0.bi\u0061s":{}})", float_bytes({1, 2})),
-                    {"tensor '0.bias' appears twice in the header (duplicate names; again at offset 59 of the header)"});
+  expect_load_error(
+      make_file(R"({"0.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"0.bi\u0061s":{}})", float_bytes({1, 2})),
+      {"tensor '0.bias' appears twice in the header (duplicate names; again at offset 59 of the header)"});
   expect_load_error(make_file(R"({"__metadata__":{"a":"x","a":"y"}})"),
                     {"__metadata__ has the key 'a' twice (again at offset 25 of the header)"});
-  expect_load_error(make_file(R"({"0.bias":{"dtype":"F32","shape":[[2]],"data_offsets":[0,8]}})", float_bytes({1, 2})),
-                    {"nests deeper than the format allows (object -> entry -> shape array) at offset 34 of the header, in '0.bias'"});
+  expect_load_error(
+      make_file(R"({"0.bias":{"dtype":"F32","shape":[[2]],"data_offsets":[0,8]}})", float_bytes({1, 2})),
+      {"nests deeper than the format allows (object -> entry -> shape array) at offset 34 of the header, in '0.bias'"});
   // Numbers beyond 64 bits are numbers, but not sizes or offsets.
-  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32","shape":[18446744073709551616],"data_offsets":[0,24]}})", d),
+  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32","shape":[18446744073709551616],"data_offsets":[0,24]}})",
+                              d),
                     {"shape [18446744073709551616] has an entry that is not a non-negative integer"});
-  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,18446744073709551616]}})", d),
+  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,18446744073709551616]}})",
+                              d),
                     {"data_offsets [0,18446744073709551616], expected [begin, end]"});
-  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,18446744073709551615]}})", d),
+  expect_load_error(make_file(R"({"0.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,18446744073709551615]}})",
+                              d),
                     {"data_offsets [0, 18446744073709551615] are out of range"});
 }

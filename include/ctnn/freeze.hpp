@@ -26,13 +26,13 @@ class FrozenModel : private Model<Net, In> {
   using Base = Model<Net, In>;
 
  public:
-  using typename Base::input_shape_type;
-  using typename Base::network_type;
-  using typename Base::output_shape_type;
   using Base::batched_output;
   using Base::input_shape;
   using Base::output_shape;
   using Base::parameter_count;
+  using typename Base::input_shape_type;
+  using typename Base::network_type;
+  using typename Base::output_shape_type;
 
   /// The snapshot of `model`: its parameters copied, every Linear prepacked.
   explicit FrozenModel(const Base& model) : Base(model) {
@@ -44,9 +44,9 @@ class FrozenModel : private Model<Net, In> {
   // Forward, threads and the workspace exactly as Model's (see model.hpp).
   using Base::forward;
   using Base::operator();
+  using Base::num_threads;
   using Base::reserve;
   using Base::set_num_threads;
-  using Base::num_threads;
   using Base::threads_for_batch;
 
   /// Read-only access to the layers and the snapshot's parameters.

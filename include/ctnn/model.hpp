@@ -46,8 +46,8 @@ template <class In>
 struct check_model_input {
   static_assert(is_shape_v<In>, "ctnn::Model<Net, In>: In must be a ctnn::Shape<...>");
   static constexpr std::size_t zero = first_zero_dim<In>();
-  static constexpr bool ok =
-      check<zero == In::rank, ERROR_zero_sized_dimension<model_input, dim<zero>, In>>::value;
+  static constexpr bool ok = check < zero == In::rank, ERROR_zero_sized_dimension < model_input, dim<zero>,
+                        In >> ::value;
   using shape = std::conditional_t<ok && zero == In::rank, In, poisoned_shape>;
 };
 
@@ -136,8 +136,7 @@ class Model {
     const auto& s = x.shape();
     const bool ok = s.size() == In::rank + 1 && std::equal(In::dims.begin(), In::dims.end(), s.begin() + 1);
     if (!ok)
-      throw shape_error("ctnn::Model: input of shape " + x.shape_str() + " does not match [N, " +
-                        In::str().substr(1));
+      throw shape_error("ctnn::Model: input of shape " + x.shape_str() + " does not match [N, " + In::str().substr(1));
     return (*this)(ConstBatchView<In>(x.data(), s[0]));
   }
 
@@ -156,8 +155,8 @@ class Model {
       float* out = outputs_.get();
       detail::parallel_for(T, [&](std::size_t t) {
         const auto [b, m] = slice(n, T, t);
-        const float* ys = net_.forward(x.data() + b * In::size, m, activations_.get() + b * activation_floats,
-                                       scratch_at(t));
+        const float* ys =
+            net_.forward(x.data() + b * In::size, m, activations_.get() + b * activation_floats, scratch_at(t));
         std::copy_n(ys, m * output_shape_type::size, out + b * output_shape_type::size);
       });
       y = out;
@@ -354,7 +353,8 @@ class Model {
   void ensure_grads() {
     if (!grads_) grads_ = detail::allocate_floats(std::max<std::size_t>(1, capacity_ * activation_floats));
     if (!input_grads_) input_grads_ = detail::allocate_floats(capacity_ * In::size);
-    if (last_slices_ > 1 && !output_grads_) output_grads_ = detail::allocate_floats(capacity_ * output_shape_type::size);
+    if (last_slices_ > 1 && !output_grads_)
+      output_grads_ = detail::allocate_floats(capacity_ * output_shape_type::size);
   }
   /// dL/d(output) lives where the output lives, in the gradient mirror of the workspace (or, after
   /// a split forward, in a contiguous buffer that backward() hands out to the slices).
@@ -370,8 +370,8 @@ class Model {
   static constexpr std::size_t scratch_stride = (std::max<std::size_t>(1, network_type::scratch_floats) + 15) / 16 * 16;
   /// A network can be split when its output is not a view of its input, its samples are
   /// independent, and it can be copied (for the per-thread gradients).
-  static constexpr bool splittable = network_type::output_offset >= 0 && batched_output && !nn::is_batch_coupled<network_type> &&
-                                     std::is_copy_assignable_v<network_type>;
+  static constexpr bool splittable = network_type::output_offset >= 0 && batched_output &&
+                                     !nn::is_batch_coupled<network_type> && std::is_copy_assignable_v<network_type>;
 
   std::size_t plan_slices(std::size_t n) const {
     if constexpr (!splittable) {
@@ -418,7 +418,8 @@ class Model {
   /// Rows of the output for a batch of n: n, or 1 for a whole-batch value.
   static constexpr std::size_t output_rows(std::size_t n) { return batched_output ? n : 1; }
   static std::size_t check_batch(std::size_t n) {
-    if (n == 0) throw shape_error("ctnn::Model: a batch of 0 samples (expected N >= 1) for input [N, " + In::str().substr(1));
+    if (n == 0)
+      throw shape_error("ctnn::Model: a batch of 0 samples (expected N >= 1) for input [N, " + In::str().substr(1));
     return n;
   }
 

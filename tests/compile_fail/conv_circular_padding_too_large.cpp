@@ -6,10 +6,18 @@
 namespace nn = ctnn::nn;
 
 #ifdef CTNN_EXPECT_COMPILE_FAIL
-using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 2, .kernel_size = 3, .padding = {4, 1}, .padding_mode = nn::PaddingMode::circular}>>;
+using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1,
+                                       .out_channels = 2,
+                                       .kernel_size = 3,
+                                       .padding = {4, 1},
+                                       .padding_mode = nn::PaddingMode::circular}>>;
 using In = ctnn::Shape<1, 3, 8>;
 #else
-using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 2, .kernel_size = 3, .padding = {3, 1}, .padding_mode = nn::PaddingMode::circular}>>;
+using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1,
+                                       .out_channels = 2,
+                                       .kernel_size = 3,
+                                       .padding = {3, 1},
+                                       .padding_mode = nn::PaddingMode::circular}>>;
 using In = ctnn::Shape<1, 3, 8>;
 #endif
 

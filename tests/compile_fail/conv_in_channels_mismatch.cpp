@@ -6,14 +6,14 @@
 namespace nn = ctnn::nn;
 
 #ifdef CTNN_EXPECT_COMPILE_FAIL
-using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
-                          nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-                          nn::Conv2d<{.in_channels = 5, .out_channels = 16, .kernel_size = 5}>>;
+using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>,
+                           nn::Sigmoid, nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
+                           nn::Conv2d<{.in_channels = 5, .out_channels = 16, .kernel_size = 5}>>;
 using In = ctnn::Shape<1, 28, 28>;
 #else
-using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
-                          nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-                          nn::Conv2d<{.in_channels = 6, .out_channels = 16, .kernel_size = 5}>>;
+using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>,
+                           nn::Sigmoid, nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
+                           nn::Conv2d<{.in_channels = 6, .out_channels = 16, .kernel_size = 5}>>;
 using In = ctnn::Shape<1, 28, 28>;
 #endif
 

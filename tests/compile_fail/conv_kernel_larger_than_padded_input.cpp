@@ -7,13 +7,13 @@ namespace nn = ctnn::nn;
 
 #ifdef CTNN_EXPECT_COMPILE_FAIL
 using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5}>, nn::Sigmoid,
-                          nn::AvgPool2d<{.kernel_size = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>,
-                          nn::Flatten, nn::LazyLinear<10>>;
+                           nn::AvgPool2d<{.kernel_size = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>,
+                           nn::Flatten, nn::LazyLinear<10>>;
 using In = ctnn::Shape<1, 12, 12>;
 #else
-using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5}>, nn::Sigmoid,
-                          nn::AvgPool2d<{.kernel_size = 2}>, nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5, .padding = 1}>,
-                          nn::Flatten, nn::LazyLinear<10>>;
+using Net = nn::Sequential<
+    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5}>, nn::Sigmoid, nn::AvgPool2d<{.kernel_size = 2}>,
+    nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5, .padding = 1}>, nn::Flatten, nn::LazyLinear<10>>;
 using In = ctnn::Shape<1, 12, 12>;
 #endif
 

@@ -6,10 +6,12 @@
 namespace nn = ctnn::nn;
 
 #ifdef CTNN_EXPECT_COMPILE_FAIL
-using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 4, .kernel_size = 3, .stride = 2, .padding = nn::padding_same}>>;
+using Net = nn::Sequential<
+    nn::Conv2d<{.in_channels = 1, .out_channels = 4, .kernel_size = 3, .stride = 2, .padding = nn::padding_same}>>;
 using In = ctnn::Shape<1, 28, 28>;
 #else
-using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 4, .kernel_size = 3, .stride = 2, .padding = 1}>>;
+using Net =
+    nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 4, .kernel_size = 3, .stride = 2, .padding = 1}>>;
 using In = ctnn::Shape<1, 28, 28>;
 #endif
 

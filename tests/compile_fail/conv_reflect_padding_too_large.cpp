@@ -6,10 +6,12 @@
 namespace nn = ctnn::nn;
 
 #ifdef CTNN_EXPECT_COMPILE_FAIL
-using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 2, .kernel_size = 7, .padding = 3, .padding_mode = nn::PaddingMode::reflect}>>;
+using Net = nn::Sequential<nn::Conv2d<
+    {.in_channels = 1, .out_channels = 2, .kernel_size = 7, .padding = 3, .padding_mode = nn::PaddingMode::reflect}>>;
 using In = ctnn::Shape<1, 3, 8>;
 #else
-using Net = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 2, .kernel_size = 7, .padding = 3, .padding_mode = nn::PaddingMode::replicate}>>;
+using Net = nn::Sequential<nn::Conv2d<
+    {.in_channels = 1, .out_channels = 2, .kernel_size = 7, .padding = 3, .padding_mode = nn::PaddingMode::replicate}>>;
 using In = ctnn::Shape<1, 3, 8>;
 #endif
 

@@ -9,7 +9,8 @@ namespace nn = ctnn::nn;
 using Net = nn::Sequential<nn::MaxPool2d<{.kernel_size = 2}>, nn::ReLU, nn::MaxPool2d<{.kernel_size = 3, .stride = 2}>>;
 using In = ctnn::Shape<3, 4, 4>;
 #else
-using Net = nn::Sequential<nn::MaxPool2d<{.kernel_size = 2}>, nn::ReLU, nn::MaxPool2d<{.kernel_size = 3, .stride = 2, .ceil_mode = true}>>;
+using Net = nn::Sequential<nn::MaxPool2d<{.kernel_size = 2}>, nn::ReLU,
+                           nn::MaxPool2d<{.kernel_size = 3, .stride = 2, .ceil_mode = true}>>;
 using In = ctnn::Shape<3, 4, 4>;
 #endif
 

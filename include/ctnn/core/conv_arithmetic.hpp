@@ -49,9 +49,9 @@ struct Padding {
 };
 
 namespace nn {
-using ctnn::Pair;
 using ctnn::Padding;
 using ctnn::PaddingMode;
+using ctnn::Pair;
 /// padding='same': the output has the input's size (stride 1 only, as in PyTorch).
 inline constexpr Padding padding_same{0, 0, PaddingKind::same};
 /// padding='valid': no padding.
@@ -119,8 +119,8 @@ constexpr std::size_t adaptive_end(std::size_t i, std::size_t in, std::size_t ou
 /// AvgPool2d's per-axis divisor factor for output index o (ATen avg_pool2d): the window is
 /// clamped to input + padding; with count_include_pad=false, further to the input itself.
 /// The divisor of a 2-d window is the product of its two axes' factors.
-constexpr std::size_t avg_pool_count(std::size_t o, std::size_t in, std::size_t pad, std::size_t k,
-                                     std::size_t stride, bool count_include_pad) {
+constexpr std::size_t avg_pool_count(std::size_t o, std::size_t in, std::size_t pad, std::size_t k, std::size_t stride,
+                                     bool count_include_pad) {
   const auto I = static_cast<std::ptrdiff_t>(in), P = static_cast<std::ptrdiff_t>(pad);
   std::ptrdiff_t start = static_cast<std::ptrdiff_t>(o * stride) - P;
   std::ptrdiff_t end = start + static_cast<std::ptrdiff_t>(k);

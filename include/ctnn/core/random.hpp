@@ -105,13 +105,37 @@ T&& fill_(T&& t, float value) {
 
 /// torch.zeros(S...) / torch.ones(S...) / torch.rand / torch.randn for one sample...
 template <ShapeType S> Tensor<S> zeros() { return Tensor<S>(); }
-template <ShapeType S> Tensor<S> ones() { Tensor<S> t; fill_(t, 1.0f); return t; }
-template <ShapeType S> Tensor<S> rand(Generator& gen = default_generator()) { Tensor<S> t; rand_(t, gen); return t; }
-template <ShapeType S> Tensor<S> randn(Generator& gen = default_generator()) { Tensor<S> t; randn_(t, gen); return t; }
+template <ShapeType S> Tensor<S> ones() {
+  Tensor<S> t;
+  fill_(t, 1.0f);
+  return t;
+}
+template <ShapeType S> Tensor<S> rand(Generator& gen = default_generator()) {
+  Tensor<S> t;
+  rand_(t, gen);
+  return t;
+}
+template <ShapeType S> Tensor<S> randn(Generator& gen = default_generator()) {
+  Tensor<S> t;
+  randn_(t, gen);
+  return t;
+}
 /// ...and for a batch of n: torch.zeros(n, *S) etc.
 template <ShapeType S> Batch<S> zeros(std::size_t n) { return Batch<S>(n); }
-template <ShapeType S> Batch<S> ones(std::size_t n) { Batch<S> b(n); fill_(b, 1.0f); return b; }
-template <ShapeType S> Batch<S> rand(std::size_t n, Generator& gen = default_generator()) { Batch<S> b(n); rand_(b, gen); return b; }
-template <ShapeType S> Batch<S> randn(std::size_t n, Generator& gen = default_generator()) { Batch<S> b(n); randn_(b, gen); return b; }
+template <ShapeType S> Batch<S> ones(std::size_t n) {
+  Batch<S> b(n);
+  fill_(b, 1.0f);
+  return b;
+}
+template <ShapeType S> Batch<S> rand(std::size_t n, Generator& gen = default_generator()) {
+  Batch<S> b(n);
+  rand_(b, gen);
+  return b;
+}
+template <ShapeType S> Batch<S> randn(std::size_t n, Generator& gen = default_generator()) {
+  Batch<S> b(n);
+  randn_(b, gen);
+  return b;
+}
 
 }  // namespace ctnn

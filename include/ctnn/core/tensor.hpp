@@ -257,8 +257,8 @@ class Batch : public BatchAccess<Batch<S>, S> {
   /// N samples from N * S::size row-major values; a wrong count throws shape_error.
   Batch(std::size_t n, std::span<const float> values) : Batch(n) {
     if (values.size() != n * S::size)
-      throw shape_error("ctnn::Batch" + S::str() + "(" + std::to_string(n) + "): got " +
-                        std::to_string(values.size()) + " values, expected " + std::to_string(n * S::size));
+      throw shape_error("ctnn::Batch" + S::str() + "(" + std::to_string(n) + "): got " + std::to_string(values.size()) +
+                        " values, expected " + std::to_string(n * S::size));
     std::copy(values.begin(), values.end(), data());
   }
   Batch(const Batch& other) : Batch(other.n_) { std::copy_n(other.data(), this->numel(), data()); }

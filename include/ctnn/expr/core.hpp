@@ -50,8 +50,8 @@
 
 namespace ctnn::expr {
 
-using kernels::vfloat;
 using kernels::simd_width;
+using kernels::vfloat;
 
 // ---- Contexts: where a block's forward puts what it materializes ------------------------------
 
@@ -316,7 +316,9 @@ struct Input : Expr<Input<S, Site>>, leaf_base {
   const float* p;
   explicit Input(const float* data) : p(data) {}
   template <class O, bool OB> float at(std::size_t n, std::size_t j) const { return leaf_at<O, OB, S, true>(p, n, j); }
-  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const { return leaf_vat<O, OB, S, true>(p, n, j); }
+  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const {
+    return leaf_vat<O, OB, S, true>(p, n, j);
+  }
   template <class O, bool OB, class G>
   void backward(const G& g, const BackwardContext& bc) const {
     if (bc.dx) accumulate<O, OB, S, true>(g, bc.dx, bc.n);
@@ -333,7 +335,9 @@ struct ParamLeaf : Expr<ParamLeaf<S>>, leaf_base {
   const float* p;
   explicit ParamLeaf(nn::Parameter<S>& w) : param(&w), p(w.data()) {}
   template <class O, bool OB> float at(std::size_t n, std::size_t j) const { return leaf_at<O, OB, S, false>(p, n, j); }
-  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const { return leaf_vat<O, OB, S, false>(p, n, j); }
+  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const {
+    return leaf_vat<O, OB, S, false>(p, n, j);
+  }
   template <class O, bool OB, class G>
   void backward(const G& g, const BackwardContext& bc) const {
     accumulate<O, OB, S, false>(g, bc.mine(param)->grad.data(), bc.n);

@@ -19,8 +19,9 @@ struct mm_shapes {
   static constexpr std::size_t K = A::shape::rank == 0 ? 0 : A::shape::dims[A::shape::rank - 1];
   static constexpr bool ok_shapes = !W::batched && W::shape::rank == 2 && A::shape::rank >= 1 && W::shape::dims[0] == K;
   static constexpr bool reported =  // an operand that already failed reported its own error
-      ctnn::detail::check<ok_shapes || A::failed, ERROR_matmul_shape_mismatch<shown<typename A::shape, A::batched>,
-                                                                              shown<typename W::shape, W::batched>>>::value;
+      ctnn::detail::check < ok_shapes || A::failed,
+                        ERROR_matmul_shape_mismatch < shown<typename A::shape, A::batched>, shown < typename W::shape,
+                        W::batched >>> ::value;
   static constexpr std::size_t M = W::shape::rank == 2 ? W::shape::dims[1] : 1;
   using result = std::conditional_t<ok_shapes, replace_last_t<typename A::shape, M>, typename A::shape>;
 };
@@ -133,8 +134,12 @@ struct MatMul : Expr<MatMul<A, W>> {
     val = y;
     id = c.next_id++;
   }
-  template <class O, bool OB> float at(std::size_t n, std::size_t j) const { return leaf_at<O, OB, shape, batched>(val, n, j); }
-  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const { return leaf_vat<O, OB, shape, batched>(val, n, j); }
+  template <class O, bool OB> float at(std::size_t n, std::size_t j) const {
+    return leaf_at<O, OB, shape, batched>(val, n, j);
+  }
+  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const {
+    return leaf_vat<O, OB, shape, batched>(val, n, j);
+  }
 
   template <class O, bool OB, class G>
   void backward(const G& g, const BackwardContext& bc) const {
@@ -147,7 +152,8 @@ struct MatMul : Expr<MatMul<A, W>> {
       const float* dy = bc.grad_at(y_off);
       float* dx = bc.grad_at(a_off);
       detail::mm_backward_input<K, M>(dy, w.p, dx, rows(bc.n));
-      if constexpr (detail::is_param_leaf<W>::value) detail::mm_backward_weight<K, M>(xval, dy, bc.mine(w.param)->grad.data(), rows(bc.n));
+      if constexpr (detail::is_param_leaf<W>::value)
+        detail::mm_backward_weight<K, M>(xval, dy, bc.mine(w.param)->grad.data(), rows(bc.n));
       a.template backward<a_shape, batched>(View<a_shape, batched>(dx), bc);
     }
     return true;

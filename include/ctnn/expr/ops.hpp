@@ -44,14 +44,15 @@ struct Unary : Expr<Unary<Op, A>> {
   explicit Unary(const A& operand) : a(operand) {}
 
   template <class O, bool OB> float at(std::size_t n, std::size_t j) const { return Op::f(a.template at<O, OB>(n, j)); }
-  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const { return Op::f(a.template vat<O, OB>(n, j)); }
+  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const {
+    return Op::f(a.template vat<O, OB>(n, j));
+  }
   void prepare(Context& c) { a.prepare(c); }
   template <class O, bool OB, class G>
   void backward(const G& g, const BackwardContext& bc) const {
     if constexpr (!std::is_void_v<typename Op::derivative>)
       a.template backward<O, OB>(make_binary<mul_op>(g, make_unary<typename Op::derivative>(a)), bc);
-    else
-      a.template backward<O, OB>(Op::grad(g, a), bc);
+    else a.template backward<O, OB>(Op::grad(g, a), bc);
   }
   bool backprop(int id, const BackwardContext& bc) const { return a.backprop(id, bc); }
 };
@@ -81,8 +82,14 @@ struct relu_op {
 /// sigmoid(x) (1 - sigmoid(x))
 struct sigmoid_grad_op {
   using derivative = void;
-  static float f(float x) { const float s = kernels::sigmoid_op::forward(x); return s * (1.0f - s); }
-  static vfloat f(vfloat x) { const vfloat s = kernels::sigmoid_op::forward(x); return s * (vfloat(1.0f) - s); }
+  static float f(float x) {
+    const float s = kernels::sigmoid_op::forward(x);
+    return s * (1.0f - s);
+  }
+  static vfloat f(vfloat x) {
+    const vfloat s = kernels::sigmoid_op::forward(x);
+    return s * (vfloat(1.0f) - s);
+  }
 };
 /// torch.sigmoid
 struct sigmoid_op {
@@ -93,8 +100,14 @@ struct sigmoid_op {
 /// 1 - tanh(x)^2
 struct tanh_grad_op {
   using derivative = void;
-  static float f(float x) { const float t = std::tanh(x); return 1.0f - t * t; }
-  static vfloat f(vfloat x) { const vfloat t = xsimd::tanh(x); return vfloat(1.0f) - t * t; }
+  static float f(float x) {
+    const float t = std::tanh(x);
+    return 1.0f - t * t;
+  }
+  static vfloat f(vfloat x) {
+    const vfloat t = xsimd::tanh(x);
+    return vfloat(1.0f) - t * t;
+  }
 };
 /// torch.tanh
 struct tanh_op {
@@ -146,8 +159,8 @@ struct abs_op {
 /// y = Op(a, b) with broadcasting; dL/da = Op::grad_a(g, a, b), dL/db = Op::grad_b(g, a, b).
 template <class Op, class A, class B>
 struct Binary : Expr<Binary<Op, A, B>> {
-  using checked = detail::checked_broadcast<typename A::shape, A::batched, typename B::shape, B::batched,
-                                            A::failed || B::failed>;
+  using checked =
+      detail::checked_broadcast<typename A::shape, A::batched, typename B::shape, B::batched, A::failed || B::failed>;
   using shape = typename checked::type;
   static constexpr bool batched = A::batched || B::batched;
   static constexpr std::size_t slot_floats = A::slot_floats + B::slot_floats;
@@ -193,20 +206,28 @@ struct sub_op {
   static float f(float x, float y) { return x - y; }
   static vfloat f(vfloat x, vfloat y) { return x - y; }
   template <class G, class A, class B> static auto grad_a(const G& g, const A&, const B&) { return g; }
-  template <class G, class A, class B> static auto grad_b(const G& g, const A&, const B&) { return make_unary<neg_op>(g); }
+  template <class G, class A, class B> static auto grad_b(const G& g, const A&, const B&) {
+    return make_unary<neg_op>(g);
+  }
 };
 /// a * b
 struct mul_op {
   static float f(float x, float y) { return x * y; }
   static vfloat f(vfloat x, vfloat y) { return x * y; }
-  template <class G, class A, class B> static auto grad_a(const G& g, const A&, const B& b) { return make_binary<mul_op>(g, b); }
-  template <class G, class A, class B> static auto grad_b(const G& g, const A& a, const B&) { return make_binary<mul_op>(g, a); }
+  template <class G, class A, class B> static auto grad_a(const G& g, const A&, const B& b) {
+    return make_binary<mul_op>(g, b);
+  }
+  template <class G, class A, class B> static auto grad_b(const G& g, const A& a, const B&) {
+    return make_binary<mul_op>(g, a);
+  }
 };
 /// a / b:  da = g / b,  db = -g a / b^2
 struct div_op {
   static float f(float x, float y) { return x / y; }
   static vfloat f(vfloat x, vfloat y) { return x / y; }
-  template <class G, class A, class B> static auto grad_a(const G& g, const A&, const B& b) { return make_binary<div_op>(g, b); }
+  template <class G, class A, class B> static auto grad_a(const G& g, const A&, const B& b) {
+    return make_binary<div_op>(g, b);
+  }
   template <class G, class A, class B>
   static auto grad_b(const G& g, const A& a, const B& b) {
     return make_unary<neg_op>(make_binary<div_op>(make_binary<mul_op>(g, a), make_binary<mul_op>(b, b)));
@@ -224,16 +245,30 @@ concept tensor_operand = operand<T> && !std::is_arithmetic_v<std::remove_cvref_t
 template <class A, class B>
 concept binary_operands = operand<A> && operand<B> && (tensor_operand<A> || tensor_operand<B>);
 
-template <class A, class B> requires binary_operands<A, B>
-auto operator+(A&& a, B&& b) { return make_binary<add_op>(as_expr(a), as_expr(b)); }
-template <class A, class B> requires binary_operands<A, B>
-auto operator-(A&& a, B&& b) { return make_binary<sub_op>(as_expr(a), as_expr(b)); }
-template <class A, class B> requires binary_operands<A, B>
-auto operator*(A&& a, B&& b) { return make_binary<mul_op>(as_expr(a), as_expr(b)); }
-template <class A, class B> requires binary_operands<A, B>
-auto operator/(A&& a, B&& b) { return make_binary<div_op>(as_expr(a), as_expr(b)); }
+template <class A, class B>
+  requires binary_operands<A, B>
+auto operator+(A&& a, B&& b) {
+  return make_binary<add_op>(as_expr(a), as_expr(b));
+}
+template <class A, class B>
+  requires binary_operands<A, B>
+auto operator-(A&& a, B&& b) {
+  return make_binary<sub_op>(as_expr(a), as_expr(b));
+}
+template <class A, class B>
+  requires binary_operands<A, B>
+auto operator*(A&& a, B&& b) {
+  return make_binary<mul_op>(as_expr(a), as_expr(b));
+}
+template <class A, class B>
+  requires binary_operands<A, B>
+auto operator/(A&& a, B&& b) {
+  return make_binary<div_op>(as_expr(a), as_expr(b));
+}
 template <tensor_operand A>
-auto operator-(A&& a) { return make_unary<neg_op>(as_expr(a)); }
+auto operator-(A&& a) {
+  return make_unary<neg_op>(as_expr(a));
+}
 
 template <tensor_operand A> auto relu(A&& a) { return make_unary<relu_op>(as_expr(a)); }
 template <tensor_operand A> auto sigmoid(A&& a) { return make_unary<sigmoid_op>(as_expr(a)); }

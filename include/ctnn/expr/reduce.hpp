@@ -48,14 +48,15 @@ template <int Dim, bool KeepDim, class S, bool B, bool AlreadyFailed>
 struct reduction_shapes {
   static constexpr std::size_t full_rank = S::rank + (B ? 1 : 0);
   static constexpr bool in_range = Dim == all_dims || (Dim >= 0 && std::size_t(Dim) < full_rank);
-  static constexpr bool ok = ctnn::detail::check<in_range || AlreadyFailed,
-                                                 ERROR_reduction_dim_out_of_range<dim<std::size_t(Dim)>, shown<S, B>>>::value;
+  static constexpr bool ok = ctnn::detail::check < in_range || AlreadyFailed,
+                        ERROR_reduction_dim_out_of_range < dim<std::size_t(Dim)>, shown < S, B >>> ::value;
   static constexpr bool over_all = Dim == all_dims || !in_range;
   static constexpr bool over_batch = !over_all && B && Dim == 0;
   static constexpr bool along = !over_all && !over_batch;  // along a sample dimension
   static constexpr std::size_t sd = along ? std::size_t(Dim) - (B ? 1 : 0) : 0;
   /// The result with the reduced extent kept as 1 (the same memory layout as the result).
-  using keep = std::conditional_t<over_all, Shape<>, std::conditional_t<over_batch, S, typename kept<S, sd, along>::type>>;
+  using keep =
+      std::conditional_t<over_all, Shape<>, std::conditional_t<over_batch, S, typename kept<S, sd, along>::type>>;
   static constexpr bool keep_batched = along && B;
   using result = std::conditional_t<!along || KeepDim, keep, typename removed<S, sd, along>::type>;
 };
@@ -109,8 +110,12 @@ struct Reduce : Expr<Reduce<Mean, Dim, KeepDim, A>> {
     val = t;
     id = c.next_id++;
   }
-  template <class O, bool OB> float at(std::size_t n, std::size_t j) const { return leaf_at<O, OB, shape, batched>(val, n, j); }
-  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const { return leaf_vat<O, OB, shape, batched>(val, n, j); }
+  template <class O, bool OB> float at(std::size_t n, std::size_t j) const {
+    return leaf_at<O, OB, shape, batched>(val, n, j);
+  }
+  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const {
+    return leaf_vat<O, OB, shape, batched>(val, n, j);
+  }
 
   // backward: dL/da = dL/dt broadcast over the reduced dims (* 1/count for mean)
   template <class O, bool OB, class G>
@@ -128,7 +133,8 @@ struct Reduce : Expr<Reduce<Mean, Dim, KeepDim, A>> {
   /// The value of a reduction over everything, computed now (forward only: a constant for backward).
   float value() const {
     static_assert(Dim == all_dims, "ctnn expression: item() needs a reduction over all dimensions (X.sum().item())");
-    static_assert(!A::materializes, "ctnn expression: item() of a reduction whose operand holds another reduction or mm");
+    static_assert(!A::materializes,
+                  "ctnn expression: item() of a reduction whose operand holds another reduction or mm");
     const std::size_t n = context().n;
     float t = 0.0f;
     accumulate<in_shape, A::batched, Shape<>, false>(a, &t, n);
@@ -162,7 +168,8 @@ float Expr<D>::item() const {
   if constexpr (detail::is_reduce<D>::value) {
     return self.value();
   } else {
-    static_assert(!D::materializes, "ctnn expression: item() of an expression holding a reduction: call it on the reduction");
+    static_assert(!D::materializes,
+                  "ctnn expression: item() of an expression holding a reduction: call it on the reduction");
     return self.template at<Shape<>, false>(0, 0);
   }
 }

@@ -262,11 +262,11 @@ inline Dataset<Shape<1, 28, 28>> load_fashion_mnist(const std::filesystem::path&
 
   const IdxArray images = read_idx(images_path);
   if (images.dims.size() != 3)
-    fail(images_path, "expected 3 dimensions [N, 28, 28] for images, got " + std::to_string(images.dims.size()) +
-                          ": " + detail::dims_str(images.dims));
+    fail(images_path, "expected 3 dimensions [N, 28, 28] for images, got " + std::to_string(images.dims.size()) + ": " +
+                          detail::dims_str(images.dims));
   if (images.dims[1] != 28 || images.dims[2] != 28)
-    fail(images_path, "expected 28x28 images, got " + std::to_string(images.dims[1]) + "x" +
-                          std::to_string(images.dims[2]));
+    fail(images_path,
+         "expected 28x28 images, got " + std::to_string(images.dims[1]) + "x" + std::to_string(images.dims[2]));
   const IdxArray labels = read_idx(labels_path);
   if (labels.dims.size() != 1)
     fail(labels_path, "expected 1 dimension [N] for labels, got " + std::to_string(labels.dims.size()) + ": " +

@@ -215,7 +215,8 @@ class Parser {
   [[noreturn]] void fail(const std::string& problem, parse_error::Kind kind = parse_error::Kind::syntax) const {
     fail_at(pos_, problem, kind);
   }
-  [[noreturn]] void fail_at(std::size_t at, const std::string& problem, parse_error::Kind kind = parse_error::Kind::syntax) const {
+  [[noreturn]] void fail_at(std::size_t at, const std::string& problem,
+                            parse_error::Kind kind = parse_error::Kind::syntax) const {
     std::vector<std::string> path;
     for (const std::string* k : path_) path.push_back(*k);
     throw parse_error(kind, problem, at, std::move(path));
@@ -262,7 +263,8 @@ class Parser {
   /// The depth of an object or array opened at `depth`, if it is allowed.
   std::size_t deeper(std::size_t depth) const {
     if (depth + 1 > max_depth_)
-      fail("an object or array nested deeper than " + std::to_string(max_depth_) + " levels", parse_error::Kind::too_deep);
+      fail("an object or array nested deeper than " + std::to_string(max_depth_) + " levels",
+           parse_error::Kind::too_deep);
     return depth + 1;
   }
 
@@ -431,7 +433,8 @@ class Parser {
         ++pos_;
       }
       out.append(text_.substr(run, pos_ - run));
-      if (at_end()) fail("expected '\"' to end the string that starts at offset " + std::to_string(start) + ", found " + found());
+      if (at_end())
+        fail("expected '\"' to end the string that starts at offset " + std::to_string(start) + ", found " + found());
       const auto c = static_cast<unsigned char>(text_[pos_]);
       if (c == '"') {
         ++pos_;
@@ -468,8 +471,6 @@ class Parser {
 
 /// Parses `text`, which must hold one JSON value and nothing but whitespace around it. Objects
 /// and arrays may nest max_depth deep (a top-level object is depth 1). Throws parse_error.
-inline Value parse(std::string_view text, std::size_t max_depth) {
-  return detail::Parser(text, max_depth).document();
-}
+inline Value parse(std::string_view text, std::size_t max_depth) { return detail::Parser(text, max_depth).document(); }
 
 }  // namespace ctnn::io::json

@@ -157,12 +157,13 @@ inline Dtype parse_dtype(const std::string& s, std::string_view source, const st
   if (s == "F64") return Dtype::F64;
   if (s == "F16") return Dtype::F16;
   if (s == "BF16") return Dtype::BF16;
-  static const std::set<std::string> known{"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64",
-                                           "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
+  static const std::set<std::string> known{"BOOL", "U8",      "I8",      "I16",     "U16",     "I32",     "U32", "I64",
+                                           "U64",  "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",  "C64"};
   if (known.count(s))
     st_fail(source, "tensor " + quote_name(tensor) + ": unsupported dtype " + quote_name(s) +
-                     " (expected F32; F64, F16 and BF16 are converted to F32)");
-  st_fail(source, "tensor " + quote_name(tensor) + ": unknown dtype " + quote_name(s) + " (expected F32, F64, F16 or BF16)");
+                        " (expected F32; F64, F16 and BF16 are converted to F32)");
+  st_fail(source,
+          "tensor " + quote_name(tensor) + ": unknown dtype " + quote_name(s) + " (expected F32, F64, F16 or BF16)");
 }
 
 template <class U>
@@ -208,16 +209,16 @@ inline json::Value parse_header_json(std::string_view text, std::string_view sou
     switch (e.kind) {
       case json::parse_error::Kind::duplicate_key:
         if (path.size() == 1)
-          st_fail(source, "tensor " + quote_name(path[0]) + " appears twice in the header (duplicate names; again at " + at + ")");
+          st_fail(source, "tensor " + quote_name(path[0]) + " appears twice in the header (duplicate names; again at " +
+                              at + ")");
         if (path[0] == "__metadata__")
           st_fail(source, "__metadata__ has the key " + quote_name(path.back()) + " twice (again at " + at + ")");
         st_fail(source, "tensor " + quote_name(path[0]) + ": duplicate key " + quote_name(path.back()) +
                             " in its header entry (again at " + at + ")");
       case json::parse_error::Kind::too_deep:
-        st_fail(source, "the JSON header nests deeper than the format allows (object -> entry -> shape array) at " + at +
-                            (path.empty() ? std::string() : ", in " + quote_name(path[0])));
-      case json::parse_error::Kind::syntax:
-        break;
+        st_fail(source, "the JSON header nests deeper than the format allows (object -> entry -> shape array) at " +
+                            at + (path.empty() ? std::string() : ", in " + quote_name(path[0])));
+      case json::parse_error::Kind::syntax: break;
     }
     st_fail(source, std::string("the header is not valid JSON: ") + e.what() + " of the header");
   }
@@ -239,15 +240,15 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
   using detail::st_fail, detail::quote_name;
   if (bytes.size() < 8)
     st_fail(source, "the file is " + std::to_string(bytes.size()) +
-                     " bytes, too short for the 8-byte header length (truncated?)");
+                        " bytes, too short for the 8-byte header length (truncated?)");
   const std::uint64_t n = detail::load_le<std::uint64_t>(bytes.data());
   const std::uint64_t rest = bytes.size() - 8;
   if (n > safetensors_max_header_size)
     st_fail(source, "header length " + std::to_string(n) + " exceeds the limit of " +
-                     std::to_string(safetensors_max_header_size) + " bytes (not a safetensors file?)");
+                        std::to_string(safetensors_max_header_size) + " bytes (not a safetensors file?)");
   if (n > rest)
     st_fail(source, "header length " + std::to_string(n) + " but only " + std::to_string(rest) +
-                     " bytes follow the length field (truncated?)");
+                        " bytes follow the length field (truncated?)");
   if (n < 2) st_fail(source, "header length " + std::to_string(n) + " is too short for a JSON object");
   const std::string_view text(reinterpret_cast<const char*>(bytes.data() + 8), static_cast<std::size_t>(n));
   const json::Value header = detail::parse_header_json(text, source);
@@ -267,10 +268,13 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
   for (const auto& [name, v] : *top) {
     if (name == "__metadata__") {
       const json::Object* m = v.as_object();
-      if (!m) st_fail(source, std::string("__metadata__ is a JSON ") + v.type_name() + ", expected an object of strings");
+      if (!m)
+        st_fail(source, std::string("__metadata__ is a JSON ") + v.type_name() + ", expected an object of strings");
       for (const auto& [k, s] : *m) {
         const std::string* str = s.as_string();
-        if (!str) st_fail(source, "__metadata__ entry " + quote_name(k) + " is a JSON " + s.type_name() + ", expected a string");
+        if (!str)
+          st_fail(source,
+                  "__metadata__ entry " + quote_name(k) + " is a JSON " + s.type_name() + ", expected a string");
         out.metadata[k] = *str;
       }
       continue;
@@ -278,7 +282,8 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
     const std::string t = "tensor " + quote_name(name) + ": ";
     const json::Object* fields = v.as_object();
     if (!fields)
-      st_fail(source, t + "its header entry is a JSON " + v.type_name() + ", expected an object with dtype, shape, data_offsets");
+      st_fail(source, t + "its header entry is a JSON " + v.type_name() +
+                          ", expected an object with dtype, shape, data_offsets");
     for (const auto& [k, unused] : *fields)
       if (k != "dtype" && k != "shape" && k != "data_offsets")
         st_fail(source, t + "unexpected key " + quote_name(k) + " (expected dtype, shape, data_offsets)");
@@ -296,7 +301,8 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
     for (const auto& d : *dims) {
       const auto dim = d.as_uint();
       if (!dim) st_fail(source, t + "shape " + js.dump() + " has an entry that is not a non-negative integer");
-      if (*dim > std::numeric_limits<std::size_t>::max()) st_fail(source, t + "dimension " + std::to_string(*dim) + " is too large");
+      if (*dim > std::numeric_limits<std::size_t>::max())
+        st_fail(source, t + "dimension " + std::to_string(*dim) + " is too large");
       numel = detail::checked_mul(numel, *dim, source, name);
       e.shape.push_back(static_cast<std::size_t>(*dim));
     }
@@ -309,37 +315,38 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
     if (e.begin > e.end) st_fail(source, t + offs + ": begin is after end");
     if (e.end > data.size())
       st_fail(source, t + offs + " are out of range: the data section is " + std::to_string(data.size()) +
-                       " bytes (truncated?)");
+                          " bytes (truncated?)");
     const std::uint64_t nbytes = detail::checked_mul(numel, detail::dtype_size(e.dtype), source, name);
     if (e.end - e.begin != nbytes)
       st_fail(source, t + offs + " hold " + std::to_string(e.end - e.begin) + " bytes, but dtype " + e.dtype_name +
-                       " and shape " + detail::shape_str(e.shape) + " need " + std::to_string(nbytes));
+                          " and shape " + detail::shape_str(e.shape) + " need " + std::to_string(nbytes));
     entries.push_back(std::move(e));
   }
 
   // The tensors must tile the data section: sorted by offset, each starts where the last ended.
   std::vector<const Entry*> order;
   for (const auto& e : entries) order.push_back(&e);
-  std::sort(order.begin(), order.end(),
-            [](const Entry* a, const Entry* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
+  std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
   std::uint64_t at = 0;
   const Entry* prev = nullptr;
   for (const Entry* e : order) {
     const std::string offs = "data_offsets [" + std::to_string(e->begin) + ", " + std::to_string(e->end) + "]";
     if (e->begin < at)
-      st_fail(source, "tensor " + quote_name(e->name) + ": " + offs + " overlap tensor " + quote_name(prev->name) + " [" +
-                       std::to_string(prev->begin) + ", " + std::to_string(prev->end) + "]");
+      st_fail(source, "tensor " + quote_name(e->name) + ": " + offs + " overlap tensor " + quote_name(prev->name) +
+                          " [" + std::to_string(prev->begin) + ", " + std::to_string(prev->end) + "]");
     if (e->begin > at)
       st_fail(source, "tensor " + quote_name(e->name) + ": " + offs + " leave bytes [" + std::to_string(at) + ", " +
-                       std::to_string(e->begin) + ") of the data section unused (" +
-                       (prev ? "after tensor " + quote_name(prev->name) : std::string("before it")) +
-                       "); tensors must be contiguous");
+                          std::to_string(e->begin) + ") of the data section unused (" +
+                          (prev ? "after tensor " + quote_name(prev->name) : std::string("before it")) +
+                          "); tensors must be contiguous");
     at = e->end;
     prev = e;
   }
   if (at != data.size())
     st_fail(source, std::to_string(data.size() - at) + " trailing bytes after the last tensor (the data section is " +
-                     std::to_string(data.size()) + " bytes, the tensors cover " + std::to_string(at) + ")");
+                        std::to_string(data.size()) + " bytes, the tensors cover " + std::to_string(at) + ")");
 
   for (auto& e : entries) {
     LoadedTensor lt{std::move(e.shape), {}, e.dtype_name};
@@ -350,7 +357,9 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
       float f;
       switch (e.dtype) {
         case detail::Dtype::F32: f = std::bit_cast<float>(detail::load_le<std::uint32_t>(p + 4 * i)); break;
-        case detail::Dtype::F64: f = static_cast<float>(std::bit_cast<double>(detail::load_le<std::uint64_t>(p + 8 * i))); break;
+        case detail::Dtype::F64:
+          f = static_cast<float>(std::bit_cast<double>(detail::load_le<std::uint64_t>(p + 8 * i)));
+          break;
         case detail::Dtype::F16: f = detail::half_to_float(detail::load_le<std::uint16_t>(p + 2 * i)); break;
         default: f = std::bit_cast<float>(static_cast<std::uint32_t>(detail::load_le<std::uint16_t>(p + 2 * i)) << 16);
       }
@@ -363,7 +372,8 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
 
 /// The bytes of a safetensors file holding `tensors` (F32, in this order) and `metadata`.
 inline std::vector<std::byte> serialize_safetensors(std::span<const TensorEntry> tensors,
-                                                    const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+                                                    const std::map<std::string, std::string>& metadata = {
+                                                        {"format", "pt"}}) {
   // Compact JSON, metadata first, then the tensors in the given order (as safetensors.torch).
   using detail::append_json_string;
   std::string text = "{";
@@ -382,7 +392,7 @@ inline std::vector<std::byte> serialize_safetensors(std::span<const TensorEntry>
   for (const auto& t : tensors) {
     if (t.name == "__metadata__" || !names.insert(t.name).second)
       detail::st_fail("<save>", "tensor " + detail::quote_name(t.name) +
-                                 (t.name == "__metadata__" ? ": the name is reserved" : ": the name is used twice"));
+                                    (t.name == "__metadata__" ? ": the name is reserved" : ": the name is used twice"));
     std::uint64_t numel = 1;
     for (auto d : t.shape) numel = detail::checked_mul(numel, d, "<save>", t.name);
     const std::uint64_t nbytes = detail::checked_mul(numel, 4, "<save>", t.name);
@@ -424,7 +434,7 @@ namespace detail {
 inline std::vector<std::byte> read_file(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) detail::st_fail_os("cannot open for reading", path, errno);
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
@@ -455,7 +465,8 @@ inline std::vector<std::byte> read_file(const std::filesystem::path& path) {
 /// temporary file is removed, `path` is untouched, and file_error is thrown.
 inline void write_file_atomic(const std::filesystem::path& path, std::span<const std::byte> bytes) {
   namespace fs = std::filesystem;
-  if (!path.has_filename()) throw file_error("ctnn safetensors " + detail::quote_name(path.string()) + ": not a file name");
+  if (!path.has_filename())
+    throw file_error("ctnn safetensors " + detail::quote_name(path.string()) + ": not a file name");
   const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
   static std::atomic<unsigned> counter{0};
   fs::path tmp;
@@ -464,7 +475,8 @@ inline void write_file_atomic(const std::filesystem::path& path, std::span<const
     tmp = dir / ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
                  std::to_string(counter.fetch_add(1)));
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && (errno != EEXIST || attempt > 100)) detail::st_fail_os("cannot create a temporary file " + detail::quote_name(tmp.string()), path, errno);
+    if (fd < 0 && (errno != EEXIST || attempt > 100))
+      detail::st_fail_os("cannot create a temporary file " + detail::quote_name(tmp.string()), path, errno);
   }
   auto abandon = [&](const std::string& what, int err) {
     if (fd >= 0) ::close(fd);
@@ -475,7 +487,9 @@ inline void write_file_atomic(const std::filesystem::path& path, std::span<const
   while (done < bytes.size()) {
     const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) abandon("write failed after " + std::to_string(done) + " of " + std::to_string(bytes.size()) + " bytes", w < 0 ? errno : EIO);
+    if (w <= 0)
+      abandon("write failed after " + std::to_string(done) + " of " + std::to_string(bytes.size()) + " bytes",
+              w < 0 ? errno : EIO);
     done += static_cast<std::size_t>(w);
   }
   if (::fsync(fd) != 0) abandon("fsync failed", errno);
@@ -580,12 +594,12 @@ void load(Tensor<S>& t, const std::filesystem::path& path) {
     std::string names;
     for (const auto& [n, unused] : file.tensors) names += (names.empty() ? "" : ", ") + io::detail::quote_name(n);
     io::detail::st_fail(path.string(), "no tensor named 'tensor' and " + std::to_string(file.tensors.size()) +
-                                        " tensors to choose from (" + names + "); use load_tensors");
+                                           " tensors to choose from (" + names + "); use load_tensors");
   }
   const std::vector<std::size_t> want(S::dims.begin(), S::dims.end());
   if (found->shape != want)
-    io::detail::st_fail(path.string(), "tensor: expected shape " + io::detail::shape_str(want) + ", found " +
-                                        found->shape_str());
+    io::detail::st_fail(path.string(),
+                        "tensor: expected shape " + io::detail::shape_str(want) + ", found " + found->shape_str());
   std::copy(found->values.begin(), found->values.end(), t.data());
 }
 
@@ -608,8 +622,9 @@ inline void save_tensors(const std::map<std::string, io::LoadedTensor>& tensors,
     std::size_t n = 1;
     for (auto d : t.shape) n *= d;
     if (n != t.values.size())
-      io::detail::st_fail(path.string(), "tensor " + io::detail::quote_name(name) + ": shape " + t.shape_str() + " needs " +
-                                          std::to_string(n) + " values, it has " + std::to_string(t.values.size()));
+      io::detail::st_fail(path.string(), "tensor " + io::detail::quote_name(name) + ": shape " + t.shape_str() +
+                                             " needs " + std::to_string(n) + " values, it has " +
+                                             std::to_string(t.values.size()));
     e.push_back({name, t.shape, t.values.data()});
   }
   io::write_file_atomic(path, io::serialize_safetensors(e, metadata));

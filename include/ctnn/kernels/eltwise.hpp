@@ -101,8 +101,9 @@ inline void eltwise_tail(float* out, std::size_t count, F&& f, const Src*... src
   ((std::copy_n(src, count, in[a++])), ...);
   alignas(64) float res[simd_width];
   a = 0;
-  [&]<std::size_t... I>(std::index_sequence<I...>) { f(vfloat::load_aligned(in[I])...).store_aligned(res); }(
-      std::index_sequence_for<Src...>{});
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    f(vfloat::load_aligned(in[I])...).store_aligned(res);
+  }(std::index_sequence_for<Src...>{});
   std::copy_n(res, count, out);
 }
 }  // namespace detail
@@ -122,8 +123,8 @@ void eltwise_backward(const float* y, const float* dy, float* dx, std::size_t n)
   for (std::size_t i = 0; i < whole; i += simd_width)
     Op::backward(vfloat::load_unaligned(y + i), vfloat::load_unaligned(dy + i)).store_unaligned(dx + i);
   if (whole < n)
-    detail::eltwise_tail(dx + whole, n - whole, [](vfloat a, vfloat b) { return Op::backward(a, b); }, y + whole,
-                         dy + whole);
+    detail::eltwise_tail(
+        dx + whole, n - whole, [](vfloat a, vfloat b) { return Op::backward(a, b); }, y + whole, dy + whole);
 }
 
 }  // namespace ctnn::kernels

@@ -121,8 +121,7 @@ void maxpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
 template <std::size_t O, std::size_t I, std::size_t P, std::size_t K, std::size_t S, bool CountIncludePad>
 inline constexpr auto avg_pool_counts = [] {
   std::array<float, O> a{};
-  for (std::size_t o = 0; o < O; ++o)
-    a[o] = static_cast<float>(conv::avg_pool_count(o, I, P, K, S, CountIncludePad));
+  for (std::size_t o = 0; o < O; ++o) a[o] = static_cast<float>(conv::avg_pool_count(o, I, P, K, S, CountIncludePad));
   return a;
 }();
 
@@ -145,8 +144,7 @@ void avgpool2d_forward(const float* x, float* y, std::size_t n, float* scratch) 
   }();
 #if defined(__AVX512F__)
   if constexpr (Path == PoolPath::automatic && simd_width == 16 && G.KW == 2 && G.SW == 2 && G.KH == G.SH &&
-                G.PH == 0 && G.PW == 0 &&
-                G.OH * G.SH == G.H && G.OW * 2 == G.W && G.DH == 1 && G.DW == 1) {
+                G.PH == 0 && G.PW == 0 && G.OH * G.SH == G.H && G.OW * 2 == G.W && G.DH == 1 && G.DW == 1) {
     // Windows of width 2 that tile the input: per output row and 16 outputs, the KH input rows
     // summed as two vectors (masked loads at the row's end: nothing read past it), then the pairs
     // added by an even / odd permute. Every window is whole: one divisor.
@@ -208,8 +206,16 @@ void adaptive_avgpool2d_forward(const float* x, float* y, std::size_t n, float* 
     const float* xc = x + s * H * W;
     float* yc = y + s * OH * OW;
     for (std::size_t i = 0; i < OH; ++i) {
-      constexpr auto hs = [] { std::array<std::size_t, OH> a{}; for (std::size_t k = 0; k < OH; ++k) a[k] = conv::adaptive_start(k, H, OH); return a; }();
-      constexpr auto he = [] { std::array<std::size_t, OH> a{}; for (std::size_t k = 0; k < OH; ++k) a[k] = conv::adaptive_end(k, H, OH); return a; }();
+      constexpr auto hs = [] {
+        std::array<std::size_t, OH> a{};
+        for (std::size_t k = 0; k < OH; ++k) a[k] = conv::adaptive_start(k, H, OH);
+        return a;
+      }();
+      constexpr auto he = [] {
+        std::array<std::size_t, OH> a{};
+        for (std::size_t k = 0; k < OH; ++k) a[k] = conv::adaptive_end(k, H, OH);
+        return a;
+      }();
       std::fill_n(row, W, 0.0f);
       for (std::size_t ih = hs[i]; ih < he[i]; ++ih) {
         const float* xr = xc + ih * W;
@@ -263,7 +269,8 @@ void maxpool2d_backward(const float* x, const float* dy, float* dx, std::size_t 
     std::array<std::ptrdiff_t, G.OH> a{};
     for (std::size_t o = 0; o < G.OH; ++o)
       a[o] = std::min<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(o * G.SH + (G.KH - 1) * G.DH + 1) -
-                                          static_cast<std::ptrdiff_t>(G.PH), static_cast<std::ptrdiff_t>(G.H));
+                                          static_cast<std::ptrdiff_t>(G.PH),
+                                      static_cast<std::ptrdiff_t>(G.H));
     return a;
   }();
   static constexpr auto wfirst = [] {
@@ -279,7 +286,8 @@ void maxpool2d_backward(const float* x, const float* dy, float* dx, std::size_t 
     std::array<std::ptrdiff_t, G.OW> a{};
     for (std::size_t o = 0; o < G.OW; ++o)
       a[o] = std::min<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(o * G.SW + (G.KW - 1) * G.DW + 1) -
-                                          static_cast<std::ptrdiff_t>(G.PW), static_cast<std::ptrdiff_t>(G.W));
+                                          static_cast<std::ptrdiff_t>(G.PW),
+                                      static_cast<std::ptrdiff_t>(G.W));
     return a;
   }();
   constexpr float ninf = -std::numeric_limits<float>::infinity();
@@ -316,8 +324,8 @@ template <Pool2dGeometry G, bool CountIncludePad, std::size_t DivisorOverride, P
 void avgpool2d_backward(const float* dy, float* dx, std::size_t n, float* scratch) {
   static constexpr auto ch = avg_pool_counts<G.OH, G.H, G.PH, G.KH, G.SH, CountIncludePad>;
   static constexpr auto cw = avg_pool_counts<G.OW, G.W, G.PW, G.KW, G.SW, CountIncludePad>;
-  if constexpr (Path == PoolPath::automatic && G.KH == G.SH && G.KW == G.SW && G.PH == 0 && G.PW == 0 && G.OH * G.SH == G.H &&
-                G.OW * G.SW == G.W && G.DH == 1 && G.DW == 1) {
+  if constexpr (Path == PoolPath::automatic && G.KH == G.SH && G.KW == G.SW && G.PH == 0 && G.PW == 0 &&
+                G.OH * G.SH == G.H && G.OW * G.SW == G.W && G.DH == 1 && G.DW == 1) {
     // The windows tile the input exactly: every input cell gets the gradient of its one window, so
     // dx is written once (no zeroing, no adds): each row of a window band is dy's row spread along
     // the width (KW == 2 on AVX-512: a lane-doubling permute, stored KH times from the register;

@@ -181,7 +181,8 @@ CTNN_INLINE void copy_row(float* dst, const float* src) {
   if constexpr (N >= simd_width) {
     std::size_t i = 0;
     for (; i + simd_width <= N; i += simd_width) vfloat::load_unaligned(src + i).store_unaligned(dst + i);
-    if constexpr (N % simd_width != 0) vfloat::load_unaligned(src + N - simd_width).store_unaligned(dst + N - simd_width);
+    if constexpr (N % simd_width != 0)
+      vfloat::load_unaligned(src + N - simd_width).store_unaligned(dst + N - simd_width);
   } else {
     for (std::size_t i = 0; i < N; ++i) dst[i] = src[i];
   }
@@ -223,9 +224,8 @@ template <int G>
 CTNN_INLINE __m512 fold_pair(__m512 a, __m512 b) {
   alignas(64) static constexpr std::int32_t idx[16] = {
 #define CTNN_FOLD_IDX(l) (((l) / G) % 2 == 0 ? (l) + G : 16 + (l) - G)
-      CTNN_FOLD_IDX(0),  CTNN_FOLD_IDX(1),  CTNN_FOLD_IDX(2),  CTNN_FOLD_IDX(3),
-      CTNN_FOLD_IDX(4),  CTNN_FOLD_IDX(5),  CTNN_FOLD_IDX(6),  CTNN_FOLD_IDX(7),
-      CTNN_FOLD_IDX(8),  CTNN_FOLD_IDX(9),  CTNN_FOLD_IDX(10), CTNN_FOLD_IDX(11),
+      CTNN_FOLD_IDX(0),  CTNN_FOLD_IDX(1),  CTNN_FOLD_IDX(2),  CTNN_FOLD_IDX(3), CTNN_FOLD_IDX(4),  CTNN_FOLD_IDX(5),
+      CTNN_FOLD_IDX(6),  CTNN_FOLD_IDX(7),  CTNN_FOLD_IDX(8),  CTNN_FOLD_IDX(9), CTNN_FOLD_IDX(10), CTNN_FOLD_IDX(11),
       CTNN_FOLD_IDX(12), CTNN_FOLD_IDX(13), CTNN_FOLD_IDX(14), CTNN_FOLD_IDX(15)};
 #undef CTNN_FOLD_IDX
   constexpr __mmask16 odd_chunks = G == 8 ? 0xFF00 : G == 4 ? 0xF0F0 : G == 2 ? 0xCCCC : 0xAAAA;
@@ -289,12 +289,14 @@ inline void transpose_block(const float* w, float* dst, std::size_t width, std::
       v[j] = _mm512_insertf32x4(v[j], chunk(8 + j, g), 2);
       v[j] = _mm512_insertf32x4(v[j], chunk(12 + j, g), 3);
     }
-    const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(v[0], v[1])), t1 = _mm512_castps_pd(_mm512_unpackhi_ps(v[0], v[1]));
-    const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(v[2], v[3])), t3 = _mm512_castps_pd(_mm512_unpackhi_ps(v[2], v[3]));
+    const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(v[0], v[1])),
+                  t1 = _mm512_castps_pd(_mm512_unpackhi_ps(v[0], v[1]));
+    const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(v[2], v[3])),
+                  t3 = _mm512_castps_pd(_mm512_unpackhi_ps(v[2], v[3]));
     const __m512 c[4] = {_mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)), _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)),
                          _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)), _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3))};
-    CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j)
-      if (Whole || 4 * g + j < cols) _mm512_storeu_ps(dst + (4 * g + j) * width, c[j]);
+    CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j) if (Whole || 4 * g + j < cols)
+        _mm512_storeu_ps(dst + (4 * g + j) * width, c[j]);
   }
 }
 #endif

@@ -190,13 +190,11 @@ struct MyLinear {
 ///
 /// (the first layer is nn.Conv2d(1, 6, kernel_size=5, padding=2) here: the same layer once
 /// bound, and it says the network takes one channel.)
-using LeNet = nn::Sequential<
-    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::Sigmoid,
-    nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::Flatten,
-    nn::LazyLinear<120>, nn::Sigmoid, nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
+using LeNet = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>,
+                             nn::Sigmoid, nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>,
+                             nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::Sigmoid,
+                             nn::AvgPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>,
+                             nn::Sigmoid, nn::LazyLinear<84>, nn::Sigmoid, nn::LazyLinear<10>>;
 
 /// LeNet with ReLU and max pooling (the section's exercises: max pooling in place of average
 /// pooling, ReLU in place of the sigmoid); it trains with a smaller learning rate (about 0.1).
@@ -205,12 +203,10 @@ using LeNet = nn::Sequential<
 ///       nn.LazyConv2d(6, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2),
 ///       nn.LazyConv2d(16, kernel_size=5), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2),
 ///       nn.Flatten(), nn.LazyLinear(120), nn.ReLU(), nn.LazyLinear(84), nn.ReLU(), nn.LazyLinear(10))
-using ModernLeNet = nn::Sequential<
-    nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>, nn::ReLU,
-    nn::MaxPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::ReLU,
-    nn::MaxPool2d<{.kernel_size = 2, .stride = 2}>,
-    nn::Flatten,
-    nn::LazyLinear<120>, nn::ReLU, nn::LazyLinear<84>, nn::ReLU, nn::LazyLinear<10>>;
+using ModernLeNet = nn::Sequential<nn::Conv2d<{.in_channels = 1, .out_channels = 6, .kernel_size = 5, .padding = 2}>,
+                                   nn::ReLU, nn::MaxPool2d<{.kernel_size = 2, .stride = 2}>,
+                                   nn::LazyConv2d<{.out_channels = 16, .kernel_size = 5}>, nn::ReLU,
+                                   nn::MaxPool2d<{.kernel_size = 2, .stride = 2}>, nn::Flatten, nn::LazyLinear<120>,
+                                   nn::ReLU, nn::LazyLinear<84>, nn::ReLU, nn::LazyLinear<10>>;
 
 }  // namespace ctnn::models

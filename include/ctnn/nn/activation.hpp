@@ -43,9 +43,15 @@ struct activation_spec {
   template <class In, class Path>
   using bind = BoundActivation<Op, Name, In>;
 };
-struct relu_name { static constexpr const char* value = "ReLU"; };
-struct sigmoid_name { static constexpr const char* value = "Sigmoid"; };
-struct tanh_name { static constexpr const char* value = "Tanh"; };
+struct relu_name {
+  static constexpr const char* value = "ReLU";
+};
+struct sigmoid_name {
+  static constexpr const char* value = "Sigmoid";
+};
+struct tanh_name {
+  static constexpr const char* value = "Tanh";
+};
 
 template <class Op, class Name, class S, class Want>
 struct is_activation_impl<BoundActivation<Op, Name, S>, Want> : std::is_same<Op, Want> {};
@@ -63,8 +69,11 @@ struct Sigmoid : detail::activation_spec<kernels::sigmoid_op, detail::sigmoid_na
 /// torch.nn.Tanh
 struct Tanh : detail::activation_spec<kernels::tanh_op, detail::tanh_name> {};
 
-template <class T> inline constexpr bool is_relu = detail::is_activation_impl<std::remove_cvref_t<T>, kernels::relu_op>::value;
-template <class T> inline constexpr bool is_sigmoid = detail::is_activation_impl<std::remove_cvref_t<T>, kernels::sigmoid_op>::value;
-template <class T> inline constexpr bool is_tanh = detail::is_activation_impl<std::remove_cvref_t<T>, kernels::tanh_op>::value;
+template <class T> inline constexpr bool is_relu =
+    detail::is_activation_impl<std::remove_cvref_t<T>, kernels::relu_op>::value;
+template <class T> inline constexpr bool is_sigmoid =
+    detail::is_activation_impl<std::remove_cvref_t<T>, kernels::sigmoid_op>::value;
+template <class T> inline constexpr bool is_tanh =
+    detail::is_activation_impl<std::remove_cvref_t<T>, kernels::tanh_op>::value;
 
 }  // namespace ctnn::nn

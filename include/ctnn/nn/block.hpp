@@ -234,8 +234,8 @@ struct CallOut : Expr<CallOut<L, A>> {
   A a;
   int id;
   std::size_t in_off, out_off, val_off;
-  const float* in;   // the argument's values
-  float* act;        // the layer's activation region
+  const float* in;  // the argument's values
+  float* act;  // the layer's activation region
   const float* val;  // its output
   CallOut(L& l, const A& arg, int call_id, std::size_t in_offset, std::size_t out_offset, std::size_t val_offset,
           const float* input, float* activations, const float* output)
@@ -243,8 +243,12 @@ struct CallOut : Expr<CallOut<L, A>> {
         act(activations), val(output) {}
 
   void prepare(Context&) {}
-  template <class O, bool OB> float at(std::size_t n, std::size_t j) const { return leaf_at<O, OB, shape, batched>(val, n, j); }
-  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const { return leaf_vat<O, OB, shape, batched>(val, n, j); }
+  template <class O, bool OB> float at(std::size_t n, std::size_t j) const {
+    return leaf_at<O, OB, shape, batched>(val, n, j);
+  }
+  template <class O, bool OB> vfloat vat(std::size_t n, std::size_t j) const {
+    return leaf_vat<O, OB, shape, batched>(val, n, j);
+  }
   template <class O, bool OB, class G>
   void backward(const G& g, const BackwardContext& bc) const {
     accumulate<O, OB, shape, batched>(g, bc.grad_at(val_off), bc.n);
@@ -273,14 +277,15 @@ auto Layer<Spec, In>::operator()(E&& x) const {
     // A member left out of CTNN_MEMBERS whose binding failed (silently, see Layer): bind it again
     // at the block's path, where its rule reports.
     if constexpr (!std::is_void_v<typename A::site>)
-      static_assert(detail::is_poisoned<bind_t<Spec, In, typename A::site::path>>, "ctnn block: a sub-layer failed to bind");
+      static_assert(detail::is_poisoned<bind_t<Spec, In, typename A::site::path>>,
+                    "ctnn block: a sub-layer failed to bind");
     return expr::Failed<Shape<>>{};
   } else if constexpr (A::failed) {
     return expr::Failed<typename L::output_shape>{};  // the argument's error is reported: stay silent
   } else if constexpr (!A::batched || !std::is_same_v<typename A::shape, In>) {
     using where = typename detail::locate<typename A::site, Layer, In>::type;
-    (void)ctnn::detail::check<false, ERROR_sublayer_input_shape_mismatch<
-                                         where, expr::detail::shown<typename A::shape, A::batched>>>::value;
+    (void)ctnn::detail::check<
+        false, ERROR_sublayer_input_shape_mismatch<where, expr::detail::shown<typename A::shape, A::batched>>>::value;
     return expr::Failed<typename L::output_shape>{};  // one mistake, one error
   } else {
     expr::Context& c = expr::context();
@@ -307,7 +312,8 @@ struct block_input<T<In, Args...>> {
   using type = In;
 };
 
-template <class M> concept layer_member = requires { typename std::remove_cvref_t<M>::bound_type; };
+template <class M>
+concept layer_member = requires { typename std::remove_cvref_t<M>::bound_type; };
 
 template <class M>
 constexpr std::size_t member_parameter_count() {
@@ -453,10 +459,12 @@ struct BoundBlock : B, Module<BoundBlock<B, Path>>, detail::indexed_children<Bou
   /// f(name, member) for each member listed by CTNN_MEMBERS, in order.
   template <class F>
   void for_each_member(F&& f) {
-    std::apply([&](auto&... m) {
-      std::size_t i = 0;
-      (f(std::string(detail::nth_member_name(B::ctnn_member_names(), i++)), m), ...);
-    }, static_cast<B&>(*this).ctnn_members());
+    std::apply(
+        [&](auto&... m) {
+          std::size_t i = 0;
+          (f(std::string(detail::nth_member_name(B::ctnn_member_names(), i++)), m), ...);
+        },
+        static_cast<B&>(*this).ctnn_members());
   }
   /// f(name, bound layer) for each sub-layer member (summary(), print()).
   template <class F>
@@ -478,7 +486,8 @@ struct BoundBlock : B, Module<BoundBlock<B, Path>>, detail::indexed_children<Bou
     });
     for_each_member([&](const std::string& name, auto& m) {
       using M = std::remove_cvref_t<decltype(m)>;
-      if constexpr (detail::layer_member<M>) static_cast<typename M::bound_type&>(m).for_each_parameter(prefix + name + ".", f);
+      if constexpr (detail::layer_member<M>)
+        static_cast<typename M::bound_type&>(m).for_each_parameter(prefix + name + ".", f);
     });
   }
   /// Every sub-layer (recursively), then this block, as torch's Module.apply.
@@ -546,8 +555,8 @@ using block = BlockSpec<B, Args...>;
 }  // namespace ctnn::nn
 
 /// Inside a block: the members state_dict / print / apply / reset_parameters walk, named after them.
-#define CTNN_MEMBERS(...)                                                      \
-  auto ctnn_members() { return std::tie(__VA_ARGS__); }                        \
+#define CTNN_MEMBERS(...)                               \
+  auto ctnn_members() { return std::tie(__VA_ARGS__); } \
   static constexpr std::string_view ctnn_member_names() { return #__VA_ARGS__; }
 /// The same with explicit names: CTNN_MEMBERS_AS("0, 1, 2", a, b, c) (MySequential's "0.weight").
 #define CTNN_MEMBERS_AS(names, ...)                     \

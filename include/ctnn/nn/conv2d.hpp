@@ -65,9 +65,22 @@ template <std::size_t C, std::size_t H, std::size_t W, Conv2dOptions Opt>
 constexpr kernels::Conv2dGeometry conv2d_geometry() {
   const auto ph = conv::resolve_padding(Opt.padding, Opt.kernel_size, Opt.dilation, 0);
   const auto pw = conv::resolve_padding(Opt.padding, Opt.kernel_size, Opt.dilation, 1);
-  return {C,         H,         W,         Opt.out_channels, Opt.kernel_size.h, Opt.kernel_size.w,
-          Opt.stride.h, Opt.stride.w, Opt.dilation.h, Opt.dilation.w, ph.before, ph.after,
-          pw.before, pw.after, Opt.groups, Opt.padding_mode};
+  return {C,
+          H,
+          W,
+          Opt.out_channels,
+          Opt.kernel_size.h,
+          Opt.kernel_size.w,
+          Opt.stride.h,
+          Opt.stride.w,
+          Opt.dilation.h,
+          Opt.dilation.w,
+          ph.before,
+          ph.after,
+          pw.before,
+          pw.after,
+          Opt.groups,
+          Opt.padding_mode};
 }
 }  // namespace detail
 
@@ -125,7 +138,8 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
   void backward_fused(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
     float* db = nullptr;
     if constexpr (has_bias) db = bias.grad.data();
-    kernels::conv2d_backward<geometry, has_bias, Op>(x, weight.data(), act, gact, weight.grad.data(), db, dx, n, scratch);
+    kernels::conv2d_backward<geometry, has_bias, Op>(x, weight.data(), act, gact, weight.grad.data(), db, dx, n,
+                                                     scratch);
   }
   void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
     backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);
@@ -197,8 +211,8 @@ struct bind_conv2d {
            ERROR_conv2d_in_channels_mismatch<Path, ctnn::in_channels<Opt.in_channels>, ctnn::inferred_in_channels<C>>>,
       rule<G != 0 && in_ch % G != 0,
            ERROR_conv2d_in_channels_not_divisible_by_groups<Path, ctnn::in_channels<in_ch>, ctnn::groups<G>>>,
-      rule<G != 0 && Opt.out_channels % G != 0,
-           ERROR_conv2d_out_channels_not_divisible_by_groups<Path, ctnn::out_channels<Opt.out_channels>, ctnn::groups<G>>>,
+      rule<G != 0 && Opt.out_channels % G != 0, ERROR_conv2d_out_channels_not_divisible_by_groups<
+                                                    Path, ctnn::out_channels<Opt.out_channels>, ctnn::groups<G>>>,
       rule<is_same && (S.h != 1 || S.w != 1), ERROR_conv2d_padding_same_with_stride<Path, ctnn::stride<S.h, S.w>>>,
       rule<(mode == PaddingMode::reflect && (PH >= H || PW >= W)),
            ERROR_reflect_padding_not_smaller_than_input<Path, ctnn::padding<PH, PW>, ctnn::input<H, W>>>,
@@ -216,7 +230,8 @@ template <class In, Conv2dOptions Opt>
 struct is_conv2d_bound<BoundConv2d<In, Opt>> : std::true_type {};
 
 constexpr Conv2dOptions from_lazy(LazyConv2dOptions o) {
-  return {lazy_channels, o.out_channels, o.kernel_size, o.stride, o.padding, o.dilation, o.groups, o.bias, o.padding_mode};
+  return {lazy_channels, o.out_channels, o.kernel_size, o.stride,      o.padding,
+          o.dilation,    o.groups,       o.bias,        o.padding_mode};
 }
 
 }  // namespace detail

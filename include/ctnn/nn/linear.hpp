@@ -119,12 +119,12 @@ struct bind_linear {
     else return In::dims[In::rank - 1];
   }();
   // The first failing rule is reported (core/diagnostics.hpp), so one mistake gives one error.
-  using checked = rules<
-      rule<In::rank == 0, ERROR_input_rank_too_small<Path, In>>,
-      rule<Out == 0, ERROR_zero_sized_dimension<Path, out_features<Out>>>,
-      rule<InFeatures == 0, ERROR_zero_sized_dimension<Path, in_features<InFeatures>>>,
-      rule<InFeatures != lazy_features && InFeatures != inferred,
-           ERROR_linear_in_features_mismatch<Path, in_features<InFeatures>, inferred_in_features<inferred>>>>;
+  using checked =
+      rules<rule<In::rank == 0, ERROR_input_rank_too_small<Path, In>>,
+            rule<Out == 0, ERROR_zero_sized_dimension<Path, out_features<Out>>>,
+            rule<InFeatures == 0, ERROR_zero_sized_dimension<Path, in_features<InFeatures>>>,
+            rule<InFeatures != lazy_features && InFeatures != inferred,
+                 ERROR_linear_in_features_mismatch<Path, in_features<InFeatures>, inferred_in_features<inferred>>>>;
   using type = std::conditional_t<checked::ok, BoundLinear<In, Out, Bias>, PoisonedLayer>;
 };
 

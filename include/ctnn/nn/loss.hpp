@@ -74,8 +74,7 @@ float row_max(const float* x) {
   float m = -std::numeric_limits<float>::infinity();
   if constexpr (C >= simd_width) {
     vfloat vm = vfloat::load_unaligned(x);
-    for (j = simd_width; j + simd_width <= C; j += simd_width)
-      vm = xsimd::max(vm, vfloat::load_unaligned(x + j));
+    for (j = simd_width; j + simd_width <= C; j += simd_width) vm = xsimd::max(vm, vfloat::load_unaligned(x + j));
     m = kernels::hmax(vm);
   }
   for (; j < C; ++j) m = x[j] > m ? x[j] : m;

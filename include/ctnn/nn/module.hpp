@@ -126,11 +126,13 @@ template <class T> inline constexpr bool has_bias = requires { requires std::rem
 /// A layer whose forward mixes the samples of a batch (a block that reduces over the whole
 /// batch, as `X.sum()` does in PyTorch): it declares `static constexpr bool batch_coupled = true`,
 /// and a Model never splits such a network's batch across threads.
-template <class T> inline constexpr bool is_batch_coupled = requires { requires std::remove_cvref_t<T>::batch_coupled; };
+template <class T> inline constexpr bool is_batch_coupled =
+    requires { requires std::remove_cvref_t<T>::batch_coupled; };
 /// Whether a layer's output keeps the batch dimension (N rows). False only for a block whose
 /// result is one whole-batch value, as PyTorch's `X.sum()` (it declares
 /// `static constexpr bool batched_output = false`): its output is one row for any N.
-template <class T> inline constexpr bool has_batched_output = !requires { requires !std::remove_cvref_t<T>::batched_output; };
+template <class T> inline constexpr bool has_batched_output =
+    !requires { requires !std::remove_cvref_t<T>::batched_output; };
 /// A layer that can run on a batch a few samples at a time: its region of `act` is its output,
 /// [n, output_shape] (or it is a view), a call on samples [s, s + k) with every pointer advanced
 /// by s samples does exactly that part of the whole call, and a call costs little beyond its
@@ -206,12 +208,18 @@ struct any_layer_visitor {
 };
 
 // One concept per member of the interface (the banner says what each means).
-template <class B> concept layer_has_input_shape = requires { typename B::input_shape; };
-template <class B> concept layer_has_output_shape = requires { typename B::output_shape; };
-template <class B> concept layer_has_parameter_count = requires { typename std::integral_constant<std::size_t, B::parameter_count>; };
-template <class B> concept layer_has_activation_floats = requires { typename std::integral_constant<std::size_t, B::activation_floats>; };
-template <class B> concept layer_has_scratch_floats = requires { typename std::integral_constant<std::size_t, B::scratch_floats>; };
-template <class B> concept layer_has_output_offset = requires { typename std::integral_constant<std::ptrdiff_t, B::output_offset>; };
+template <class B>
+concept layer_has_input_shape = requires { typename B::input_shape; };
+template <class B>
+concept layer_has_output_shape = requires { typename B::output_shape; };
+template <class B>
+concept layer_has_parameter_count = requires { typename std::integral_constant<std::size_t, B::parameter_count>; };
+template <class B>
+concept layer_has_activation_floats = requires { typename std::integral_constant<std::size_t, B::activation_floats>; };
+template <class B>
+concept layer_has_scratch_floats = requires { typename std::integral_constant<std::size_t, B::scratch_floats>; };
+template <class B>
+concept layer_has_output_offset = requires { typename std::integral_constant<std::ptrdiff_t, B::output_offset>; };
 template <class B>
 concept layer_has_forward = requires(const B& b, const float* x, float* p, std::size_t n) {
   { b.forward(x, n, p, p) } -> std::convertible_to<const float*>;
@@ -219,32 +227,36 @@ concept layer_has_forward = requires(const B& b, const float* x, float* p, std::
 template <class B>
 concept layer_has_backward = requires(B& b, const float* x, float* p, std::size_t n) { b.backward(x, p, n, x, p, p); };
 template <class B>
-concept layer_has_for_each_parameter = requires(B& b, const std::string& prefix) {
-  b.for_each_parameter(prefix, any_parameter_visitor{});
+concept layer_has_for_each_parameter =
+    requires(B& b, const std::string& prefix) { b.for_each_parameter(prefix, any_parameter_visitor{}); };
+template <class B>
+concept layer_has_apply = requires(B& b) { b.apply(any_layer_visitor{}); };
+template <class B>
+concept layer_has_reset_parameters = requires(B& b, Generator& gen) { b.reset_parameters(gen); };
+template <class B>
+concept layer_has_print = requires(const B& b, std::ostream& os) { b.print(os, 0); };
+template <class B>
+concept layer_has_type_name = requires {
+  { B::type_name() } -> std::convertible_to<std::string>;
 };
-template <class B> concept layer_has_apply = requires(B& b) { b.apply(any_layer_visitor{}); };
-template <class B> concept layer_has_reset_parameters = requires(B& b, Generator& gen) { b.reset_parameters(gen); };
-template <class B> concept layer_has_print = requires(const B& b, std::ostream& os) { b.print(os, 0); };
-template <class B> concept layer_has_type_name = requires { { B::type_name() } -> std::convertible_to<std::string>; };
 
 /// The interface checked where a spec is bound: the first member B lacks is the one error.
 template <class B, class Path>
 struct check_bound_layer {
   template <class Member>
   using missing = ERROR_bound_layer_missing_member<Path, Member, B>;
-  static constexpr bool ok = rules<rule<!layer_has_input_shape<B>, missing<member_input_shape>>,
-                                   rule<!layer_has_output_shape<B>, missing<member_output_shape>>,
-                                   rule<!layer_has_parameter_count<B>, missing<member_parameter_count>>,
-                                   rule<!layer_has_activation_floats<B>, missing<member_activation_floats>>,
-                                   rule<!layer_has_scratch_floats<B>, missing<member_scratch_floats>>,
-                                   rule<!layer_has_output_offset<B>, missing<member_output_offset>>,
-                                   rule<!layer_has_forward<B>, missing<member_forward>>,
-                                   rule<!layer_has_backward<B>, missing<member_backward>>,
-                                   rule<!layer_has_for_each_parameter<B>, missing<member_for_each_parameter>>,
-                                   rule<!layer_has_apply<B>, missing<member_apply>>,
-                                   rule<!layer_has_reset_parameters<B>, missing<member_reset_parameters>>,
-                                   rule<!layer_has_print<B>, missing<member_print>>,
-                                   rule<!layer_has_type_name<B>, missing<member_type_name>>>::ok;
+  static constexpr bool ok = rules<
+      rule<!layer_has_input_shape<B>, missing<member_input_shape>>,
+      rule<!layer_has_output_shape<B>, missing<member_output_shape>>,
+      rule<!layer_has_parameter_count<B>, missing<member_parameter_count>>,
+      rule<!layer_has_activation_floats<B>, missing<member_activation_floats>>,
+      rule<!layer_has_scratch_floats<B>, missing<member_scratch_floats>>,
+      rule<!layer_has_output_offset<B>, missing<member_output_offset>>,
+      rule<!layer_has_forward<B>, missing<member_forward>>, rule<!layer_has_backward<B>, missing<member_backward>>,
+      rule<!layer_has_for_each_parameter<B>, missing<member_for_each_parameter>>,
+      rule<!layer_has_apply<B>, missing<member_apply>>,
+      rule<!layer_has_reset_parameters<B>, missing<member_reset_parameters>>,
+      rule<!layer_has_print<B>, missing<member_print>>, rule<!layer_has_type_name<B>, missing<member_type_name>>>::ok;
 };
 // The library's composite layers have the interface by construction and report their own
 // errors; a block whose forward failed has no valid output_shape, so checking it would report
@@ -284,11 +296,12 @@ struct path_append<layer<P...>, I> {
 /// A bound layer: a type with the members listed at the top of this file (bind_t checks them
 /// one by one, so a layer that lacks one gets an error naming it).
 template <class B>
-concept bound_layer = detail::layer_has_input_shape<B> && detail::layer_has_output_shape<B> && detail::layer_has_parameter_count<B> &&
-                      detail::layer_has_activation_floats<B> && detail::layer_has_scratch_floats<B> &&
-                      detail::layer_has_output_offset<B> && detail::layer_has_forward<B> && detail::layer_has_backward<B> &&
-                      detail::layer_has_for_each_parameter<B> && detail::layer_has_apply<B> && detail::layer_has_reset_parameters<B> &&
-                      detail::layer_has_print<B> && detail::layer_has_type_name<B>;
+concept bound_layer =
+    detail::layer_has_input_shape<B> && detail::layer_has_output_shape<B> && detail::layer_has_parameter_count<B> &&
+    detail::layer_has_activation_floats<B> && detail::layer_has_scratch_floats<B> &&
+    detail::layer_has_output_offset<B> && detail::layer_has_forward<B> && detail::layer_has_backward<B> &&
+    detail::layer_has_for_each_parameter<B> && detail::layer_has_apply<B> && detail::layer_has_reset_parameters<B> &&
+    detail::layer_has_print<B> && detail::layer_has_type_name<B>;
 
 /// The bound layer of `Spec` on per-sample input shape `In`, at position `Path` (a ctnn::layer<...>).
 template <class Spec, class In, class Path = layer<>>

@@ -57,20 +57,30 @@ struct bind_pool2d {
   static constexpr std::ptrdiff_t ow = positive ? conv::output_size(W, P.w, P.w, K.w, S.w, D.w, Ceil) : 0;
 
   // The first failing rule is reported (core/diagnostics.hpp), so one mistake gives one error.
-  using checked = rules<
-      rule<!chw, ERROR_input_rank_not_3<Path, In>>,
-      rule<K.h == 0 || K.w == 0, ERROR_zero_sized_dimension<Path, ctnn::kernel<K.h, K.w>>>,
-      rule<S.h == 0 || S.w == 0, ERROR_zero_sized_dimension<Path, ctnn::stride<S.h, S.w>>>,
-      rule<D.h == 0 || D.w == 0, ERROR_zero_sized_dimension<Path, ctnn::dilation<D.h, D.w>>>,
-      rule<(P.h > K.h / 2 || P.w > K.w / 2),
-           ERROR_pool2d_padding_larger_than_half_kernel<Path, ctnn::padding<P.h, P.w>, ctnn::kernel<K.h, K.w>>>,
-      rule<(oh <= 0 || ow <= 0),
-           ERROR_pool2d_output_size_zero<Path, ctnn::input<H, W>, ctnn::kernel<K.h, K.w>, ctnn::padding<P.h, P.w>,
-                                         ctnn::stride<S.h, S.w>, ctnn::dilation<D.h, D.w>>>>;
+  using checked =
+      rules<rule<!chw, ERROR_input_rank_not_3<Path, In>>,
+            rule<K.h == 0 || K.w == 0, ERROR_zero_sized_dimension<Path, ctnn::kernel<K.h, K.w>>>,
+            rule<S.h == 0 || S.w == 0, ERROR_zero_sized_dimension<Path, ctnn::stride<S.h, S.w>>>,
+            rule<D.h == 0 || D.w == 0, ERROR_zero_sized_dimension<Path, ctnn::dilation<D.h, D.w>>>,
+            rule<(P.h > K.h / 2 || P.w > K.w / 2),
+                 ERROR_pool2d_padding_larger_than_half_kernel<Path, ctnn::padding<P.h, P.w>, ctnn::kernel<K.h, K.w>>>,
+            rule<(oh <= 0 || ow <= 0),
+                 ERROR_pool2d_output_size_zero<Path, ctnn::input<H, W>, ctnn::kernel<K.h, K.w>, ctnn::padding<P.h, P.w>,
+                                               ctnn::stride<S.h, S.w>, ctnn::dilation<D.h, D.w>>>>;
   static constexpr bool valid = checked::ok;
-  static constexpr kernels::Pool2dGeometry geometry{
-      C,   H,   W,   K.h, K.w, S.h, S.w, D.h, D.w, P.h, P.w, valid ? static_cast<std::size_t>(oh) : 1,
-      valid ? static_cast<std::size_t>(ow) : 1};
+  static constexpr kernels::Pool2dGeometry geometry{C,
+                                                    H,
+                                                    W,
+                                                    K.h,
+                                                    K.w,
+                                                    S.h,
+                                                    S.w,
+                                                    D.h,
+                                                    D.w,
+                                                    P.h,
+                                                    P.w,
+                                                    valid ? static_cast<std::size_t>(oh) : 1,
+                                                    valid ? static_cast<std::size_t>(ow) : 1};
 };
 
 inline std::string pair_repr(Pair p) {

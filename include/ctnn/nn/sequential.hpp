@@ -90,7 +90,8 @@ struct BoundSequential : Module<BoundSequential<Bs...>>, detail::indexed_childre
   static constexpr std::size_t piece_floats = 65536;
   /// Samples per piece of the stretch [B, E).
   template <std::size_t B, std::size_t E>
-  static constexpr std::size_t piece_samples = std::max<std::size_t>(1, piece_floats / std::max<std::size_t>(1, offsets[E] - offsets[B]));
+  static constexpr std::size_t piece_samples =
+      std::max<std::size_t>(1, piece_floats / std::max<std::size_t>(1, offsets[E] - offsets[B]));
 
   /// Per-sample offset (inside this Sequential's region) of layer I's output, or -1 when it is
   /// this Sequential's input (only views before it). A fused activation's output is its producer's.
@@ -179,7 +180,8 @@ struct BoundSequential : Module<BoundSequential<Bs...>>, detail::indexed_childre
   /// is neither the stretch's input nor its output, so every piece can use the first one's place.
   template <std::size_t B, std::size_t E>
   static constexpr bool internal_slot(std::ptrdiff_t S) {
-    return S >= 0 && S != slot_of<static_cast<std::ptrdiff_t>(B) - 1>() && S != slot_of<static_cast<std::ptrdiff_t>(E) - 1>();
+    return S >= 0 && S != slot_of<static_cast<std::ptrdiff_t>(B) - 1>() &&
+           S != slot_of<static_cast<std::ptrdiff_t>(E) - 1>();
   }
 
   // ---- forward ----
@@ -234,9 +236,10 @@ struct BoundSequential : Module<BoundSequential<Bs...>>, detail::indexed_childre
       if constexpr (B < E) {
         constexpr std::size_t P = piece_samples<B, E>;
         if (n <= P) backward_stages<B, E, B, E>(x, dx, n, 0, n, act, gact, scratch);
-        else for_each_piece(n, P, [&](std::size_t s0, std::size_t k) {
-          backward_stages<B, E, B, E>(x, dx, n, s0, k, act, gact, scratch);
-        });
+        else
+          for_each_piece(n, P, [&](std::size_t s0, std::size_t k) {
+            backward_stages<B, E, B, E>(x, dx, n, s0, k, act, gact, scratch);
+          });
         backward_before<B>(x, dx, n, act, gact, scratch);
       } else {
         backward_stage<E - 1, 0, 0>(x, dx, n, 0, n, act, gact, scratch);

@@ -60,8 +60,8 @@ struct Adam {
     };
     std::size_t i = 0;
     model.for_each_parameter([&](const std::string&, auto& param) {
-      detail::update_elementwise(param.data(), param.grad.data(), state.buffer(i, 0), state.buffer(i, 1),
-                                 param.numel(), update);
+      detail::update_elementwise(param.data(), param.grad.data(), state.buffer(i, 0), state.buffer(i, 1), param.numel(),
+                                 update);
       ++i;
     });
     ++state.steps;

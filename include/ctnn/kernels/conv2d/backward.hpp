@@ -79,7 +79,8 @@ void conv2d_backward(const float* x, const float* w, const float* y, float* dy, 
         }
       }
       if (gx) {
-        if constexpr (G.padded()) unpad2d_add<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(dxp, dx + s * in_floats);
+        if constexpr (G.padded())
+          unpad2d_add<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(dxp, dx + s * in_floats);
         else std::memcpy(dx + s * in_floats, dxp, in_floats * sizeof(float));
       }
     }

@@ -65,7 +65,8 @@ inline void flat_dz_rows(const float* y, const float* dy, [[maybe_unused]] float
       if constexpr (plan::slots && LDx > row_vectors_end)
         std::fill(slot + oh * LDx + row_vectors_end, slot + (oh + 1) * LDx, 0.0f);
     }
-    if constexpr (plan::slots) std::fill(slot + OH * LDx, slot + CSz, 0.0f);  // below the last row (its spill is zeros too)
+    if constexpr (plan::slots)
+      std::fill(slot + OH * LDx, slot + CSz, 0.0f);  // below the last row (its spill is zeros too)
     if constexpr (plan::compact) std::fill(dzc + o * plan::DSc + OH * OW, dzc + (o + 1) * plan::DSc, 0.0f);
     if constexpr (Bias) db[o] += hsum(sum);
   }
@@ -139,7 +140,7 @@ void conv2d_backward_flat(const float* x, const float* w, const float* y, const 
         std::fill(xs + G.C * Hp * LDx, xs + plan::src_floats, 0.0f);
       }
       flat_dz_rows<G, Forms, Bias, Op>(y + (s0 + i) * out_floats, dy + (s0 + i) * out_floats,
-                                chunk_dz + i * plan::dzs_floats, chunk_dzc + i * plan::dzc_floats, db);
+                                       chunk_dz + i * plan::dzs_floats, chunk_dzc + i * plan::dzc_floats, db);
       if constexpr (plan::outer_dw)
         transpose_rows<G.O, plan::P, plan::DSc>(chunk_dzc + i * plan::dzc_floats, chunk_dzt + i * plan::dzt_floats);
     }

@@ -24,17 +24,17 @@ namespace detail {
 template <std::size_t Pp, std::size_t K, std::size_t MO, std::size_t NK>
 inline void conv_dw_tile(const float* dz, const float* col, float* dw) {
   vfloat acc[MO][NK];
-  CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r)
-    CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) acc[r][c] = vfloat(0.0f);
+  CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r) CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) acc[r][c] =
+      vfloat(0.0f);
   for (std::size_t p = 0; p < Pp; p += simd_width) {
     vfloat a[MO], b[NK];
     CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r) a[r] = vfloat::load_aligned(dz + r * Pp + p);
     CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) b[c] = vfloat::load_aligned(col + c * Pp + p);
-    CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r)
-      CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) acc[r][c] = fmadd(a[r], b[c], acc[r][c]);
+    CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r) CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) acc[r][c] =
+        fmadd(a[r], b[c], acc[r][c]);
   }
-  CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r)
-    CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) dw[r * K + c] += hsum(acc[r][c]);
+  CTNN_UNROLL for (std::size_t r = 0; r < MO; ++r) CTNN_UNROLL for (std::size_t c = 0; c < NK; ++c) dw[r * K + c] +=
+      hsum(acc[r][c]);
 }
 
 template <std::size_t Og, std::size_t K, std::size_t Pp, std::size_t MO>
@@ -56,8 +56,8 @@ inline void conv_dw(const float* dz, const float* col, float* dw) {
 template <std::size_t Og, std::size_t K, std::size_t Pp, std::size_t MR, std::size_t NV>
 inline void conv_dcol_tile(const float* w, const float* dz, float* dcol) {
   vfloat acc[MR][NV];
-  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat(0.0f);
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] =
+      vfloat(0.0f);
   for (std::size_t o = 0; o < Og; ++o) {
     vfloat d[NV];
     CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) d[v] = vfloat::load_aligned(dz + o * Pp + v * simd_width);
@@ -66,8 +66,8 @@ inline void conv_dcol_tile(const float* w, const float* dz, float* dcol) {
       CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(wv, d[v], acc[r][v]);
     }
   }
-  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v].store_aligned(dcol + r * Pp + v * simd_width);
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v]
+      .store_aligned(dcol + r * Pp + v * simd_width);
 }
 
 template <std::size_t Og, std::size_t K, std::size_t Pp, std::size_t MR>
@@ -103,7 +103,8 @@ void im2col(const float* xp, float* col) {
           const float* s = src + oh * G.SH * LDx;
           float* dr = d + oh * OW;
           if constexpr (G.SW == 1) detail::copy_row<OW>(dr, s);
-          else for (std::size_t ow = 0; ow < OW; ++ow) dr[ow] = s[ow * G.SW];
+          else
+            for (std::size_t ow = 0; ow < OW; ++ow) dr[ow] = s[ow * G.SW];
         }
         std::fill(d + P, d + LDc, 0.0f);
       }

@@ -36,7 +36,7 @@ void depthwise_conv(const float* xp, const float* w, const float* b, float* y) {
         for (std::size_t kh = 0; kh < G.KH; ++kh)
           for (std::size_t kw = 0; kw < G.KW; ++kw)
             acc = fmadd(vfloat(wo[kh * G.KW + kw]),
-                             detail::load_strided<G.SW>(xr + kh * G.DH * LDx + ow * G.SW + kw * G.DW), acc);
+                        detail::load_strided<G.SW>(xr + kh * G.DH * LDx + ow * G.SW + kw * G.DW), acc);
         const vfloat out = Op::forward(acc);
         float* dst = yo + oh * OW + ow;
         if (ow + simd_width <= OW) {

@@ -35,12 +35,13 @@ inline void flat_dw_tile(const float* dzf, const float* src, float* dw, std::siz
     std::array<std::size_t, K> a{};
     for (std::size_t c = 0; c < F.Cin; ++c)
       for (std::size_t kh = 0; kh < F.KH; ++kh)
-        for (std::size_t kw = 0; kw < F.KW; ++kw) a[(c * F.KH + kh) * F.KW + kw] = c * F.CS + kh * F.DH * F.LD + kw * F.DW;
+        for (std::size_t kw = 0; kw < F.KW; ++kw)
+          a[(c * F.KH + kh) * F.KW + kw] = c * F.CS + kh * F.DH * F.LD + kw * F.DW;
     return a;
   }();
   vfloat acc[MO][NT];
-  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o)
-    CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) acc[o][t] = vfloat(0.0f);
+  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o) CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) acc[o][t] =
+      vfloat(0.0f);
   std::size_t off[NT];
   CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) off[t] = offs[t0 + t];
   for (std::size_t s = 0; s < count; ++s) {
@@ -61,12 +62,12 @@ inline void flat_dw_tile(const float* dzf, const float* src, float* dw, std::siz
   alignas(64) float sums[round_up(A, simd_width)];
   CTNN_UNROLL for (std::size_t a0 = 0; a0 < A; a0 += simd_width) {
     vfloat v[simd_width];
-    CTNN_UNROLL for (std::size_t i = 0; i < simd_width; ++i)
-      v[i] = a0 + i < A ? acc[(a0 + i) / NT][(a0 + i) % NT] : vfloat(0.0f);
+    CTNN_UNROLL for (std::size_t i = 0; i < simd_width; ++i) v[i] =
+        a0 + i < A ? acc[(a0 + i) / NT][(a0 + i) % NT] : vfloat(0.0f);
     reduce_rows(v).store_aligned(sums + a0);
   }
-  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o)
-    CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) dw[o * K + t0 + t] += sums[o * NT + t];
+  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o) CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t)
+      dw[o * K + t0 + t] += sums[o * NT + t];
 }
 
 template <FlatConv F, std::size_t DS, std::size_t MO>

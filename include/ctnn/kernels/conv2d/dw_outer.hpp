@@ -22,14 +22,18 @@ namespace ctnn::kernels::detail {
 template <Conv2dGeometry G>
 struct outer_dw_shape {
   static constexpr std::size_t vectors = G.Og() / simd_width;  // per group
-  static constexpr std::size_t NV = vectors <= 4 ? vectors : vectors % 4 == 0 ? 4 : vectors % 3 == 0 ? 3
-                                                                                   : vectors % 2 == 0 ? 2 : 1;
+  static constexpr std::size_t NV = vectors <= 4       ? vectors
+                                    : vectors % 4 == 0 ? 4
+                                    : vectors % 3 == 0 ? 3
+                                    : vectors % 2 == 0 ? 2
+                                                       : 1;
   static constexpr std::size_t KK = G.KH * G.KW;
   static constexpr std::size_t most = (vector_registers - 2 - NV) / NV;  // accumulators per vector of o
   static constexpr std::size_t tap_groups = (KK + most - 1) / most;
   static constexpr std::size_t NT = (KK + tap_groups - 1) / tap_groups;  // taps per tile, balanced
   // output rows per block: the block's dz columns (NV vectors a row) stay in L1 across the taps
-  static constexpr std::size_t rows = std::clamp<std::size_t>(24576 / (G.OW() * NV * simd_width * sizeof(float)), 1, G.OH());
+  static constexpr std::size_t rows =
+      std::clamp<std::size_t>(24576 / (G.OW() * NV * simd_width * sizeof(float)), 1, G.OH());
 };
 
 /// dwt[T0 + t][v] += sum over output rows [oh0, oh1) and all ow of xc[oh*LDs + ow + off(T0 + t)] * dzt[oh*OW + ow][v]
@@ -45,8 +49,8 @@ inline void outer_dw_tile(const float* xc, const float* dzt, float* dwt, std::si
     return a;
   }();
   vfloat acc[NT][NV];
-  CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[t][v] = vfloat::load_aligned(dwt + (T0 + t) * Og + v * simd_width);
+  CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[t][v] =
+      vfloat::load_aligned(dwt + (T0 + t) * Og + v * simd_width);
   for (std::size_t oh = oh0; oh < oh1; ++oh) {
     const float* xr = xc + oh * LDs;
     const float* dr = dzt + oh * OW * O;
@@ -59,8 +63,8 @@ inline void outer_dw_tile(const float* xc, const float* dzt, float* dwt, std::si
       }
     }
   }
-  CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[t][v].store_aligned(dwt + (T0 + t) * Og + v * simd_width);
+  CTNN_UNROLL for (std::size_t t = 0; t < NT; ++t) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[t][v]
+      .store_aligned(dwt + (T0 + t) * Og + v * simd_width);
 }
 
 /// dwt[g][k][o] += the weight gradient of one sample, outer form: src its (padded) input [C][.., LDs]

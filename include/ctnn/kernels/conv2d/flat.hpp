@@ -130,8 +130,8 @@ inline void flat_store(vfloat v, float* y, std::size_t j) {
 template <FlatConv F, std::size_t MO, std::size_t R, bool Bias, class Op>
 inline void flat_conv_tile(const float* src, const float* wt, const float* b, float* y, std::size_t j) {
   vfloat acc[MO][R];
-  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o)
-    CTNN_UNROLL for (std::size_t r = 0; r < R; ++r) acc[o][r] = vfloat(Bias ? b[o] : 0.0f);
+  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o) CTNN_UNROLL for (std::size_t r = 0; r < R; ++r) acc[o][r] =
+      vfloat(Bias ? b[o] : 0.0f);
   const float* s0 = src + j * simd_width;
   std::size_t kh0 = 0, kh1 = F.KH;  // the kernel rows whose taps can read a non-zero
   if constexpr (F.nz_end != 0) {
@@ -149,7 +149,7 @@ inline void flat_conv_tile(const float* src, const float* wt, const float* b, fl
       if (c + 1 < F.Cin)
         for (std::size_t kh = kh0; kh < kh1; ++kh)
           CTNN_UNROLL for (std::size_t f = 0; f < span + 15; f += 16)
-            __builtin_prefetch(s0 + (c + 1) * F.CS + kh * F.DH * F.LD + f);
+              __builtin_prefetch(s0 + (c + 1) * F.CS + kh * F.DH * F.LD + f);
     for (std::size_t kh = kh0; kh < kh1; ++kh)
       for (std::size_t kw = 0; kw < F.KW; ++kw) {
         const float* s = s0 + c * F.CS + kh * F.DH * F.LD + kw * F.DW;
@@ -162,8 +162,7 @@ inline void flat_conv_tile(const float* src, const float* wt, const float* b, fl
         }
       }
   }
-  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o)
-    CTNN_UNROLL for (std::size_t r = 0; r < R; ++r)
+  CTNN_UNROLL for (std::size_t o = 0; o < MO; ++o) CTNN_UNROLL for (std::size_t r = 0; r < R; ++r)
       flat_store<F.LD, F.OHc, F.OWc>(Op::forward(acc[o][r]), y + o * F.OHc * F.OWc, j + r);
 }
 

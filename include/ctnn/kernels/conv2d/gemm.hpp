@@ -34,11 +34,12 @@ template <std::size_t K, std::size_t P, bool Bias, class Op, std::size_t MR>
 inline void conv_gemm_tile(const float* w, const float* b, const float* block, float* y, std::size_t j) {
   constexpr std::size_t NV = conv_block_width / simd_width;
   vfloat acc[MR][NV];
-  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat(Bias ? b[r] : 0.0f);
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] =
+      vfloat(Bias ? b[r] : 0.0f);
   for (std::size_t k = 0; k < K; ++k) {
     vfloat pv[NV];
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) pv[v] = vfloat::load_aligned(block + k * conv_block_width + v * simd_width);
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) pv[v] =
+        vfloat::load_aligned(block + k * conv_block_width + v * simd_width);
     CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
       const vfloat wv(w[r * K + k]);
       CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(wv, pv[v], acc[r][v]);
@@ -98,7 +99,8 @@ void im2col_block(const float* xp, float* block, std::size_t j) {
           const std::size_t run = std::min(OW - ow, cols - i);
           const float* s = src + oh * G.SH * LDx + ow * G.SW;
           if constexpr (G.SW == 1) std::copy_n(s, run, d + i);
-          else for (std::size_t t = 0; t < run; ++t) d[i + t] = s[t * G.SW];
+          else
+            for (std::size_t t = 0; t < run; ++t) d[i + t] = s[t * G.SW];
           i += run;
           ow = 0;
           ++oh;

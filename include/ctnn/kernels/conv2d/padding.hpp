@@ -44,7 +44,8 @@ void pad2d(const float* x, float* xp, float value = 0.0f) {
     float* pc = xp + c * Hp * LDp;
     for (std::size_t r = 0; r < Hp; ++r) {
       float* row = pc + r * LDp;
-      const std::ptrdiff_t sr = detail::pad_source<M>(static_cast<std::ptrdiff_t>(r) - static_cast<std::ptrdiff_t>(PT), H);
+      const std::ptrdiff_t sr =
+          detail::pad_source<M>(static_cast<std::ptrdiff_t>(r) - static_cast<std::ptrdiff_t>(PT), H);
       if (sr < 0) {
         std::fill_n(row, Wp, value);
         continue;
@@ -74,7 +75,8 @@ void unpad2d_add(const float* dxp, float* dx) {
     float* dc = dx + c * H * W;
     const float* pc = dxp + c * Hp * LDp;
     for (std::size_t r = 0; r < Hp; ++r) {
-      const std::ptrdiff_t sr = detail::pad_source<M>(static_cast<std::ptrdiff_t>(r) - static_cast<std::ptrdiff_t>(PT), H);
+      const std::ptrdiff_t sr =
+          detail::pad_source<M>(static_cast<std::ptrdiff_t>(r) - static_cast<std::ptrdiff_t>(PT), H);
       if (sr < 0) continue;
       const float* row = pc + r * LDp;
       float* dst = dc + static_cast<std::size_t>(sr) * W;

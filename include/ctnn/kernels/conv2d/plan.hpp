@@ -66,10 +66,9 @@ struct conv2d_plan {
     return saved > ratio * ((shifted_main + simd_width - 1) / simd_width);
   }
   static constexpr ConvForward form = Forms.forward != ConvForward::automatic ? Forms.forward
-                                      : !auto_flat                           ? G.depthwise() ? ConvForward::depthwise
-                                                                                             : ConvForward::gemm
-                                      : shifted_pays(2)                      ? ConvForward::shifted
-                                                                             : ConvForward::flat;
+                                      : !auto_flat      ? G.depthwise() ? ConvForward::depthwise : ConvForward::gemm
+                                      : shifted_pays(2) ? ConvForward::shifted
+                                                        : ConvForward::flat;
   static_assert(form != ConvForward::depthwise || G.groups == G.C, "the depthwise form needs groups == in_channels");
   static_assert(!(form == ConvForward::flat || form == ConvForward::shifted) || stride1,
                 "the flat and shifted forms need stride 1");
@@ -77,9 +76,10 @@ struct conv2d_plan {
   static constexpr bool use_shifted = form == ConvForward::shifted;
   // The (padded) input in scratch (gemm, depthwise): row stride LDx, Hp rows per channel, + slack
   // for vector reads past the last row by the depthwise path and gathers.
-  static constexpr std::size_t xp_floats = G.padded() || form == ConvForward::depthwise
-                                               ? round_up(G.C * G.Hp() * LDx + (G.SW + 1) * simd_width + G.KW * G.DW, 16)
-                                               : 0;
+  static constexpr std::size_t xp_floats =
+      G.padded() || form == ConvForward::depthwise
+          ? round_up(G.C * G.Hp() * LDx + (G.SW + 1) * simd_width + G.KW * G.DW, 16)
+          : 0;
   static constexpr std::size_t panel_floats = form == ConvForward::gemm ? K * conv_block_width : 0;
   // the shifted copies, with the slack its tiles read past the last channel and room for a row's spill
   static constexpr std::size_t shifted_floats = round_up(shifted_main + std::max(shifted.slack(), simd_width), 16);
@@ -144,8 +144,8 @@ struct conv2d_backward_plan {
   static constexpr std::size_t reach = (G.KH - 1) * G.DH * LDx + (G.KW - 1) * G.DW;  // farthest tap
   static constexpr std::size_t lead = round_up(reach, 16);
   static constexpr std::size_t CSz = round_up(G.Hp() * LDx, 16);  // >= flat.LQ(): OH <= Hp
-  static constexpr FlatConv flat_dx{G.Og(), G.Cg(), G.KH, G.KW, G.DH, G.DW, LDx, CSz, G.Hp(), G.Wp(),
-                                    reach, reach + (OH - 1) * LDx + OW};
+  static constexpr FlatConv flat_dx{G.Og(), G.Cg(), G.KH,   G.KW,   G.DH,  G.DW,
+                                    LDx,    CSz,    G.Hp(), G.Wp(), reach, reach + (OH - 1) * LDx + OW};
   // vector FMAs (and col2im's masked adds) per sample and group of the two input-gradient forms
   static constexpr std::size_t flat_dx_cost = G.Cg() * G.Og() * KK * flat_dx.NQ();
   static constexpr std::size_t gemm_dx_cost = K * G.Og() * ((P + simd_width - 1) / simd_width) +
@@ -156,8 +156,7 @@ struct conv2d_backward_plan {
                                             : fwd::shifted_pays(4)                         ? ConvWeightGrad::shifted
                                                                                            : ConvWeightGrad::flat;
   static constexpr ConvInputGrad dx_form = Forms.input_grad != ConvInputGrad::automatic ? Forms.input_grad
-                                           : dw_form == ConvWeightGrad::gemm ||
-                                                     5 * gemm_dx_cost < 4 * flat_dx_cost
+                                           : dw_form == ConvWeightGrad::gemm || 5 * gemm_dx_cost < 4 * flat_dx_cost
                                                ? ConvInputGrad::col2im
                                                : ConvInputGrad::flat;
   static_assert(dw_form == ConvWeightGrad::gemm || fwd::stride1,
@@ -176,15 +175,16 @@ struct conv2d_backward_plan {
   static constexpr bool slots = flat_dw || !gemm_dx;
   static constexpr bool compact = outer_dw || shifted_dw || gemm_dx;
   static constexpr FlatConv shifted = fwd::shifted;
-  static constexpr std::size_t DSc = round_up(P + (shifted_dw ? simd_width : 0), 16);  // >= shifted.LQ() and a row's spill
+  static constexpr std::size_t DSc =
+      round_up(P + (shifted_dw ? simd_width : 0), 16);  // >= shifted.LQ() and a row's spill
   static constexpr std::size_t dzs_floats = slots ? lead + G.O * CSz : 0;
   static constexpr std::size_t dzc_floats = compact ? G.O * DSc : 0;
   static constexpr std::size_t dzt_floats = outer_dw ? P * G.O : 0;
   // Each sample's input as its weight gradient reads it: the shifted copies, the padded input with
   // the flat tiles' slack, or (outer, unpadded) x itself.
-  static constexpr std::size_t src_floats =
-      shifted_dw ? fwd::shifted_floats
-                 : flat_dw || G.padded() ? fwd::flat_xp_floats : 0;
+  static constexpr std::size_t src_floats = shifted_dw              ? fwd::shifted_floats
+                                            : flat_dw || G.padded() ? fwd::flat_xp_floats
+                                                                    : 0;
   static constexpr std::size_t dw_acc_floats = outer_dw || shifted_dw ? round_up(G.O * K, 16) : 0;  // dW^T, dw_shifted
   static constexpr std::size_t sample_floats = src_floats + dzs_floats + dzc_floats + dzt_floats;
   static constexpr std::size_t chunk = [] {  // samples per chunk: about 384 KiB, in L2

@@ -27,8 +27,8 @@ template <std::size_t K, std::size_t O, std::size_t MR, std::size_t NV, std::siz
 inline void dx_tile(const float* dz, const float* w, float* dx, std::size_t k) {
   constexpr auto n = [](std::size_t v) { return v + 1 == NV ? LastN : simd_width; };
   vfloat acc[MR][NV];
-  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfloat(0.0f);
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] =
+      vfloat(0.0f);
   for (std::size_t o = 0; o < O; ++o) {
     vfloat wv[NV];
     CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) wv[v] = load_n(w + o * K + k + v * simd_width, n(v));
@@ -37,8 +37,8 @@ inline void dx_tile(const float* dz, const float* w, float* dx, std::size_t k) {
       CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(d, wv[v], acc[r][v]);
     }
   }
-  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) store_n(acc[r][v], dx + r * K + k + v * simd_width, n(v));
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v)
+      store_n(acc[r][v], dx + r * K + k + v * simd_width, n(v));
 }
 
 /// Backward tiles: 8 x 3 vectors on AVX-512 (24 accumulators), 4 x 2 on 16-register ISAs.
@@ -67,8 +67,8 @@ template <std::size_t K, std::size_t O, std::size_t OR, std::size_t NV, std::siz
 inline void dw_tile(const float* dz, const float* x, float* dw, std::size_t M, std::size_t o, std::size_t k) {
   constexpr auto n = [](std::size_t v) { return v + 1 == NV ? LastN : simd_width; };
   vfloat acc[OR][NV];
-  CTNN_UNROLL for (std::size_t r = 0; r < OR; ++r)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = load_n(dw + (o + r) * K + k + v * simd_width, n(v));
+  CTNN_UNROLL for (std::size_t r = 0; r < OR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] =
+      load_n(dw + (o + r) * K + k + v * simd_width, n(v));
   for (std::size_t m = 0; m < M; ++m) {
     vfloat xv[NV];
     CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) xv[v] = load_n(x + m * K + k + v * simd_width, n(v));
@@ -77,8 +77,8 @@ inline void dw_tile(const float* dz, const float* x, float* dw, std::size_t M, s
       CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(d, xv[v], acc[r][v]);
     }
   }
-  CTNN_UNROLL for (std::size_t r = 0; r < OR; ++r)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) store_n(acc[r][v], dw + (o + r) * K + k + v * simd_width, n(v));
+  CTNN_UNROLL for (std::size_t r = 0; r < OR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v)
+      store_n(acc[r][v], dw + (o + r) * K + k + v * simd_width, n(v));
 }
 
 template <std::size_t K, std::size_t O, std::size_t OR>

@@ -24,12 +24,11 @@ template <std::size_t K, std::size_t O, class Epilogue, std::size_t OB, std::siz
 inline void dot_block(const float* x, const float* next, const float* w, const float* b, float* y, std::size_t o0) {
   constexpr std::size_t Kv = K / simd_width * simd_width, Kt = K - Kv;  // whole vectors; tail
   vfloat acc[MR][simd_width];
-  CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i)
-    CTNN_UNROLL for (std::size_t r = 0; r < simd_width; ++r) acc[i][r] = vfloat(0.0f);
+  CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) CTNN_UNROLL for (std::size_t r = 0; r < simd_width; ++r) acc[i][r] =
+      vfloat(0.0f);
   for (std::size_t k = 0; k < Kv; k += simd_width) {
     vfloat xv[MR];
-    if constexpr (Prefetch)
-      CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) __builtin_prefetch(next + i * K + k);
+    if constexpr (Prefetch) CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) __builtin_prefetch(next + i * K + k);
     CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i) xv[i] = vfloat::load_unaligned(x + i * K + k);
     CTNN_UNROLL for (std::size_t r = 0; r < OB; ++r) {
       const vfloat wv = vfloat::load_unaligned(w + (o0 + r) * K + k);
@@ -70,13 +69,15 @@ inline void dot_block(const float* x, const float* next, const float* w, const f
   }
   const vfloat bias = b ? load_n(b + o0, OB) : vfloat(0.0f);
   CTNN_UNROLL for (std::size_t i = 0; i < MR; ++i)
-    store_n(Epilogue::forward(reduce_rows(acc[i]) + bias), y + i * O + o0, OB);
+      store_n(Epilogue::forward(reduce_rows(acc[i]) + bias), y + i * O + o0, OB);
 }
 
 /// Rows of x per dot block: about 24 accumulators (MR x OB), so a narrow last block of outputs
 /// (O = 10) shares each w vector load among several rows.
 template <std::size_t OB>
-inline constexpr std::size_t dot_rows = OB <= 8 ? 3 : OB <= 12 ? 2 : 1;
+inline constexpr std::size_t dot_rows = OB <= 8    ? 3
+                                        : OB <= 12 ? 2
+                                                   : 1;
 
 template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR, bool Prefetch>
 inline void dot_rows_all(const float* x, const float* next, const float* w, const float* b, float* y) {
@@ -88,7 +89,7 @@ inline void dot_rows_all(const float* x, const float* next, const float* w, cons
 
 template <std::size_t K, std::size_t O, class Epilogue>
 inline void linear_forward_dot(const float* x, const float* w, const float* b, float* y, std::size_t M) {
-  constexpr std::size_t MR = dot_rows<O < simd_width ? O : simd_width>;
+  constexpr std::size_t MR = dot_rows < O < simd_width ? O : simd_width > ;
   std::size_t m = 0;
   for (; m + 2 * MR <= M; m += MR) dot_rows_all<K, O, Epilogue, MR, true>(x + m * K, x + (m + MR) * K, w, b, y + m * O);
   for (; m + MR <= M; m += MR) dot_rows_all<K, O, Epilogue, MR, false>(x + m * K, nullptr, w, b, y + m * O);

@@ -55,11 +55,10 @@ inline void packed_tile(const float* x, const float* panel, std::size_t width, c
                         std::size_t j, std::size_t kc, std::size_t last_n) {
   vfloat acc[MR][NV];
   const auto n = [last_n](std::size_t v) { return v + 1 == NV ? last_n : simd_width; };
-  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) {
-      if constexpr (First) acc[r][v] = vfloat::load_aligned(bias + j + v * simd_width);
-      else acc[r][v] = load_n(y + r * O + j + v * simd_width, n(v));
-    }
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) {
+    if constexpr (First) acc[r][v] = vfloat::load_aligned(bias + j + v * simd_width);
+    else acc[r][v] = load_n(y + r * O + j + v * simd_width, n(v));
+  }
   _Pragma("GCC unroll 4") for (std::size_t k = 0; k < kc; ++k) {
     vfloat pv[NV];
     CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) pv[v] = vfloat::load_aligned(panel + k * width + v * simd_width);
@@ -68,11 +67,10 @@ inline void packed_tile(const float* x, const float* panel, std::size_t width, c
       CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(xv, pv[v], acc[r][v]);
     }
   }
-  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r)
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) {
-      if constexpr (Last) store_n(Epilogue::forward(acc[r][v]), y + r * O + j + v * simd_width, n(v));
-      else store_n(acc[r][v], y + r * O + j + v * simd_width, n(v));
-    }
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) {
+    if constexpr (Last) store_n(Epilogue::forward(acc[r][v]), y + r * O + j + v * simd_width, n(v));
+    else store_n(acc[r][v], y + r * O + j + v * simd_width, n(v));
+  }
 }
 
 /// One panel (outputs j.., the panel at `panel`) for MR rows over one K block: the panel's
@@ -88,8 +86,8 @@ inline void packed_panel_rows(const float* x, const float* panel, std::size_t p,
     packed_tile<K, O, Epilogue, MR, S::nv, First, Last>(x + k0, panel + k0 * S::nr, S::nr, bias, y, j, kc,
                                                         p + 1 < panels ? simd_width : tail);
   } else {
-    packed_tile<K, O, Epilogue, MR, NVlast, First, Last>(x + k0, panel + k0 * NVlast * simd_width,
-                                                         NVlast * simd_width, bias, y, j, kc, tail);
+    packed_tile<K, O, Epilogue, MR, NVlast, First, Last>(x + k0, panel + k0 * NVlast * simd_width, NVlast * simd_width,
+                                                         bias, y, j, kc, tail);
   }
 }
 
@@ -137,8 +135,7 @@ inline void packed_row(const float* x, const float* packed, const float* bias, f
   CTNN_UNROLL for (std::size_t v = 0; v < V; ++v) acc[v] = vfloat::load_aligned(bias + (V0 + v) * simd_width);
   _Pragma("GCC unroll 2") for (std::size_t k = 0; k < K; ++k) {
     const vfloat xv(x[k]);
-    CTNN_UNROLL for (std::size_t v = 0; v < V; ++v)
-      acc[v] = fmadd(xv, vfloat::load_aligned(packed + at(v, k)), acc[v]);
+    CTNN_UNROLL for (std::size_t v = 0; v < V; ++v) acc[v] = fmadd(xv, vfloat::load_aligned(packed + at(v, k)), acc[v]);
   }
   CTNN_UNROLL for (std::size_t v = 0; v < V; ++v) {
     const std::size_t j = (V0 + v) * simd_width;

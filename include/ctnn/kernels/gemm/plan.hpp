@@ -56,7 +56,7 @@ inline constexpr std::size_t gemm_kc = 256;
 template <std::size_t K, std::size_t O>
 inline constexpr std::size_t dot_cycles_per_row =
     std::max(O * ceil_div(K, simd_width) / 2 + ceil_div(O, simd_width) * 40,
-             K * O * sizeof(float) <= 32768 ? 0 : K * O * sizeof(float) / 32);
+             K* O * sizeof(float) <= 32768 ? 0 : K * O * sizeof(float) / 32);
 template <std::size_t K, std::size_t O>
 inline constexpr std::size_t packed_cycles_per_row = K * ceil_div(O, simd_width) / 2;
 template <std::size_t K, std::size_t O>
