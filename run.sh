@@ -3,9 +3,10 @@
 #   ./run.sh        install what is missing, build (release), run the main job (LeNet on Fashion-MNIST),
 #                   then a short benchmark summary (ctnn vs libtorch if installed, else plain loops)
 #   ./run.sh -- OPTIONS   the same, passing OPTIONS to the trainer (--epochs 2, --modern, --help)
-#   ./run.sh test   install what is missing, build with g++ 12 and clang 19 (warnings are errors),
-#                   run every test, then the unit tests again under AddressSanitizer + UBSan and
-#                   built for the portable AVX2 instruction set (-Disa=avx2)
+#   ./run.sh test   install what is missing, check formatting (clang-format-19), build with g++ 12
+#                   and clang 19 (warnings are errors), run every test, then the unit tests again
+#                   under AddressSanitizer + UBSan and built for the portable AVX2 instruction set
+#                   (-Disa=avx2)
 #   ./run.sh bench  install the baselines (libtorch, OpenBLAS, oneDNN, Eigen, matplotlib), build
 #                   build/bench, run every benchmark (5 repetitions) into build/bench/*.json, print
 #                   the table of docs/benchmarks.md and redraw docs/benchmarks.png; then the MLP and
@@ -14,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(meson ninja-build pkg-config cmake python3 g++ clang-19 libclang-rt-19-dev
+PACKAGES=(meson ninja-build pkg-config cmake python3 g++ clang-19 libclang-rt-19-dev clang-format-19
           libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist)
 # Only for `./run.sh bench`. Without libopenblas0-pthread libtorch runs on the reference BLAS.
 BASELINE_PACKAGES=(libtorch-dev libopenblas0-pthread libdnnl-dev libeigen3-dev python3-matplotlib)
@@ -116,6 +117,9 @@ bench_suite() {
 
 run_tests() {
   local status=0 passed=0 failed=0
+  # Formatting first (a second): .clang-format with Debian's clang-format-19, pinned.
+  echo "== tools/check_format.sh (clang-format-19)"
+  if tools/check_format.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
   configure gcc g++ --werror -Dtests=enabled -Dexamples=enabled -Dbenchmarks=enabled
   configure clang clang++-19 --werror -Dtests=enabled -Dexamples=enabled -Dbenchmarks=disabled
   # -O0 without -g: the unrolled kernels take minutes per test file to compile when instrumented at -O2.
@@ -161,7 +165,7 @@ PY
     fi
     rm -rf "$corpus"
   fi
-  echo "ctnn test suites (g++, clang, sanitizers, avx2): $passed passed, $failed failed"
+  echo "ctnn test suites (formatting, g++, clang, sanitizers, avx2): $passed passed, $failed failed"
   return $status
 }
 
