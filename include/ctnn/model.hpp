@@ -46,8 +46,7 @@ template <class In>
 struct check_model_input {
   static_assert(is_shape_v<In>, "ctnn::Model<Net, In>: In must be a ctnn::Shape<...>");
   static constexpr std::size_t zero = first_zero_dim<In>();
-  static constexpr bool ok = check < zero == In::rank, ERROR_zero_sized_dimension < model_input, dim<zero>,
-                        In >> ::value;
+  static constexpr bool ok = rules<rule<zero != In::rank, ERROR_zero_sized_dimension<model_input, dim<zero>, In>>>::ok;
   using shape = std::conditional_t<ok && zero == In::rank, In, poisoned_shape>;
 };
 

@@ -1,4 +1,6 @@
-// nn::Parameter<S> (a tensor with its gradient) and ctnn::StateDict (name -> tensor, in order).
+// nn::Parameter<S> (a tensor with its gradient), ctnn::StateDict (name -> tensor, in order), and
+// ctnn::NamedParameters (name -> ParameterRef: a tensor view with a view of its .grad), what
+// state_dict() and named_parameters() return.
 //
 // They sit in core/ because everything above the kernels speaks them: layers (nn/) own
 // Parameters, expressions (expr/) read and write them as leaves, and io/ and optim/ walk a
@@ -21,28 +23,46 @@
 
 namespace ctnn {
 
-/// (name, tensor) pairs in registration order, like PyTorch's OrderedDict state_dict.
-class StateDict {
+namespace detail {
+/// (name, V) pairs in registration order, looked up by name: what StateDict and NamedParameters
+/// share (PyTorch's OrderedDict).
+template <class V>
+class named_items {
  public:
-  using value_type = std::pair<std::string, TensorRef>;
+  using value_type = std::pair<std::string, V>;
 
-  void add(std::string name, TensorRef t) { items_.emplace_back(std::move(name), std::move(t)); }
+  void add(std::string name, V v) { items_.emplace_back(std::move(name), std::move(v)); }
   std::size_t size() const { return items_.size(); }
-  bool contains(const std::string& name) const { return find(name) != items_.end(); }
-  /// sd["0.weight"]; an unknown key throws std::out_of_range naming it.
-  const TensorRef& operator[](const std::string& name) const {
-    auto it = find(name);
-    if (it == items_.end()) throw std::out_of_range("ctnn::StateDict: no tensor named '" + name + "'");
-    return it->second;
-  }
-  const TensorRef& at(const std::string& name) const { return (*this)[name]; }
+  bool contains(const std::string& name) const { return find(name) != nullptr; }
   std::vector<std::string> keys() const {
     std::vector<std::string> k;
-    for (auto& [name, t] : items_) k.push_back(name);
+    for (const auto& [name, v] : items_) k.push_back(name);
     return k;
   }
   auto begin() const { return items_.begin(); }
   auto end() const { return items_.end(); }
+
+ protected:
+  /// The entry named `name`, or null.
+  const V* find(const std::string& name) const {
+    for (const auto& [n, v] : items_)
+      if (n == name) return &v;
+    return nullptr;
+  }
+  std::vector<value_type> items_;
+};
+}  // namespace detail
+
+/// (name, tensor) pairs in registration order, like PyTorch's OrderedDict state_dict.
+class StateDict : public detail::named_items<TensorRef> {
+ public:
+  /// sd["0.weight"]; an unknown key throws std::out_of_range naming it.
+  const TensorRef& operator[](const std::string& name) const {
+    const TensorRef* t = find(name);
+    if (!t) throw std::out_of_range("ctnn::StateDict: no tensor named '" + name + "'");
+    return *t;
+  }
+  const TensorRef& at(const std::string& name) const { return (*this)[name]; }
 
   /// OrderedDict([('weight', tensor(...)), ('bias', tensor(...))]), as PyTorch prints it.
   friend std::ostream& operator<<(std::ostream& os, const StateDict& sd) {
@@ -51,14 +71,6 @@ class StateDict {
       os << (i ? ", " : "") << "('" << sd.items_[i].first << "', " << sd.items_[i].second << ')';
     return os << "])";
   }
-
- private:
-  std::vector<value_type>::const_iterator find(const std::string& name) const {
-    for (auto it = items_.begin(); it != items_.end(); ++it)
-      if (it->first == name) return it;
-    return items_.end();
-  }
-  std::vector<value_type> items_;
 };
 
 namespace nn {
@@ -83,33 +95,18 @@ struct ParameterRef : TensorRef {
 /// PyTorch's net.named_parameters(): (name, parameter) pairs with state_dict's names, in its
 /// order, that can also be looked up by name as dict(net.named_parameters()) is:
 ///   net.named_parameters()["0.weight"].grad
-class NamedParameters {
+class NamedParameters : public detail::named_items<ParameterRef> {
  public:
-  using value_type = std::pair<std::string, ParameterRef>;
-
-  void add(std::string name, ParameterRef p) { items_.emplace_back(std::move(name), std::move(p)); }
-  std::size_t size() const { return items_.size(); }
-  bool contains(const std::string& name) const { return find(name) != items_.end(); }
   /// The parameter named `name` (a view: keep it as a value, `auto p = ...;`); an unknown name
   /// throws std::out_of_range naming it and listing the names there are.
   ParameterRef operator[](const std::string& name) const {
-    auto it = find(name);
-    if (it == items_.end()) {
-      std::string known;
-      for (const auto& [n, p] : items_) known += (known.empty() ? "" : ", ") + n;
-      throw std::out_of_range("ctnn: named_parameters() has no parameter named '" + name + "' (its names: " + known +
-                              ")");
-    }
-    return it->second;
+    if (const ParameterRef* p = find(name)) return *p;
+    std::string known;
+    for (const auto& [n, p] : items_) known += (known.empty() ? "" : ", ") + n;
+    throw std::out_of_range("ctnn: named_parameters() has no parameter named '" + name + "' (its names: " + known +
+                            ")");
   }
   ParameterRef at(const std::string& name) const { return (*this)[name]; }
-  std::vector<std::string> keys() const {
-    std::vector<std::string> k;
-    for (const auto& [name, p] : items_) k.push_back(name);
-    return k;
-  }
-  auto begin() const { return items_.begin(); }
-  auto end() const { return items_.end(); }
   /// The values alone, as state_dict() (what named_parameters() returned before it had .grad).
   operator StateDict() const {
     StateDict sd;
@@ -120,12 +117,6 @@ class NamedParameters {
   friend std::ostream& operator<<(std::ostream& os, const NamedParameters& named) {
     return os << static_cast<StateDict>(named);
   }
-
- private:
-  std::vector<value_type>::const_iterator find(const std::string& name) const {
-    return std::find_if(items_.begin(), items_.end(), [&](const value_type& e) { return e.first == name; });
-  }
-  std::vector<value_type> items_;
 };
 
 }  // namespace ctnn

@@ -157,8 +157,10 @@ inline Dtype parse_dtype(const std::string& s, std::string_view source, const st
   if (s == "F64") return Dtype::F64;
   if (s == "F16") return Dtype::F16;
   if (s == "BF16") return Dtype::BF16;
-  static const std::set<std::string> known{"BOOL", "U8",      "I8",      "I16",     "U16",     "I32",     "U32", "I64",
-                                           "U64",  "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",  "C64"};
+  // clang-format off
+  static const std::set<std::string> known{"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64",
+                                           "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
+  // clang-format on
   if (known.count(s))
     st_fail(source, "tensor " + quote_name(tensor) + ": unsupported dtype " + quote_name(s) +
                         " (expected F32; F64, F16 and BF16 are converted to F32)");

@@ -15,8 +15,9 @@
 // ctnn::Tensor<Shape> (a constant: not in state_dict, no gradient). CTNN_MEMBERS lists those
 // that state_dict, print, apply and reset_parameters walk, in that order — except that
 // state_dict / named_parameters list the block's own Params before its sub-layers' parameters,
-// as PyTorch does; CTNN_MEMBERS_AS("0, 1", a, b) names them differently. An optional `void reset_parameters(ctnn::Generator&)` in the
-// block runs after the defaults; an optional `static std::string type_name()` names it in print.
+// as PyTorch does; CTNN_MEMBERS_AS("0, 1", a, b) names them differently. An optional
+// `void reset_parameters(ctnn::Generator&)` in the block runs after the defaults; an optional
+// `static std::string type_name()` names it in print.
 //
 // How it runs (the bound-layer interface of nn/module.hpp):
 //   forward: X is an expression leaf over the block's input. A sub-layer call evaluates its

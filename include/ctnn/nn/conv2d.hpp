@@ -65,22 +65,13 @@ template <std::size_t C, std::size_t H, std::size_t W, Conv2dOptions Opt>
 constexpr kernels::Conv2dGeometry conv2d_geometry() {
   const auto ph = conv::resolve_padding(Opt.padding, Opt.kernel_size, Opt.dilation, 0);
   const auto pw = conv::resolve_padding(Opt.padding, Opt.kernel_size, Opt.dilation, 1);
-  return {C,
-          H,
-          W,
-          Opt.out_channels,
-          Opt.kernel_size.h,
-          Opt.kernel_size.w,
-          Opt.stride.h,
-          Opt.stride.w,
-          Opt.dilation.h,
-          Opt.dilation.w,
-          ph.before,
-          ph.after,
-          pw.before,
-          pw.after,
-          Opt.groups,
-          Opt.padding_mode};
+  // clang-format off: the fields in Conv2dGeometry's rows
+  return {.C = C, .H = H, .W = W,
+          .O = Opt.out_channels, .KH = Opt.kernel_size.h, .KW = Opt.kernel_size.w,
+          .SH = Opt.stride.h, .SW = Opt.stride.w, .DH = Opt.dilation.h, .DW = Opt.dilation.w,
+          .PT = ph.before, .PB = ph.after, .PL = pw.before, .PR = pw.after,
+          .groups = Opt.groups, .mode = Opt.padding_mode};
+  // clang-format on
 }
 }  // namespace detail
 

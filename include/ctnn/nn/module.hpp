@@ -1,5 +1,6 @@
 // What every bound layer shares: the bound-layer interface (the concept nn::bound_layer), the
-// Module base (state_dict, zero_grad), traits, and the binding protocol. nn::Parameter and
+// Module base (state_dict, named_parameters, zero_grad), get<I> / operator[] of layers with
+// numbered children (detail::indexed_children), traits, and the binding protocol. nn::Parameter and
 // StateDict themselves are in core/parameter.hpp.
 //
 // Spec -> bind -> model. A layer *spec* is a type the user writes (nn::LazyLinear<120>).
@@ -245,6 +246,7 @@ template <class B, class Path>
 struct check_bound_layer {
   template <class Member>
   using missing = ERROR_bound_layer_missing_member<Path, Member, B>;
+  // clang-format off: one rule a line, in the banner's order
   static constexpr bool ok = rules<
       rule<!layer_has_input_shape<B>, missing<member_input_shape>>,
       rule<!layer_has_output_shape<B>, missing<member_output_shape>>,
@@ -252,11 +254,14 @@ struct check_bound_layer {
       rule<!layer_has_activation_floats<B>, missing<member_activation_floats>>,
       rule<!layer_has_scratch_floats<B>, missing<member_scratch_floats>>,
       rule<!layer_has_output_offset<B>, missing<member_output_offset>>,
-      rule<!layer_has_forward<B>, missing<member_forward>>, rule<!layer_has_backward<B>, missing<member_backward>>,
+      rule<!layer_has_forward<B>, missing<member_forward>>,
+      rule<!layer_has_backward<B>, missing<member_backward>>,
       rule<!layer_has_for_each_parameter<B>, missing<member_for_each_parameter>>,
       rule<!layer_has_apply<B>, missing<member_apply>>,
       rule<!layer_has_reset_parameters<B>, missing<member_reset_parameters>>,
-      rule<!layer_has_print<B>, missing<member_print>>, rule<!layer_has_type_name<B>, missing<member_type_name>>>::ok;
+      rule<!layer_has_print<B>, missing<member_print>>,
+      rule<!layer_has_type_name<B>, missing<member_type_name>>>::ok;
+  // clang-format on
 };
 // The library's composite layers have the interface by construction and report their own
 // errors; a block whose forward failed has no valid output_shape, so checking it would report

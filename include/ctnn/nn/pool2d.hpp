@@ -68,19 +68,13 @@ struct bind_pool2d {
                  ERROR_pool2d_output_size_zero<Path, ctnn::input<H, W>, ctnn::kernel<K.h, K.w>, ctnn::padding<P.h, P.w>,
                                                ctnn::stride<S.h, S.w>, ctnn::dilation<D.h, D.w>>>>;
   static constexpr bool valid = checked::ok;
-  static constexpr kernels::Pool2dGeometry geometry{C,
-                                                    H,
-                                                    W,
-                                                    K.h,
-                                                    K.w,
-                                                    S.h,
-                                                    S.w,
-                                                    D.h,
-                                                    D.w,
-                                                    P.h,
-                                                    P.w,
-                                                    valid ? static_cast<std::size_t>(oh) : 1,
-                                                    valid ? static_cast<std::size_t>(ow) : 1};
+  // clang-format off: the fields in Pool2dGeometry's rows
+  static constexpr kernels::Pool2dGeometry geometry{
+      .C = C, .H = H, .W = W,
+      .KH = K.h, .KW = K.w, .SH = S.h, .SW = S.w, .DH = D.h, .DW = D.w,
+      .PH = P.h, .PW = P.w,
+      .OH = valid ? static_cast<std::size_t>(oh) : 1, .OW = valid ? static_cast<std::size_t>(ow) : 1};
+  // clang-format on
 };
 
 inline std::string pair_repr(Pair p) {

@@ -2,11 +2,8 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
 #include <cstring>
-#include <functional>
 #include <type_traits>
 
 #include "ctnn/kernels/conv2d/backward_flat.hpp"

@@ -5,11 +5,8 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
 #include <cstring>
-#include <functional>
 #include <type_traits>
 
 #include "ctnn/kernels/conv2d/plan.hpp"
@@ -29,7 +26,7 @@ namespace detail {
 /// oh*OW + ow, zeros from P on; db[o] += the dz sum. Rows are written as whole vectors (zero past
 /// OW) in increasing order, so the zeros a row's last vector spills into the next row are
 /// overwritten by that row.
-template <Conv2dGeometry G, Conv2dForms Forms, bool Bias, class Op>
+template <Conv2dGeometry G, bool Bias, class Op, Conv2dForms Forms>
 inline void flat_dz_rows(const float* y, const float* dy, [[maybe_unused]] float* d, [[maybe_unused]] float* dzc,
                          float* db) {
   using plan = conv2d_backward_plan<G, Forms>;
@@ -139,7 +136,7 @@ void conv2d_backward_flat(const float* x, const float* w, const float* y, const 
         pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, LDx, G.mode>(xi, xs);
         std::fill(xs + G.C * Hp * LDx, xs + plan::src_floats, 0.0f);
       }
-      flat_dz_rows<G, Forms, Bias, Op>(y + (s0 + i) * out_floats, dy + (s0 + i) * out_floats,
+      flat_dz_rows<G, Bias, Op, Forms>(y + (s0 + i) * out_floats, dy + (s0 + i) * out_floats,
                                        chunk_dz + i * plan::dzs_floats, chunk_dzc + i * plan::dzc_floats, db);
       if constexpr (plan::outer_dw)
         transpose_rows<G.O, plan::P, plan::DSc>(chunk_dzc + i * plan::dzc_floats, chunk_dzt + i * plan::dzt_floats);

@@ -5,12 +5,7 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <type_traits>
 
 #include "ctnn/kernels/conv2d/gemm.hpp"
 #include "ctnn/kernels/simd.hpp"

@@ -3,13 +3,8 @@
 //   y[o] = Op(b[o] + sum_{kh, kw} w[o, 0, kh, kw] * xp[o / M, oh*SH + kh*DH, ow*SW + kw*DW]),  M = O / C
 #pragma once
 
-#include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
 #include <cstring>
-#include <functional>
-#include <type_traits>
 
 #include "ctnn/kernels/conv2d/geometry.hpp"
 #include "ctnn/kernels/eltwise.hpp"

@@ -6,10 +6,6 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <type_traits>
 
 #include "ctnn/kernels/conv2d/flat.hpp"
 

@@ -9,9 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <functional>
-#include <type_traits>
 
 #include "ctnn/kernels/conv2d/geometry.hpp"
 #include "ctnn/kernels/eltwise.hpp"

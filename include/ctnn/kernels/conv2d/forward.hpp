@@ -2,12 +2,7 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <type_traits>
 
 #include "ctnn/kernels/conv2d/plan.hpp"
 #include "ctnn/kernels/conv2d/padding.hpp"
@@ -65,7 +60,8 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, st
       pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, plan::LDx, G.mode>(xs, xp);
       depthwise_conv<G, plan::LDx, Bias, Op>(xp, w, b, ys);
     } else {
-      // pointwise (1x1, stride 1, no padding): packing x_g [Cg, P] is all im2col does, then the GEMM
+      // the gemm form (any geometry): im2col one column block at a time, then the GEMM (for a
+      // pointwise conv, 1x1 stride 1 unpadded, packing x_g [Cg, P] is all im2col does)
       const float* src = xs;
       if constexpr (G.padded()) {
         pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, plan::LDx, G.mode>(xs, xp);

@@ -6,12 +6,8 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
 #include <cstring>
-#include <functional>
-#include <type_traits>
 
 #include "ctnn/kernels/conv2d/geometry.hpp"
 #include "ctnn/kernels/eltwise.hpp"

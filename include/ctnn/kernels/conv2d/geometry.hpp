@@ -2,13 +2,7 @@
 //   x: [N, C, H, W], w: [O, C/groups, KH, KW], y: [N, O, OH, OW]; OH, OW by core/conv_arithmetic.
 #pragma once
 
-#include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <type_traits>
 
 #include "ctnn/core/conv_arithmetic.hpp"
 #include "ctnn/kernels/simd.hpp"

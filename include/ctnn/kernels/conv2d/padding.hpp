@@ -1,16 +1,12 @@
 // Padding exactly as F.pad (zeros / reflect / replicate / circular), and its adjoint.
 //   pad2d:        xp[C, Hp, LDp] = F.pad(x[C, H, W], (PL, PR, PT, PB), mode)
 //   unpad2d_add:  dx[C, H, W] += the padded gradient dxp folded back onto the cells it copied
-// Used by every conv form that reads a padded input (and pooling reads the same index rule).
+// Used by every conv form that reads a padded input. (Pooling pads with -inf or skips cells
+// instead: kernels/pool2d.hpp.)
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <type_traits>
 
 #include "ctnn/core/conv_arithmetic.hpp"
 #include "ctnn/kernels/simd.hpp"

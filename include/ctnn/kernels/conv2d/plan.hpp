@@ -7,12 +7,7 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <type_traits>
 
 #include "ctnn/kernels/conv2d/flat.hpp"
 #include "ctnn/kernels/conv2d/gemm.hpp"
@@ -135,7 +130,7 @@ struct conv2d_backward_plan {
   //           its tap (kh, kw) reads slot + q - (kh*DH*LDx + kw*DW), and the zero columns ow >= OW
   //           of each flat row (exactly (KW-1)*DW of them) and the zeros before each slot are the
   //           full correlation's padding;
-  //   gemm:   dcol[K, DSc] = W_g^T dz_g on the compact rows (conv_dcol), then col2im into the padded
+  //   col2im: dcol[K, DSc] = W_g^T dz_g on the compact rows (conv_dcol), then col2im into the padded
   //           input's gradient: chosen when the full correlation would spend most of its FMAs on the
   //           zeros around dz (LeNet's second conv: 10x10 outputs, 5x5 kernel, 51% of its taps).
   using fwd = conv2d_plan<G>;

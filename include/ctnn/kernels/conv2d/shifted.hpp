@@ -3,13 +3,7 @@
 //   xs[c*KW + kw, ih, ow] = xp[c, ih, ow + kw*DW]           [C*KW, Hp, OW]
 #pragma once
 
-#include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <type_traits>
 
 #include "ctnn/kernels/conv2d/geometry.hpp"
 #include "ctnn/kernels/simd.hpp"

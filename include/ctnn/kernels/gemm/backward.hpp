@@ -2,10 +2,7 @@
 // register-tiled along k (rows of w and x are contiguous), the last K % simd_width columns masked.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
 
 #include "ctnn/kernels/gemm/plan.hpp"
 

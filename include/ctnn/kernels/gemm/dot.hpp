@@ -3,10 +3,7 @@
 // vector of outputs; bias and the epilogue applied before the store. No packing.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
 
 #include "ctnn/kernels/gemm/plan.hpp"
 
