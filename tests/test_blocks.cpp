@@ -533,18 +533,22 @@ TEST_CASE("every expression function and operator takes a bare Param or Tensor m
 
 // ---- state_dict order: own parameters first, as PyTorch ----------------------------------------
 
+// Children declared before the Param, one of them without parameters (docs/custom_blocks.md's
+// Scaled, with an activation between):
 // class ChildThenParam(nn.Module):
 //     def __init__(self):
 //         super().__init__()
 //         self.child = nn.LazyLinear(3)
+//         self.act = nn.Tanh()
 //         self.w = nn.Parameter(torch.randn(3))
-//     def forward(self, X): return self.child(X) * self.w
+//     def forward(self, X): return self.act(self.child(X)) * self.w
 template <class In>
 struct ChildThenParam : nn::Block<ChildThenParam<In>> {
   nn::Layer<nn::LazyLinear<3>, In> child;
+  nn::Layer<nn::Tanh, nn::output_t<decltype(child)>> act;
   nn::Param<Shape<3>> w;
-  CTNN_MEMBERS(child, w)
-  auto forward(auto X) { return child(X) * w; }
+  CTNN_MEMBERS(child, act, w)
+  auto forward(auto X) { return act(child(X)) * w; }
 };
 // Own parameters around a child block and a plain tensor (not in state_dict).
 template <class In>
