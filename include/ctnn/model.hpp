@@ -11,7 +11,13 @@
 // its slice with its own part of the workspace, and in backward the other threads accumulate
 // parameter gradients in private copies of the network that are then added into the model's.
 // Each slice is computed exactly as it would be alone, so the results do not depend on the
-// thread count beyond float summation order in the parameter gradients.
+// thread count beyond float summation order in the parameter gradients. The exception is a layer
+// whose statistics are the whole batch's (BatchNorm in training mode): the slices then meet at a
+// barrier and share per-sample sums (core/slices.hpp), still with 1 thread's numbers exactly.
+//
+// Modes: train() / eval() / training(), as a torch module's (training mode to start with); they
+// set every BatchNorm, Dropout and block in the network. Dropout draws its masks from a seed the
+// model takes from its generator when it is made.
 //
 // Training step, as in PyTorch:
 //   auto logits = net.forward(X);               // keeps a pointer to X: keep X alive until backward
@@ -33,8 +39,10 @@
 
 #include "ctnn/core/diagnostics.hpp"
 #include "ctnn/core/random.hpp"
+#include "ctnn/core/slices.hpp"
 #include "ctnn/core/tensor.hpp"
 #include "ctnn/core/threads.hpp"
+#include "ctnn/nn/mode.hpp"
 #include "ctnn/nn/module.hpp"
 #include "ctnn/nn/sequential.hpp"
 
@@ -100,17 +108,20 @@ class Model {
 
   /// PyTorch's default initialization, drawn from ctnn::default_generator().
   Model() : Model(default_generator()) {}
-  /// PyTorch's default initialization, drawn from `gen`.
-  explicit Model(Generator& gen) { net_.reset_parameters(gen); }
+  /// PyTorch's default initialization, drawn from `gen` (then, for a network with Dropout, the
+  /// seed of its masks).
+  explicit Model(Generator& gen) { init(gen); }
   /// PyTorch's default initialization from a fresh generator seeded with `seed`.
   explicit Model(std::uint64_t seed) {
     Generator gen(seed);
-    net_.reset_parameters(gen);
+    init(gen);
   }
-  /// copy.deepcopy(net): the same network with its parameters (and their .grad) copied, and the
-  /// thread setting; the copy starts with its own empty workspace and no last forward.
+  /// copy.deepcopy(net): the same network with its parameters (and their .grad), buffers, mode
+  /// and Dropout seed copied, and the thread setting; the copy starts with its own empty
+  /// workspace and no last forward.
   Model(const Model& other)
-      : net_(other.net_), num_threads_(other.num_threads_), input_requires_grad_(other.input_requires_grad_) {}
+      : net_(other.net_), num_threads_(other.num_threads_), training_(other.training_), seed_(other.seed_),
+        step_(other.step_), row_doubles_(other.row_doubles_), input_requires_grad_(other.input_requires_grad_) {}
   Model(Model&&) = default;
   Model& operator=(Model&&) = default;
 
@@ -143,17 +154,23 @@ class Model {
   /// once the workspace has room for x's batch size.
   ConstBatchView<output_shape_type> forward(ConstBatchView<In> x) {
     const std::size_t n = check_batch(x.batch_size());
+    // A BatchNorm in training mode refuses a batch of one value per channel before anything changes.
+    net_.apply([n](auto& layer) {
+      if constexpr (requires { layer.check_batch_size(n); }) layer.check_batch_size(n);
+    });
     reserve(n);
     const std::size_t T = plan_slices(n);
+    ++step_;
     const float* y = nullptr;
     if (T == 1) {
+      detail::BatchSlices whole{.batch = n, .seed = seed_, .step = step_};
+      detail::SliceScope scope(whole);
       y = net_.forward(x.data(), n, activations_.get(), scratch_.get());
     } else {
       // Slice t: samples [b, b + m), in its own part of the workspace; its output is copied
       // into one contiguous [N, *output_shape] buffer for the caller (and the loss).
       float* out = outputs_.get();
-      detail::parallel_for(T, [&](std::size_t t) {
-        const auto [b, m] = slice(n, T, t);
+      run_slices(n, T, [&](std::size_t t, std::size_t b, std::size_t m) {
         const float* ys =
             net_.forward(x.data() + b * In::size, m, activations_.get() + b * activation_floats, scratch_at(t));
         std::copy_n(ys, m * output_shape_type::size, out + b * output_shape_type::size);
@@ -183,6 +200,8 @@ class Model {
     ensure_grads();
     float* dx = input_requires_grad_ ? input_grads_.get() : nullptr;
     if (last_slices_ == 1) {
+      detail::BatchSlices whole{.batch = last_n_, .seed = seed_, .step = step_};
+      detail::SliceScope scope(whole);
       net_.backward(last_input_, dx, last_n_, activations_.get(), grads_.get(), scratch_.get());
       return;
     }
@@ -191,8 +210,7 @@ class Model {
     // added into the model's.
     const std::size_t n = last_n_, T = last_slices_;
     prepare_replicas(T);
-    detail::parallel_for(T, [&](std::size_t t) {
-      const auto [b, m] = slice(n, T, t);
+    run_slices(n, T, [&](std::size_t t, std::size_t b, std::size_t m) {
       const float* act = activations_.get() + b * activation_floats;
       float* gact = grads_.get() + b * activation_floats;
       std::copy_n(output_grads_.get() + b * output_shape_type::size, m * output_shape_type::size,
@@ -251,6 +269,20 @@ class Model {
     if (const std::size_t T = plan_slices(n); T > 1) prepare_slices(T);
   }
 
+  // ---- modes -----------------------------------------------------------------------------
+
+  /// module.train(mode=True): training mode (BatchNorm normalizes with the batch's statistics
+  /// and updates the running ones; Dropout drops), or evaluation mode with train(false).
+  Model& train(bool on = true) {
+    nn::set_training(net_, on);
+    training_ = on;
+    return *this;
+  }
+  /// module.eval(): evaluation mode (BatchNorm uses its running statistics; Dropout is the identity).
+  Model& eval() { return train(false); }
+  /// module.training
+  bool training() const { return training_; }
+
   // ---- threads ---------------------------------------------------------------------------
 
   /// Threads this model splits a batch over; 0 (the default) follows ctnn::get_num_threads().
@@ -293,13 +325,16 @@ class Model {
   network_type& network() { return net_; }
   const network_type& network() const { return net_; }
 
-  /// ("0.weight", tensor), ... in PyTorch's names and order; the tensors are views of the parameters.
+  /// ("0.weight", tensor), ... in PyTorch's names and order: parameters and buffers (BatchNorm's
+  /// running_mean, running_var, num_batches_tracked); the tensors are views into the model.
   StateDict state_dict() const { return net_.state_dict(); }
+  /// PyTorch's named_buffers(): the state_dict entries that are not parameters.
+  StateDict named_buffers() const { return net_.named_buffers(); }
   /// PyTorch's named_parameters(): state_dict's names and order, each with its values and its
   /// gradient (`net.named_parameters()["0.weight"].grad`, a view of net[0_c].weight.grad).
   NamedParameters named_parameters() const { return net_.named_parameters(); }
   /// f(name, parameter) for every parameter in state_dict order; parameter is an nn::Parameter<S>&
-  /// (values, and .grad). Optimizers walk the model with it.
+  /// (values, and .grad). Optimizers walk the model with it; buffers are not parameters.
   template <class F>
   void for_each_parameter(F&& f) {
     net_.for_each_parameter("", f);
@@ -363,6 +398,47 @@ class Model {
     else return grads_.get() + last_n_ * static_cast<std::size_t>(network_type::output_offset);
   }
 
+  void init(Generator& gen) {
+    net_.reset_parameters(gen);
+    bool dropout = false;
+    net_.apply([&](auto& layer) {
+      using L = std::remove_cvref_t<decltype(layer)>;
+      if constexpr (requires { L::batch_row_doubles; }) row_doubles_ = std::max(row_doubles_, L::batch_row_doubles);
+      dropout = dropout || nn::is_dropout<L>;
+    });
+    if (dropout) seed_ = gen.randint(~std::uint64_t{0});
+  }
+
+  /// f(t, first sample, samples) for the T slices of a batch of n, each on its own thread with its
+  /// slice context (core/slices.hpp). With layers whose slices meet at a barrier, on exactly T
+  /// threads; a slice that throws releases the others, and its exception is the one rethrown.
+  template <class F>
+  void run_slices(std::size_t n, std::size_t T, F&& f) {
+    const bool meets = row_doubles_ > 0;
+    barrier_.reset(T);
+    std::exception_ptr failure;
+    std::atomic<bool> failed{false};
+    double* rows = reinterpret_cast<double*>(rows_.get());
+    detail::parallel_for(
+        T,
+        [&](std::size_t t) {
+          const auto [b, m] = slice(n, T, t);
+          detail::BatchSlices mine{.slice = t, .slices = T, .first = b, .batch = n, .barrier = &barrier_,
+                                   .rows = {rows, rows + n * row_doubles_}, .row_doubles = row_doubles_,
+                                   .seed = seed_, .step = step_};
+          detail::SliceScope scope(mine);
+          try {
+            f(t, b, m);
+          } catch (const detail::slice_aborted&) {  // another slice failed: its exception is rethrown
+          } catch (...) {
+            if (!failed.exchange(true)) failure = std::current_exception();
+            barrier_.abort();
+          }
+        },
+        meets);
+    if (failure) std::rethrow_exception(failure);
+  }
+
   // ---- batch slices for threads ----
   static constexpr std::size_t activation_floats = network_type::activation_floats;
   /// Scratch floats per slice, a multiple of 16 so that every slice stays 64-byte aligned.
@@ -376,6 +452,7 @@ class Model {
     if constexpr (!splittable) {
       return 1;
     } else {
+      if (row_doubles_ > 0 && detail::ThreadPool::in_task()) return 1;  // slices that meet need their own threads
       const std::size_t by_work = n * activation_floats / min_activation_floats_per_thread;
       return std::max<std::size_t>(1, std::min({static_cast<std::size_t>(num_threads()), n, by_work}));
     }
@@ -391,6 +468,10 @@ class Model {
       scratch_slices_ = T;
     }
     if (!outputs_) outputs_ = detail::allocate_floats(capacity_ * output_shape_type::size);
+    if (row_doubles_ > 0 && rows_capacity_ < capacity_) {  // two [capacity, row_doubles] double buffers
+      rows_ = detail::allocate_floats(4 * capacity_ * row_doubles_);
+      rows_capacity_ = capacity_;
+    }
     detail::ThreadPool::instance().reserve(T - 1);
   }
   /// Replicas 0..T-2 hold the model's current parameters (and any other state) and zero grads.
@@ -425,6 +506,13 @@ class Model {
   network_type net_;
   detail::aligned_floats activations_, scratch_, grads_, input_grads_;
   std::size_t capacity_ = 0;
+  // Modes and Dropout's stream: the mode, the seed of the masks, the number of forwards so far.
+  bool training_ = true;
+  std::uint64_t seed_ = 0, step_ = 0;
+  // Slices that meet (BatchNorm in training mode): their barrier and shared per-sample rows.
+  std::size_t row_doubles_ = 0, rows_capacity_ = 0;
+  detail::aligned_floats rows_;
+  detail::SliceBarrier barrier_;
   // Threads: the setting, the scratch slices allocated, the contiguous output (and its
   // gradient) of a split forward, and the per-thread copies of the network for backward.
   int num_threads_ = 0;

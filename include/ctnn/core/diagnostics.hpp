@@ -196,3 +196,31 @@ struct member_type_name {};
 template <class Where, class Member, class Layer> struct ERROR_bound_layer_missing_member;
 
 }  // namespace ctnn
+
+// ==== Modern CNN building blocks (nn/batchnorm.hpp, nn/dropout.hpp, nn/graph.hpp; docs/errors.md)
+namespace ctnn {
+
+template <std::size_t V> struct num_features {};
+template <std::size_t V> struct inferred_num_features {};
+template <float P> struct probability {};
+template <class S> struct body_output {};
+template <class S> struct shortcut_output {};
+template <std::size_t I> struct branch {};
+template <class S> struct branch_output {};
+template <class S> struct first_branch_output {};
+
+/// BatchNorm1d on a sample that is neither [C] nor [C, L].
+template <class Layer, class Shape> struct ERROR_batchnorm1d_input_rank;
+/// BatchNorm<{.num_features = F}> on an input with another channel count.
+template <class Layer, class NumFeatures, class Inferred> struct ERROR_batchnorm_num_features_mismatch;
+/// Dropout<P> with P outside [0, 1).
+template <class Layer, class P> struct ERROR_dropout_probability_out_of_range;
+/// Residual<Body, Shortcut> whose two paths give different per-sample shapes.
+template <class Layer, class Body, class Shortcut> struct ERROR_residual_shape_mismatch;
+/// Concat<...> whose branch I gives a shape that differs from branch 0's other than in channels
+/// (dim 0 of the sample), or has another rank.
+template <class Layer, class Branch, class Got, class First> struct ERROR_concat_shape_mismatch;
+/// Concat<> with no branches.
+template <class Layer> struct ERROR_empty_concat;
+
+}  // namespace ctnn

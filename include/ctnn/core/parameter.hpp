@@ -1,6 +1,7 @@
 // nn::Parameter<S> (a tensor with its gradient), ctnn::StateDict (name -> tensor, in order), and
 // ctnn::NamedParameters (name -> ParameterRef: a tensor view with a view of its .grad), what
-// state_dict() and named_parameters() return.
+// state_dict() and named_parameters() return; nn::Buffer<S> and nn::LongBuffer, the state a layer
+// keeps that is not learned (in state_dict, not in named_parameters).
 //
 // They sit in core/ because everything above the kernels speaks them: layers (nn/) own
 // Parameters, expressions (expr/) read and write them as leaves, and io/ and optim/ walk a
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -81,6 +83,19 @@ struct Parameter : Tensor<S> {
   using Tensor<S>::Tensor;
   using Tensor<S>::operator=;
   Tensor<S> grad;
+};
+
+/// A tensor a layer keeps that is not learned (torch's register_buffer: BatchNorm's
+/// running_mean): in state_dict and save/load, never walked by an optimizer, no gradient.
+template <class S>
+struct Buffer : Tensor<S> {
+  using Tensor<S>::Tensor;
+  using Tensor<S>::operator=;
+};
+
+/// A 0-d int64 buffer (torch.long; BatchNorm's num_batches_tracked), saved as I64.
+struct LongBuffer {
+  std::int64_t value = 0;
 };
 
 }  // namespace nn

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <iomanip>
 #include <memory>
@@ -308,14 +309,27 @@ class Batch : public BatchAccess<Batch<S>, S> {
 
 // ---- Run-time shaped view ----------------------------------------------------------------
 
+/// The element type of a TensorRef: float32 for parameters and most buffers, int64 for counters
+/// such as BatchNorm's num_batches_tracked (PyTorch's torch.long).
+enum class Dtype { float32, int64 };
+
 /// A view whose shape is known only at run time: what state_dict() and named_parameters() yield.
+/// Almost every entry holds floats (data(), operator[], begin/end); an int64 entry (dtype() ==
+/// Dtype::int64, BatchNorm's num_batches_tracked) holds int64_data() instead, and its float
+/// accessors throw std::logic_error.
 class TensorRef {
  public:
   TensorRef(float* data, std::vector<std::size_t> shape) : data_(data), shape_(std::move(shape)) {}
+  TensorRef(std::int64_t* data, std::vector<std::size_t> shape)
+      : int64_data_(data), shape_(std::move(shape)), dtype_(Dtype::int64) {}
   template <class S>
   TensorRef(Tensor<S>& t) : TensorRef(t.data(), {S::dims.begin(), S::dims.end()}) {}
 
-  float* data() const { return data_; }
+  Dtype dtype() const { return dtype_; }
+  /// The float values (a float32 entry).
+  float* data() const { return floats(); }
+  /// The int64 values (an int64 entry), or null for a float32 one.
+  std::int64_t* int64_data() const { return int64_data_; }
   const std::vector<std::size_t>& shape() const { return shape_; }
   std::size_t dim() const { return shape_.size(); }
   std::size_t numel() const {
@@ -323,10 +337,18 @@ class TensorRef {
     for (auto d : shape_) n *= d;
     return n;
   }
-  float& operator[](std::size_t flat_index) const { return data_[flat_index]; }
-  float* begin() const { return data_; }
-  float* end() const { return data_ + numel(); }
-  std::vector<float> to_vector() const { return {begin(), end()}; }
+  float& operator[](std::size_t flat_index) const { return floats()[flat_index]; }
+  float* begin() const { return floats(); }
+  float* end() const { return floats() + numel(); }
+  /// The values as floats (an int64 entry's converted).
+  std::vector<float> to_vector() const {
+    if (dtype_ == Dtype::int64) {
+      std::vector<float> v(numel());
+      for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(int64_data_[i]);
+      return v;
+    }
+    return {begin(), end()};
+  }
   /// "[8, 4]"
   std::string shape_str() const {
     std::string s = "[";
@@ -334,13 +356,25 @@ class TensorRef {
     return s + "]";
   }
   friend std::ostream& operator<<(std::ostream& os, const TensorRef& t) {
+    if (t.dtype_ == Dtype::int64) {  // torch prints a long tensor's values as integers: tensor(3)
+      os << "tensor(" << (t.dim() ? "[" : "");
+      for (std::size_t i = 0; i < t.numel(); ++i) os << (i ? ", " : "") << t.int64_data_[i];
+      return os << (t.dim() ? "])" : ")");
+    }
     detail::print_values(os, t.data_, t.shape_);
     return os;
   }
 
  private:
-  float* data_;
+  float* floats() const {
+    if (dtype_ != Dtype::float32)
+      throw std::logic_error("ctnn::TensorRef: this " + shape_str() + " tensor holds int64 values; use int64_data()");
+    return data_;
+  }
+  float* data_ = nullptr;
+  std::int64_t* int64_data_ = nullptr;
   std::vector<std::size_t> shape_;
+  Dtype dtype_ = Dtype::float32;
 };
 
 // ---- Printing, like torch ---------------------------------------------------------------

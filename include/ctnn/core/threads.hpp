@@ -59,9 +59,14 @@ class ThreadPool {
 
   /// Runs fn(ctx, t) for t in [0, T), task 0 on the calling thread, and returns when all are
   /// done; the first exception thrown by a task is rethrown here. If the pool is busy (another
-  /// thread is inside run, or a task calls run again), the tasks run one after another on the caller.
-  void run(std::size_t T, task_fn fn, void* ctx) {
-    std::unique_lock busy(run_mutex_, std::try_to_lock);
+  /// thread is inside run, or a task calls run again), the tasks run one after another on the
+  /// caller — unless `concurrent`: then the tasks may wait for each other (a barrier), so run
+  /// waits for the pool to be free and always runs them on T threads (never call it from a task:
+  /// in_task() says whether the caller is one).
+  void run(std::size_t T, task_fn fn, void* ctx, bool concurrent = false) {
+    std::unique_lock busy(run_mutex_, std::defer_lock);
+    if (concurrent) busy.lock();
+    else (void)busy.try_lock();
     if (T <= 1 || !busy.owns_lock()) {
       for (std::size_t t = 0; t < T; ++t) fn(ctx, t);
       return;
@@ -79,6 +84,7 @@ class ThreadPool {
     wake_.notify_all();
     std::exception_ptr mine;
     try {
+      TaskScope scope;
       fn(ctx, 0);
     } catch (...) {
       mine = std::current_exception();
@@ -95,6 +101,9 @@ class ThreadPool {
     if (busy.owns_lock()) grow(n);
   }
 
+  /// Whether the calling thread is running a task of run() (a nested run() is sequential).
+  static bool in_task() { return task_depth() > 0; }
+
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
   ~ThreadPool() {
@@ -108,6 +117,15 @@ class ThreadPool {
 
  private:
   ThreadPool() = default;
+
+  static int& task_depth() {
+    static thread_local int depth = 0;
+    return depth;
+  }
+  struct TaskScope {
+    TaskScope() { ++task_depth(); }
+    ~TaskScope() { --task_depth(); }
+  };
 
   void grow(std::size_t n) {
     while (workers_.size() < n) {
@@ -131,6 +149,7 @@ class ThreadPool {
         ctx = ctx_;
       }
       try {
+        TaskScope scope;
         fn(ctx, id);
       } catch (...) {
         std::lock_guard lock(mutex_);
@@ -164,11 +183,13 @@ class ThreadPool {
 };
 
 /// f(t) for t in [0, T) on up to T threads (task 0 on the caller); returns when all are done.
+/// `concurrent`: on exactly T threads at once, waiting for the pool if it is busy (the tasks meet
+/// at a barrier; see ThreadPool::run).
 template <class F>
-void parallel_for(std::size_t T, F&& f) {
+void parallel_for(std::size_t T, F&& f, bool concurrent = false) {
   using Fn = std::remove_reference_t<F>;
   auto call = [](void* ctx, std::size_t t) { (*static_cast<Fn*>(ctx))(t); };
-  ThreadPool::instance().run(T, call, const_cast<void*>(static_cast<const void*>(std::addressof(f))));
+  ThreadPool::instance().run(T, call, const_cast<void*>(static_cast<const void*>(std::addressof(f))), concurrent);
 }
 
 }  // namespace detail

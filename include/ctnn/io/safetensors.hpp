@@ -22,7 +22,9 @@
 // data section exactly (no overlap, no gap, no trailing bytes), every tensor the model expects
 // is present with its shape, and (strict) no other tensor is.
 // F32 is read as is; F64 is rounded to float32, F16 and BF16 are widened exactly (PyTorch's
-// load_state_dict converts dtypes the same way). Other dtypes are rejected. Every error is an
+// load_state_dict converts dtypes the same way). I64 is read exactly, for the int64 entries of a
+// state_dict (BatchNorm's num_batches_tracked): an int64 entry loads only from I64 and a float
+// entry only from a float dtype. Other dtypes are rejected. Every error is an
 // io::format_error (bad or mismatching content) or io::file_error (the operating system said
 // no), both io::safetensors_error, whose message names the file, the tensor and what was
 // expected and found.
@@ -81,7 +83,8 @@ inline constexpr std::uint64_t safetensors_max_header_size = 100'000'000;
 struct LoadedTensor {
   std::vector<std::size_t> shape;
   std::vector<float> values;  // row-major, converted to float32
-  std::string dtype;          // as in the file: "F32", "F64", "F16" or "BF16"
+  std::string dtype;          // as in the file: "F32", "F64", "F16", "BF16" or "I64"
+  std::vector<std::int64_t> int64_values;  // an I64 tensor's exact values (else empty)
   std::size_t numel() const { return values.size(); }
   /// "[256, 20]"
   std::string shape_str() const;
@@ -93,11 +96,13 @@ struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
 };
 
-/// What to write: a name, a shape and shape-product floats (not owned).
+/// What to write: a name, a shape and shape-product floats (not owned), or int64 values instead
+/// (int64_data set: written as I64).
 struct TensorEntry {
   std::string name;
   std::vector<std::size_t> shape;
   const float* data;
+  const std::int64_t* int64_data = nullptr;
 };
 
 namespace detail {
@@ -141,12 +146,13 @@ inline void append_json_string(std::string& header, std::string_view s, const st
   json::append_quoted(header, s);
 }
 
-enum class Dtype { F32, F64, F16, BF16 };
+enum class Dtype { F32, F64, F16, BF16, I64 };
 
 inline std::size_t dtype_size(Dtype d) {
   switch (d) {
     case Dtype::F32: return 4;
-    case Dtype::F64: return 8;
+    case Dtype::F64:
+    case Dtype::I64: return 8;
     default: return 2;
   }
 }
@@ -157,15 +163,16 @@ inline Dtype parse_dtype(const std::string& s, std::string_view source, const st
   if (s == "F64") return Dtype::F64;
   if (s == "F16") return Dtype::F16;
   if (s == "BF16") return Dtype::BF16;
+  if (s == "I64") return Dtype::I64;
   // clang-format off
-  static const std::set<std::string> known{"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64",
+  static const std::set<std::string> known{"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "U64",
                                            "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
   // clang-format on
   if (known.count(s))
     st_fail(source, "tensor " + quote_name(tensor) + ": unsupported dtype " + quote_name(s) +
-                        " (expected F32; F64, F16 and BF16 are converted to F32)");
+                        " (expected F32; F64, F16 and BF16 are converted to F32; I64 for int64 buffers)");
   st_fail(source,
-          "tensor " + quote_name(tensor) + ": unknown dtype " + quote_name(s) + " (expected F32, F64, F16 or BF16)");
+          "tensor " + quote_name(tensor) + ": unknown dtype " + quote_name(s) + " (expected F32, F64, F16, BF16 or I64)");
 }
 
 template <class U>
@@ -351,13 +358,18 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
                         std::to_string(data.size()) + " bytes, the tensors cover " + std::to_string(at) + ")");
 
   for (auto& e : entries) {
-    LoadedTensor lt{std::move(e.shape), {}, e.dtype_name};
+    LoadedTensor lt{std::move(e.shape), {}, e.dtype_name, {}};
     const std::byte* p = data.data() + e.begin;
     const std::size_t count = static_cast<std::size_t>((e.end - e.begin) / detail::dtype_size(e.dtype));
     lt.values.resize(count);
+    if (e.dtype == detail::Dtype::I64) lt.int64_values.resize(count);
     for (std::size_t i = 0; i < count; ++i) {
       float f;
       switch (e.dtype) {
+        case detail::Dtype::I64:
+          lt.int64_values[i] = static_cast<std::int64_t>(detail::load_le<std::uint64_t>(p + 8 * i));
+          f = static_cast<float>(lt.int64_values[i]);
+          break;
         case detail::Dtype::F32: f = std::bit_cast<float>(detail::load_le<std::uint32_t>(p + 4 * i)); break;
         case detail::Dtype::F64:
           f = static_cast<float>(std::bit_cast<double>(detail::load_le<std::uint64_t>(p + 8 * i)));
@@ -372,7 +384,8 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes, std::
   return out;
 }
 
-/// The bytes of a safetensors file holding `tensors` (F32, in this order) and `metadata`.
+/// The bytes of a safetensors file holding `tensors` (F32, or I64 for int64 entries, in this
+/// order) and `metadata`.
 inline std::vector<std::byte> serialize_safetensors(std::span<const TensorEntry> tensors,
                                                     const std::map<std::string, std::string>& metadata = {
                                                         {"format", "pt"}}) {
@@ -397,10 +410,10 @@ inline std::vector<std::byte> serialize_safetensors(std::span<const TensorEntry>
                                     (t.name == "__metadata__" ? ": the name is reserved" : ": the name is used twice"));
     std::uint64_t numel = 1;
     for (auto d : t.shape) numel = detail::checked_mul(numel, d, "<save>", t.name);
-    const std::uint64_t nbytes = detail::checked_mul(numel, 4, "<save>", t.name);
+    const std::uint64_t nbytes = detail::checked_mul(numel, t.int64_data ? 8 : 4, "<save>", t.name);
     if (text.size() > 1) text += ',';
     append_json_string(text, t.name, "tensor " + detail::quote_name(t.name) + ": the name");
-    text += R"(:{"dtype":"F32","shape":[)";
+    text += t.int64_data ? R"(:{"dtype":"I64","shape":[)" : R"(:{"dtype":"F32","shape":[)";
     for (std::size_t i = 0; i < t.shape.size(); ++i) text += (i ? "," : "") + std::to_string(t.shape[i]);
     text += R"(],"data_offsets":[)" + std::to_string(offset) + "," + std::to_string(offset + nbytes) + "]}";
     offset += nbytes;
@@ -414,7 +427,9 @@ inline std::vector<std::byte> serialize_safetensors(std::span<const TensorEntry>
   for (const auto& t : tensors) {
     std::size_t numel = 1;
     for (auto d : t.shape) numel *= d;
-    if constexpr (std::endian::native == std::endian::little) {
+    if (t.int64_data) {
+      for (std::size_t i = 0; i < numel; ++i, p += 8) detail::store_le(p, static_cast<std::uint64_t>(t.int64_data[i]));
+    } else if constexpr (std::endian::native == std::endian::little) {
       if (numel) std::memcpy(p, t.data, numel * 4);
       p += numel * 4;
     } else {
@@ -512,10 +527,16 @@ inline SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   return parse_safetensors(bytes, path.string());
 }
 
+/// One view as an entry for serialize_safetensors (int64 views as I64).
+inline TensorEntry entry_of(const std::string& name, const TensorRef& t) {
+  if (t.dtype() == Dtype::int64) return {name, t.shape(), nullptr, t.int64_data()};
+  return {name, t.shape(), t.data()};
+}
+
 /// The entries of a state_dict, for serialize_safetensors.
 inline std::vector<TensorEntry> entries_of(const StateDict& sd) {
   std::vector<TensorEntry> e;
-  for (const auto& [name, t] : sd) e.push_back({name, t.shape(), t.data()});
+  for (const auto& [name, t] : sd) e.push_back(entry_of(name, t));
   return e;
 }
 
@@ -533,6 +554,10 @@ inline void load_state_dict(const StateDict& target, const SafetensorsFile& file
     } else if (it->second.shape != t.shape()) {
       problems.push_back("tensor " + quote_name(name) + ": expected shape " + t.shape_str() + ", found " +
                          it->second.shape_str());
+    } else if ((t.dtype() == Dtype::int64) != (it->second.dtype == "I64")) {
+      problems.push_back("tensor " + quote_name(name) + ": expected dtype " +
+                         (t.dtype() == Dtype::int64 ? "I64 (int64)" : "F32 (or F64, F16, BF16)") + ", found " +
+                         it->second.dtype);
     }
   }
   if (strict) {
@@ -547,8 +572,9 @@ inline void load_state_dict(const StateDict& target, const SafetensorsFile& file
     detail::st_fail(source, msg);
   }
   for (const auto& [name, t] : target) {
-    const auto& v = file.tensors.at(name).values;
-    std::copy(v.begin(), v.end(), t.data());
+    const auto& lt = file.tensors.at(name);
+    if (t.dtype() == Dtype::int64) std::copy(lt.int64_values.begin(), lt.int64_values.end(), t.int64_data());
+    else std::copy(lt.values.begin(), lt.values.end(), t.data());
   }
 }
 
@@ -613,10 +639,10 @@ inline void save_tensors(const StateDict& tensors, const std::filesystem::path& 
 inline void save_tensors(const std::map<std::string, TensorRef>& tensors, const std::filesystem::path& path,
                          const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
   std::vector<io::TensorEntry> e;
-  for (const auto& [name, t] : tensors) e.push_back({name, t.shape(), t.data()});
+  for (const auto& [name, t] : tensors) e.push_back(io::entry_of(name, t));
   io::write_file_atomic(path, io::serialize_safetensors(e, metadata));
 }
-/// load_tensors' result saves back unchanged (as F32).
+/// load_tensors' result saves back unchanged (as F32; I64 tensors as I64).
 inline void save_tensors(const std::map<std::string, io::LoadedTensor>& tensors, const std::filesystem::path& path,
                          const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
   std::vector<io::TensorEntry> e;
@@ -627,7 +653,7 @@ inline void save_tensors(const std::map<std::string, io::LoadedTensor>& tensors,
       io::detail::st_fail(path.string(), "tensor " + io::detail::quote_name(name) + ": shape " + t.shape_str() +
                                              " needs " + std::to_string(n) + " values, it has " +
                                              std::to_string(t.values.size()));
-    e.push_back({name, t.shape, t.values.data()});
+    e.push_back({name, t.shape, t.values.data(), t.dtype == "I64" ? t.int64_values.data() : nullptr});
   }
   io::write_file_atomic(path, io::serialize_safetensors(e, metadata));
 }

@@ -55,6 +55,7 @@
 #include <utility>
 
 #include "ctnn/expr/expr.hpp"
+#include "ctnn/nn/mode.hpp"
 #include "ctnn/nn/module.hpp"
 
 // ---- Where a block's member is, for error messages --------------------------------------------
@@ -93,8 +94,9 @@ struct check<false, ERROR_sublayer_input_shape_mismatch<sublayer<layer<unplaced,
 namespace ctnn::nn {
 
 /// Base of a user's block (the counterpart of torch.nn.Module): `struct MLP : nn::Block<MLP<In>>`.
+/// It has PyTorch's mode (nn::TrainingMode): forward can read `this->training()`.
 template <class Derived>
-struct Block {
+struct Block : TrainingMode {
   // A block without CTNN_MEMBERS has no members to walk (CenteredLayer).
   auto ctnn_members() { return std::tuple<>(); }
   static constexpr std::string_view ctnn_member_names() { return ""; }
@@ -489,6 +491,19 @@ struct BoundBlock : B, Module<BoundBlock<B, Path>>, detail::indexed_children<Bou
       using M = std::remove_cvref_t<decltype(m)>;
       if constexpr (detail::layer_member<M>)
         static_cast<typename M::bound_type&>(m).for_each_parameter(prefix + name + ".", f);
+    });
+  }
+  /// The state_dict walk (nn::for_each_state): as for_each_parameter, with the sub-layers'
+  /// buffers (a BatchNorm member's running statistics) where PyTorch puts them.
+  template <class F>
+  void for_each_state(const std::string& prefix, F&& f) {
+    for_each_member([&](const std::string& name, auto& m) {
+      if constexpr (expr::detail::is_parameter<std::remove_cvref_t<decltype(m)>>::value) f(prefix + name, m);
+    });
+    for_each_member([&](const std::string& name, auto& m) {
+      using M = std::remove_cvref_t<decltype(m)>;
+      if constexpr (detail::layer_member<M>)
+        nn::for_each_state(static_cast<typename M::bound_type&>(m), prefix + name + ".", f);
     });
   }
   /// Every sub-layer (recursively), then this block, as torch's Module.apply.

@@ -39,6 +39,7 @@
 #pragma once
 
 #include <concepts>
+#include <cstdio>
 #include <cstddef>
 #include <map>
 #include <ostream>
@@ -58,18 +59,50 @@
 namespace ctnn {
 namespace nn {
 
-/// CRTP base of bound layers: the parts of nn.Module that follow from for_each_parameter.
+/// f(name, x) for everything in `layer`'s state_dict, in PyTorch's order (each module's
+/// parameters, then its buffers, then its children): x is an nn::Parameter<S>&, nn::Buffer<S>& or
+/// nn::LongBuffer&. A layer with buffers (BatchNorm) or children defines
+/// `for_each_state(prefix, f)`; for any other layer this is its for_each_parameter.
+template <class L, class F>
+void for_each_state(L& layer, const std::string& prefix, F&& f) {
+  if constexpr (requires { layer.for_each_state(prefix, f); }) layer.for_each_state(prefix, f);
+  else layer.for_each_parameter(prefix, f);
+}
+
+namespace detail {
+/// A state_dict entry's view: a float tensor, or the int64 scalar of an nn::LongBuffer.
+template <class T>
+TensorRef state_ref(T& x) {
+  if constexpr (std::is_same_v<T, LongBuffer>) return TensorRef(&x.value, {});
+  else return TensorRef(x);
+}
+template <class T> inline constexpr bool is_buffer = false;
+template <class S> inline constexpr bool is_buffer<Buffer<S>> = true;
+template <> inline constexpr bool is_buffer<LongBuffer> = true;
+}  // namespace detail
+
+/// CRTP base of bound layers: the parts of nn.Module that follow from for_each_parameter (and
+/// for_each_state, for a layer with buffers).
 template <class Derived>
 struct Module {
-  /// net[2].state_dict(): this layer's parameters, named relative to it ("weight", "bias").
+  /// net[2].state_dict(): this layer's parameters and buffers, named relative to it ("weight",
+  /// "bias", "running_mean"), in PyTorch's order.
   StateDict state_dict() const {
     StateDict sd;
-    const_cast<Derived&>(self()).for_each_parameter("", [&](std::string name, auto& param) {
-      sd.add(std::move(name), TensorRef(param));
+    nn::for_each_state(const_cast<Derived&>(self()), "",
+                       [&](std::string name, auto& x) { sd.add(std::move(name), detail::state_ref(x)); });
+    return sd;
+  }
+  /// PyTorch's named_buffers(): the state_dict entries that are not parameters (BatchNorm's
+  /// running_mean, running_var, num_batches_tracked), in state_dict's order.
+  StateDict named_buffers() const {
+    StateDict sd;
+    nn::for_each_state(const_cast<Derived&>(self()), "", [&](std::string name, auto& x) {
+      if constexpr (detail::is_buffer<std::remove_cvref_t<decltype(x)>>) sd.add(std::move(name), detail::state_ref(x));
     });
     return sd;
   }
-  /// PyTorch's named_parameters(): state_dict's names and order (ctnn layers hold no buffers),
+  /// PyTorch's named_parameters(): state_dict's names and order without the buffers,
   /// each with its values and a view of its gradient: net[0].named_parameters()["weight"].grad.
   NamedParameters named_parameters() const {
     NamedParameters named;
@@ -115,6 +148,10 @@ template <class T> struct is_sequential_impl : std::false_type {};
 template <class T, class Op> struct is_activation_impl : std::false_type {};
 template <class T> struct is_flatten_impl : std::false_type {};
 template <class T> struct is_identity_impl : std::false_type {};
+template <class T> struct is_batchnorm_impl : std::false_type {};
+template <class T> struct is_dropout_impl : std::false_type {};
+template <class T> struct is_residual_impl : std::false_type {};
+template <class T> struct is_concat_impl : std::false_type {};
 }  // namespace detail
 
 /// Layer type tests for apply(): `if constexpr (nn::is_linear<decltype(layer)>)`.
@@ -122,6 +159,10 @@ template <class T> inline constexpr bool is_linear = detail::is_linear_impl<std:
 template <class T> inline constexpr bool is_sequential = detail::is_sequential_impl<std::remove_cvref_t<T>>::value;
 template <class T> inline constexpr bool is_flatten = detail::is_flatten_impl<std::remove_cvref_t<T>>::value;
 template <class T> inline constexpr bool is_identity = detail::is_identity_impl<std::remove_cvref_t<T>>::value;
+template <class T> inline constexpr bool is_batchnorm = detail::is_batchnorm_impl<std::remove_cvref_t<T>>::value;
+template <class T> inline constexpr bool is_dropout = detail::is_dropout_impl<std::remove_cvref_t<T>>::value;
+template <class T> inline constexpr bool is_residual = detail::is_residual_impl<std::remove_cvref_t<T>>::value;
+template <class T> inline constexpr bool is_concat = detail::is_concat_impl<std::remove_cvref_t<T>>::value;
 /// A layer with a bias parameter (Linear or Conv2d with bias = true): `layer.bias` exists.
 template <class T> inline constexpr bool has_bias = requires { requires std::remove_cvref_t<T>::has_bias; };
 /// A layer whose forward mixes the samples of a batch (a block that reduces over the whole
@@ -288,6 +329,24 @@ template <class Spec, class Path>
 struct bind_impl<Spec, ctnn::detail::poisoned_shape, Path> {
   using type = PoisonedLayer;
 };
+
+/// "layer<2, 1>" -> "2.1", for run-time messages (the state_dict prefix of the layer).
+template <class Path>
+struct path_string;
+template <std::size_t... P>
+struct path_string<layer<P...>> {
+  static std::string get() {
+    std::string s;
+    ((s += (s.empty() ? "" : ".") + std::to_string(P)), ...);
+    return s.empty() ? "the network" : "layer " + s;
+  }
+};
+/// Python's repr of a float option (1e-05, 0.1), as PyTorch prints it.
+inline std::string float_repr(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
+  return buf;
+}
 
 template <class Path, std::size_t I>
 struct path_append;
