@@ -15,6 +15,7 @@ To add a case: write a function ``case_<name>(out_dir)`` that builds the
 tensors and calls ``write_case``, then append it to ``CASES``.
 """
 
+import copy
 import math
 import os
 import sys
@@ -536,14 +537,21 @@ CASES += [case_conv_pool_backward]
 # to a multiple of 8, as the reference implementation pads it), then the data.
 # --------------------------------------------------------------------------
 
-_ST_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16"}
+# int64 is what BatchNorm's num_batches_tracked is; safetensors.torch writes it as "I64".
+# safetensors sorts by its Dtype enum (descending), which agrees with write_safetensors'
+# "larger element first" as long as a file does not mix I64 with F64.
+_ST_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+              torch.int64: "I64"}
 
 
 def _tensor_bytes(t):
+    """The tensor's little-endian bytes, row-major (F16/BF16 through int16, since numpy has no bfloat16)."""
     t = t.detach().contiguous().cpu()
     if t.dtype in (torch.float16, torch.bfloat16):
         return t.view(torch.int16).numpy().tobytes()
-    return t.numpy().tobytes()
+    if t.dtype not in _ST_DTYPES:
+        raise ValueError("no safetensors dtype for %s" % t.dtype)
+    return t.numpy().tobytes()  # float32, float64, int64
 
 
 def write_safetensors(path, tensors, metadata=None):
@@ -730,6 +738,242 @@ def case_block_chimera(out_dir):
 
 
 CASES += [case_block_chimera]
+
+
+# --------------------------------------------------------------------------
+# BatchNorm, Residual, Concat (tests/test_graphs.cpp). Every case runs one
+# network three ways from the same starting state: a training-mode forward and
+# backward ("train."), an evaluation-mode one ("eval."), and three SGD steps in
+# training mode ("sgd."). BatchNorm's affine parameters and running statistics
+# are randomized first, so that neither the defaults (1, 0) nor a first update
+# from zero statistics can hide an error.
+# --------------------------------------------------------------------------
+
+class _Residual(nn.Module):
+    """ctnn::nn::Residual<Body, Shortcut = Identity>: y = body(x) + shortcut(x)."""
+
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut if shortcut is not None else nn.Identity()
+
+    def forward(self, X):
+        return self.body(X) + self.shortcut(X)
+
+
+class _Concat(nn.Module):
+    """ctnn::nn::Concat<B0, B1, ...>: torch.cat([b(x) for b in branches], dim=1); children "0", "1", ..."""
+
+    def __init__(self, *branches):
+        super().__init__()
+        for i, b in enumerate(branches):
+            self.add_module(str(i), b)
+
+    def forward(self, X):
+        return torch.cat([b(X) for b in self.children()], dim=1)
+
+
+class _BNBlock(nn.Module):
+    """A custom block that reads the mode itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+
+    def forward(self, X):
+        s = 0.5 if self.training else 1.0
+        return torch.relu(self.bn(self.conv(X))) * s
+
+
+def _randomize_bn_(net, count):
+    """Every BatchNorm in net.modules() order: weight U(0.5, 1.5), bias U(-0.5, 0.5) (if affine);
+    running_mean U(-0.5, 0.5), running_var U(0.5, 1.5), num_batches_tracked = count (if tracked)."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                if m.affine:
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.5, 0.5)
+                if m.track_running_stats:
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.5, 1.5)
+                    m.num_batches_tracked.fill_(count)
+
+
+def _mode_tensors(prefix, net, x, after_buffers):
+    """<prefix>output, dy, grad.<param>, grad.input of sum(dy * net(x)) (net in the mode it is in);
+    with after_buffers, <prefix>after.<buffer> = every buffer after that forward."""
+    xg = x.clone().requires_grad_(True)
+    y = net(xg)
+    dy = torch.randn_like(y)
+    (dy * y).sum().backward()
+    tensors = {prefix + "output": y.detach(), prefix + "dy": dy}
+    for name, p in net.named_parameters():
+        tensors[prefix + "grad." + name] = p.grad
+    tensors[prefix + "grad.input"] = xg.grad
+    if after_buffers:
+        for name, b in net.named_buffers():
+            tensors[prefix + "after." + name] = b.clone()
+    return tensors
+
+
+_MODE_RECIPE = (
+    "recipe (_mode_case): torch.manual_seed(%(seed)d); net = the network above; input = torch.randn%(shape)s;\n"
+    "net.eval(); with torch.no_grad(): net(input) (materializes lazy modules); net.train();\n"
+    "each BatchNorm (net.modules() order, no_grad): weight.uniform_(0.5, 1.5), bias.uniform_(-0.5, 0.5) if affine;\n"
+    "  running_mean.uniform_(-0.5, 0.5), running_var.uniform_(0.5, 1.5), num_batches_tracked.fill_(3) if tracked;\n"
+    "plain keys: that state_dict (parameters and buffers; num_batches_tracked as a float); initial = copy.deepcopy(net)\n"
+    "train.*: copy.deepcopy(initial).train(); y = net(input); train.dy = torch.randn_like(y); sum(dy * y).backward();\n"
+    "  train.output = y, train.grad.<param>, train.grad.input; train.after.<buffer> = net.named_buffers() after it\n"
+    "eval.*: the same from a fresh copy.deepcopy(initial).eval() (no after.*: eval leaves the buffers alone)\n"
+    "sgd.*: fresh copy.deepcopy(initial).train(), opt = torch.optim.SGD(net.parameters(), lr=0.1); for k in 0, 1, 2:\n"
+    "  sgd.input.k = torch.randn%(shape)s, y = net(sgd.input.k), sgd.dy.k = torch.randn_like(y), opt.zero_grad(),\n"
+    "  sum(dy * y).backward(), opt.step(); then sgd.<key> = the whole state_dict (running stats from the 3 forwards)")
+
+
+def _mode_case(name, seed, build, input_shape, comment):
+    """train / eval / SGD reference for ``build()``; see _MODE_RECIPE."""
+    def case(out_dir):
+        torch.manual_seed(seed)
+        net = build()
+        x = torch.randn(*input_shape)
+        net.eval()
+        with torch.no_grad():
+            net(x)  # materialize lazy modules
+        net.train()
+        _randomize_bn_(net, 3)
+        tensors = model_tensors(net)
+        tensors["input"] = x
+        initial = copy.deepcopy(net)
+
+        tensors.update(_mode_tensors("train.", copy.deepcopy(initial).train(), x, after_buffers=True))
+        tensors.update(_mode_tensors("eval.", copy.deepcopy(initial).eval(), x, after_buffers=False))
+
+        net = copy.deepcopy(initial).train()
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        for k in range(3):
+            xk = torch.randn(*input_shape)
+            y = net(xk)
+            dyk = torch.randn_like(y)
+            tensors["sgd.input.%d" % k] = xk
+            tensors["sgd.dy.%d" % k] = dyk
+            opt.zero_grad()
+            (dyk * y).sum().backward()
+            opt.step()
+        for k, v in net.state_dict().items():
+            tensors["sgd." + k] = v
+        write_case(os.path.join(out_dir, name + ".txt"),
+                   comment + "\n" + _MODE_RECIPE % {"seed": seed, "shape": tuple(input_shape)},
+                   tensors)
+    case.__name__ = "case_" + name
+    return case
+
+
+_RESIDUAL_NOTE = "_Residual(body, shortcut=nn.Identity()): body(X) + shortcut(X)"
+_CONCAT_NOTE = "_Concat(*branches): torch.cat([b(X) for b in branches], dim=1), children named 0, 1, ..."
+
+# (name, seed, network source, input shape, note); the comment is the source itself.
+_GRAPH_GRID = [
+    ("bn2d_conv_relu", 500,
+     "nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())",
+     (5, 3, 6, 6), ""),
+    ("bn1d_linear", 501,
+     "nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))",
+     (7, 6), ""),
+    ("bn1d_ncl", 502,
+     "nn.Sequential(nn.BatchNorm1d(4))",
+     (3, 4, 5), "BatchNorm1d on an [N, C, L] input: statistics over N and L"),
+    ("bn2d_no_affine", 503,
+     "nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3, affine=False))",
+     (4, 2, 5, 5), "no weight/bias in the BatchNorm, running statistics only"),
+    ("bn2d_no_track", 504,
+     "nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3, track_running_stats=False), nn.Sigmoid())",
+     (4, 2, 5, 5), "no buffers: batch statistics in eval mode too, so eval.output == train.output"),
+    ("bn2d_options", 505,
+     "nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3, eps=1e-3, momentum=0.3))",
+     (3, 2, 5, 5), ""),
+    ("bn_lazy", 506,
+     "nn.Sequential(nn.LazyConv2d(4, 3, padding=1), nn.LazyBatchNorm2d(), nn.ReLU(), nn.Flatten(),\n"
+     "              nn.LazyLinear(6), nn.LazyBatchNorm1d())",
+     (4, 2, 5, 5), "lazy modules, materialized by the eval-mode forward of the recipe"),
+    ("residual_identity", 510,
+     "nn.Sequential(_Residual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),\n"
+     "                                      nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4))),\n"
+     "              nn.ReLU())",
+     (3, 4, 6, 6), _RESIDUAL_NOTE + " (D2L's Residual without 1x1 conv)"),
+    ("residual_conv1x1", 511,
+     "nn.Sequential(_Residual(nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6), nn.ReLU(),\n"
+     "                                      nn.Conv2d(6, 6, 3, padding=1), nn.BatchNorm2d(6)),\n"
+     "                        nn.Conv2d(4, 6, 1, stride=2)),\n"
+     "              nn.ReLU())",
+     (3, 4, 7, 7), _RESIDUAL_NOTE + " (D2L's Residual with use_1x1conv, strides=2)"),
+    ("residual_nested", 512,
+     "nn.Sequential(_Residual(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),\n"
+     "                                      _Residual(nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3))),\n"
+     "                                      nn.ReLU())))",
+     (2, 3, 5, 5), _RESIDUAL_NOTE),
+    ("concat_inception", 520,
+     "nn.Sequential(_Concat(nn.Sequential(nn.Conv2d(3, 2, 1), nn.ReLU()),\n"
+     "                      nn.Sequential(nn.Conv2d(3, 2, 1), nn.ReLU(), nn.Conv2d(2, 3, 3, padding=1), nn.ReLU()),\n"
+     "                      nn.Sequential(nn.Conv2d(3, 1, 1), nn.ReLU(), nn.Conv2d(1, 2, 5, padding=2), nn.ReLU()),\n"
+     "                      nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(3, 2, 1), nn.ReLU())))",
+     (2, 3, 6, 6), _CONCAT_NOTE + "\n(D2L's Inception, c1=2, c2=(2, 3), c3=(1, 2), c4=2, on 3 channels)"),
+    ("concat_dense", 521,
+     "nn.Sequential(_Concat(nn.Identity(), nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 3, padding=1))),\n"
+     "              _Concat(nn.Identity(), nn.Sequential(nn.BatchNorm2d(5), nn.ReLU(), nn.Conv2d(5, 2, 3, padding=1))))",
+     (3, 3, 5, 5), _CONCAT_NOTE + "\n(D2L's DenseBlock of 2 conv_blocks, growth 2, on 3 channels;\n"
+     "conv_block(c) = Sequential(BatchNorm2d(in), ReLU(), Conv2d(in, c, 3, padding=1)))"),
+    ("block_with_bn", 530,
+     "nn.Sequential(_BNBlock())",
+     (3, 2, 5, 5), "_BNBlock: conv = nn.Conv2d(2, 3, 3, padding=1), bn = nn.BatchNorm2d(3);\n"
+     "forward: s = 0.5 if self.training else 1.0; return torch.relu(self.bn(self.conv(X))) * s"),
+]
+
+_GRAPH_CASES = [
+    _mode_case(name, seed, (lambda src=src: eval(src)), shape, src + ("\n" + note if note else ""))
+    for name, seed, src, shape, note in _GRAPH_GRID
+]
+
+
+def _bn_safetensors_net():
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(75, 4), nn.BatchNorm1d(4))
+
+
+def _is_count(key):
+    return key.endswith(".num_batches_tracked")
+
+
+def case_bn_safetensors(out_dir):
+    """A state_dict with BatchNorm buffers as PyTorch has them (num_batches_tracked int64 -> I64)."""
+    torch.manual_seed(540)
+    net = _bn_safetensors_net()
+    x = torch.randn(3, 2, 5, 5)
+    _randomize_bn_(net, 7)
+    sd = net.state_dict()
+    assert all(v.dtype == torch.int64 for k, v in sd.items() if _is_count(k))
+    write_safetensors(os.path.join(out_dir, "bn_safetensors.safetensors"), sd)
+    write_safetensors(os.path.join(out_dir, "bn_safetensors_f32_count.safetensors"),
+                      {k: (v.to(torch.float32) if _is_count(k) else v) for k, v in sd.items()})
+    write_safetensors(os.path.join(out_dir, "bn_safetensors_no_count.safetensors"),
+                      {k: v for k, v in sd.items() if not _is_count(k)})
+    tensors = dict(sd)
+    tensors["input"] = x
+    tensors["eval.output"] = run_model(net, x)
+    write_case(os.path.join(out_dir, "bn_safetensors.txt"),
+               "nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),\n"
+               "              nn.Linear(75, 4), nn.BatchNorm1d(4))\n"
+               "torch.manual_seed(540); net = the network above; input = torch.randn(3, 2, 5, 5); each BatchNorm\n"
+               "randomized as in _mode_case but num_batches_tracked.fill_(7); eval.output = net.eval()(input), no_grad.\n"
+               "This file: net.state_dict() (num_batches_tracked as a float) and eval.output.\n"
+               "bn_safetensors.safetensors: net.state_dict() by write_safetensors, num_batches_tracked int64 -> I64, shape [];\n"
+               "bn_safetensors_f32_count.safetensors: the same, every num_batches_tracked converted to F32 (wrong dtype);\n"
+               "bn_safetensors_no_count.safetensors: the same without the num_batches_tracked keys (missing)",
+               tensors)
+
+
+CASES += _GRAPH_CASES + [case_bn_safetensors]
 
 
 def _case_name(fn):
