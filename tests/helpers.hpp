@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 
+#include <ctnn/core/tensor.hpp>
 #include <ctnn/kernels/eltwise.hpp>
 
 #include "reference.hpp"
@@ -89,7 +90,9 @@ void load_parameters(ModelT& net, const std::map<std::string, RefTensor>& ref) {
     auto it = ref.find(name);
     REQUIRE_MESSAGE(it != ref.end(), "reference has no tensor " << name);
     REQUIRE_MESSAGE(it->second.shape == t.shape(), name << ": reference shape differs from " << t.shape_str());
-    std::copy(it->second.values.begin(), it->second.values.end(), t.data());
+    if (t.dtype() == ctnn::Dtype::int64)  // num_batches_tracked: the file holds it as a float
+      for (std::size_t i = 0; i < t.numel(); ++i) t.int64_data()[i] = static_cast<std::int64_t>(it->second.values[i]);
+    else std::copy(it->second.values.begin(), it->second.values.end(), t.data());
   }
 }
 

@@ -120,8 +120,9 @@ class Model {
   /// and Dropout seed copied, and the thread setting; the copy starts with its own empty
   /// workspace and no last forward.
   Model(const Model& other)
-      : net_(other.net_), num_threads_(other.num_threads_), training_(other.training_), seed_(other.seed_),
-        step_(other.step_), row_doubles_(other.row_doubles_), input_requires_grad_(other.input_requires_grad_) {}
+      : net_(other.net_), training_(other.training_), seed_(other.seed_), step_(other.step_),
+        row_doubles_(other.row_doubles_), num_threads_(other.num_threads_),
+        input_requires_grad_(other.input_requires_grad_) {}
   Model(Model&&) = default;
   Model& operator=(Model&&) = default;
 
@@ -423,9 +424,15 @@ class Model {
         T,
         [&](std::size_t t) {
           const auto [b, m] = slice(n, T, t);
-          detail::BatchSlices mine{.slice = t, .slices = T, .first = b, .batch = n, .barrier = &barrier_,
-                                   .rows = {rows, rows + n * row_doubles_}, .row_doubles = row_doubles_,
-                                   .seed = seed_, .step = step_};
+          detail::BatchSlices mine{.slice = t,
+                                   .slices = T,
+                                   .first = b,
+                                   .batch = n,
+                                   .barrier = &barrier_,
+                                   .rows = {rows, rows + n * row_doubles_},
+                                   .row_doubles = row_doubles_,
+                                   .seed = seed_,
+                                   .step = step_};
           detail::SliceScope scope(mine);
           try {
             f(t, b, m);

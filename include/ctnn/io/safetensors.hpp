@@ -171,8 +171,8 @@ inline Dtype parse_dtype(const std::string& s, std::string_view source, const st
   if (known.count(s))
     st_fail(source, "tensor " + quote_name(tensor) + ": unsupported dtype " + quote_name(s) +
                         " (expected F32; F64, F16 and BF16 are converted to F32; I64 for int64 buffers)");
-  st_fail(source,
-          "tensor " + quote_name(tensor) + ": unknown dtype " + quote_name(s) + " (expected F32, F64, F16, BF16 or I64)");
+  st_fail(source, "tensor " + quote_name(tensor) + ": unknown dtype " + quote_name(s) +
+                      " (expected F32, F64, F16, BF16 or I64)");
 }
 
 template <class U>

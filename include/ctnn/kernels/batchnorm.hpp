@@ -74,7 +74,8 @@ void scale_shift(const float* x, const float* s, const float* t, float* y, std::
       std::size_t j = 0;
       for (; j + simd_width <= Sp; j += simd_width)
         Op::forward(fmadd(vfloat::load_unaligned(x + o + j), sv, tv)).store_unaligned(y + o + j);
-      if constexpr (Sp % simd_width != 0) detail::store_n(Op::forward(fmadd(detail::load_n(x + o + j, Sp - j), sv, tv)), y + o + j, Sp - j);
+      if constexpr (Sp % simd_width != 0)
+        detail::store_n(Op::forward(fmadd(detail::load_n(x + o + j, Sp - j), sv, tv)), y + o + j, Sp - j);
     }
 }
 
@@ -104,7 +105,8 @@ void scale_input_grad(const float* g, const float* s, float* dx, std::size_t n) 
       const std::size_t o = (i * C + c) * Sp;
       const vfloat sv(s[c]);
       std::size_t j = 0;
-      for (; j + simd_width <= Sp; j += simd_width) (vfloat::load_unaligned(g + o + j) * sv).store_unaligned(dx + o + j);
+      for (; j + simd_width <= Sp; j += simd_width)
+        (vfloat::load_unaligned(g + o + j) * sv).store_unaligned(dx + o + j);
       if constexpr (Sp % simd_width != 0) detail::store_n(detail::load_n(g + o + j, Sp - j) * sv, dx + o + j, Sp - j);
     }
 }

@@ -157,7 +157,8 @@ struct BoundBatchNorm : Module<BoundBatchNorm<S, Opt, Dim, Path>>, TrainingMode 
   //   dx = g weight invstd                                       with the running ones
   template <class Op>
   void backward_fused(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
-    if constexpr (!std::is_same_v<Op, kernels::identity_op>) kernels::eltwise_backward<Op>(act, gact, gact, n * S::size);
+    if constexpr (!std::is_same_v<Op, kernels::identity_op>)
+      kernels::eltwise_backward<Op>(act, gact, gact, n * S::size);
     const float* stats = act + n * S::size;
     const float *mean = stats, *invstd = stats + C;
     const bool batch = stats[2 * C] != 0.0f;
@@ -222,8 +223,8 @@ struct BoundBatchNorm : Module<BoundBatchNorm<S, Opt, Dim, Path>>, TrainingMode 
   }
   static std::string type_name() { return Dim == 1 ? "BatchNorm1d" : "BatchNorm2d"; }
   void print(std::ostream& os, int) const {
-    os << type_name() << '(' << C << ", eps=" << detail::float_repr(eps) << ", momentum=" << detail::float_repr(momentum)
-       << ", affine=" << (affine ? "True" : "False")
+    os << type_name() << '(' << C << ", eps=" << detail::float_repr(eps)
+       << ", momentum=" << detail::float_repr(momentum) << ", affine=" << (affine ? "True" : "False")
        << ", track_running_stats=" << (track_running_stats ? "True" : "False") << ')';
   }
 

@@ -70,9 +70,7 @@ struct BoundDropout : ParameterFree<BoundDropout<S, P, Path>>, TrainingMode {
   }
 
   static std::string type_name() { return "Dropout"; }
-  void print(std::ostream& os, int) const {
-    os << "Dropout(p=" << detail::float_repr(P) << ", inplace=False)";
-  }
+  void print(std::ostream& os, int) const { os << "Dropout(p=" << detail::float_repr(P) << ", inplace=False)"; }
 
  private:
   /// out = in * mask / (1 - p) for this call's n samples.

@@ -243,7 +243,8 @@ struct BoundConcat : Module<BoundConcat<Out, Bs...>>, detail::indexed_children<B
     if (!dx_written) std::fill_n(dx, n * in_size, 0.0f);
     for_each_branch([&]<std::size_t I>(auto&) {
       if constexpr (branch_type<I>::output_offset < 0)
-        for (std::size_t s = 0; s < n; ++s) detail::accumulate(dx + s * in_size, dy + s * out_size + places[I], sizes[I]);
+        for (std::size_t s = 0; s < n; ++s)
+          detail::accumulate(dx + s * in_size, dy + s * out_size + places[I], sizes[I]);
     });
   }
 
@@ -337,7 +338,8 @@ struct bind_concat_at<In, Path, std::index_sequence<I...>, Specs...> {
   static constexpr bool failed =
       ((std::is_same_v<typename branch<I>::output_shape, ctnn::detail::poisoned_shape>) || ...);
   using first = typename branch<0>::output_shape;
-  static constexpr std::size_t bad = failed ? sizeof...(I) : first_concat_mismatch<first, typename branch<I>::output_shape...>();
+  static constexpr std::size_t bad =
+      failed ? sizeof...(I) : first_concat_mismatch<first, typename branch<I>::output_shape...>();
   using bad_shape = typename branch<(bad < sizeof...(I) ? bad : 0)>::output_shape;
   // clang-format off
   using checked = rules<
@@ -348,8 +350,9 @@ struct bind_concat_at<In, Path, std::index_sequence<I...>, Specs...> {
     if constexpr (failed || first::rank == 0) return std::size_t{0};
     else return (branch<I>::output_shape::dims[0] + ...);
   }();
-  using type = std::conditional_t<!failed && checked::ok,
-                                  BoundConcat<typename with_channels<first, channels>::type, branch<I>...>, PoisonedLayer>;
+  using type =
+      std::conditional_t<!failed && checked::ok,
+                         BoundConcat<typename with_channels<first, channels>::type, branch<I>...>, PoisonedLayer>;
 };
 
 template <class In, class Path, class... Specs>
