@@ -210,28 +210,43 @@ TEST_CASE("a custom block holding a BatchNorm and reading the mode") {
 
 // ---- Finite differences ------------------------------------------------------------------------
 
+namespace {
+// The gradchecks use smooth activations (Tanh): after a BatchNorm about half the values sit near
+// ReLU's kink, where a central difference of step 1e-2 averages two slopes.
+using ResidualSmooth = nn::Sequential<
+    nn::Residual<nn::Sequential<Conv3<6, 2>, nn::LazyBatchNorm2d<>, nn::Tanh, Conv3<6>, nn::LazyBatchNorm2d<>>,
+                 Conv1<6, 2>>,
+    nn::Tanh, nn::Residual<nn::Sequential<Conv3<6>, nn::LazyBatchNorm2d<>>>>;
+using InceptionSmooth = nn::Sequential<
+    nn::Concat<nn::Sequential<Conv1<2>, nn::Tanh>, nn::Sequential<Conv1<2>, nn::Tanh, Conv3<3>, nn::Tanh>,
+               nn::Sequential<nn::AvgPool2d<{.kernel_size = 3, .stride = 1, .padding = 1}>, Conv1<2>, nn::Tanh>>>;
+using DenseSmooth = nn::Sequential<nn::Concat<nn::Identity, nn::Sequential<nn::LazyBatchNorm2d<>, nn::Tanh, Conv3<2>>>,
+                                   nn::Concat<nn::Identity, nn::Sequential<nn::LazyBatchNorm2d<>, nn::Tanh, Conv3<2>>>>;
+using BN1dSmooth = nn::Sequential<nn::Linear<6, 5>, nn::BatchNorm1d<{.num_features = 5}>, nn::Tanh, nn::Linear<5, 3>>;
+}  // namespace
+
 TEST_CASE("finite-difference gradients through BatchNorm (both modes), Residual and Concat") {
   ctnn_test::GradCheckOptions opt;
   auto X = ctnn::rand<Shape<3, 5, 5>>(3);
   SUBCASE("residual blocks with BatchNorm, training mode") {
-    Model<ResidualConv1x1, Shape<3, 5, 5>> net(11);
+    Model<ResidualSmooth, Shape<3, 5, 5>> net(11);
     CHECK(ctnn_test::gradcheck(net, X, opt) == 0);
   }
   SUBCASE("residual blocks with BatchNorm, evaluation mode") {
-    Model<ResidualConv1x1, Shape<3, 5, 5>> net(12);
+    Model<ResidualSmooth, Shape<3, 5, 5>> net(12);
     net.eval();
     CHECK(ctnn_test::gradcheck(net, X, opt) == 0);
   }
-  SUBCASE("Inception") {
-    Model<Inception, Shape<3, 5, 5>> net(13);
+  SUBCASE("Inception-like Concat of three branches") {
+    Model<InceptionSmooth, Shape<3, 5, 5>> net(13);
     CHECK(ctnn_test::gradcheck(net, X, opt) == 0);
   }
-  SUBCASE("dense block") {
-    Model<DenseBlock, Shape<3, 5, 5>> net(14);
+  SUBCASE("dense block (Concat with an Identity branch), training mode") {
+    Model<DenseSmooth, Shape<3, 5, 5>> net(14);
     CHECK(ctnn_test::gradcheck(net, X, opt) == 0);
   }
   SUBCASE("BatchNorm1d on [N, C], training mode") {
-    Model<BN1dLinear, Shape<6>> net(15);
+    Model<BN1dSmooth, Shape<6>> net(15);
     auto X1 = ctnn::rand<Shape<6>>(5);
     CHECK(ctnn_test::gradcheck(net, X1, opt) == 0);
   }
@@ -240,22 +255,41 @@ TEST_CASE("finite-difference gradients through BatchNorm (both modes), Residual 
 // ---- Threads: statistics over the whole batch ---------------------------------------------------
 
 namespace {
-/// One training forward + backward of `net` on X with T threads: output, input gradient, every
-/// parameter's gradient and buffer, as flat vectors.
+/// One training forward + backward of `net` on X with T threads.
+struct StepResult {
+  std::vector<float> y, dx;
+  std::vector<std::vector<float>> grads, buffers;  // named_parameters' .grad, named_buffers
+};
 template <class M, class X>
-std::vector<std::vector<float>> step_with_threads(M net, const X& x, int T) {
+StepResult step_with_threads(M net, const X& x, int T) {
   net.set_num_threads(T);
   net.set_input_requires_grad(true);
   net.zero_grad();
   const auto Y = net.forward(x);
-  std::vector<std::vector<float>> out{{Y.data(), Y.data() + Y.numel()}};
+  StepResult r{{Y.data(), Y.data() + Y.numel()}, {}, {}, {}};
   ctnn::Generator gen(3);
   for (auto& g : net.output_grad()) g = gen.normal();
   net.backward();
-  out.emplace_back(net.input_grad().begin(), net.input_grad().end());
-  for (const auto& [name, p] : net.named_parameters()) out.push_back(p.grad.to_vector());
-  for (const auto& [name, b] : net.named_buffers()) out.push_back(b.to_vector());
-  return out;
+  r.dx.assign(net.input_grad().begin(), net.input_grad().end());
+  for (const auto& [name, p] : net.named_parameters()) r.grads.push_back(p.grad.to_vector());
+  for (const auto& [name, b] : net.named_buffers()) r.buffers.push_back(b.to_vector());
+  return r;
+}
+/// 2 threads against 1: the output, dL/dx and the running statistics bit for bit (they come from
+/// the same whole-batch sums, added in the same order); the parameter gradients, which each
+/// slice sums over its own samples, to float summation order (1e-4 of the tensor's largest
+/// value: a conv bias before a BatchNorm has a gradient that is zero up to rounding).
+void check_same_step(const StepResult& one, const StepResult& two) {
+  CHECK(one.y == two.y);
+  CHECK(one.dx == two.dx);
+  REQUIRE(one.buffers.size() == two.buffers.size());
+  for (std::size_t i = 0; i < one.buffers.size(); ++i) CHECK_MESSAGE(one.buffers[i] == two.buffers[i], "buffer " << i);
+  REQUIRE(one.grads.size() == two.grads.size());
+  for (std::size_t i = 0; i < one.grads.size(); ++i) {
+    float largest = 0.0f;
+    for (float v : one.grads[i]) largest = std::max(largest, std::fabs(v));
+    ctnn_test::check_close(two.grads[i], one.grads[i], 1e-4f, 1e-4f * largest, "gradient " + std::to_string(i));
+  }
 }
 }  // namespace
 
@@ -263,15 +297,9 @@ TEST_CASE("BatchNorm's statistics are the whole batch's: 2 threads give 1 thread
   SUBCASE("residual block, odd batch") {
     Model<ResidualConv1x1, Shape<4, 7, 7>> net(21);
     auto X = ctnn::rand<Shape<4, 7, 7>>(61);
-    REQUIRE(net.threads_for_batch(61) == 1);  // the default thread count here may be 1 or 2
     net.set_num_threads(2);
     REQUIRE(net.threads_for_batch(61) == 2);
-    const auto one = step_with_threads(net, X, 1), two = step_with_threads(net, X, 2);
-    REQUIRE(one.size() == two.size());
-    CHECK(one[0] == two[0]);  // the output, bit for bit
-    CHECK(one[1] == two[1]);  // dL/dx
-    for (std::size_t i = 2; i < one.size(); ++i)  // parameter gradients: summed per slice; buffers
-      ctnn_test::check_close(two[i], one[i], 1e-5f, 1e-6f, "tensor " + std::to_string(i));
+    check_same_step(step_with_threads(net, X, 1), step_with_threads(net, X, 2));
   }
   SUBCASE("custom block with BatchNorm, Dropout after it") {
     using Net = nn::Sequential<nn::block<BNBlock>, nn::Dropout<0.25f>, nn::Flatten, nn::LazyLinear<4>>;
@@ -279,15 +307,13 @@ TEST_CASE("BatchNorm's statistics are the whole batch's: 2 threads give 1 thread
     auto X = ctnn::rand<Shape<2, 5, 5>>(201);
     net.set_num_threads(2);
     REQUIRE(net.threads_for_batch(201) == 2);
-    const auto one = step_with_threads(net, X, 1), two = step_with_threads(net, X, 2);
-    CHECK(one[0] == two[0]);
-    CHECK(one[1] == two[1]);
-    for (std::size_t i = 2; i < one.size(); ++i)
-      ctnn_test::check_close(two[i], one[i], 1e-5f, 1e-6f, "tensor " + std::to_string(i));
+    check_same_step(step_with_threads(net, X, 1), step_with_threads(net, X, 2));
   }
 }
 
 TEST_CASE("a training step of a network with BatchNorm and Dropout allocates nothing after the first") {
+  // "0.shortcut.weight" is past std::string's 15 inline characters: the optimizer's and
+  // zero_grad's walks must build no names (nn::unnamed).
   Model<ResidualConv1x1, Shape<4, 7, 7>> net(23);
   auto X = ctnn::rand<Shape<4, 7, 7>>(64);
   ctnn::optim::SGD opt{.lr = 0.01f};

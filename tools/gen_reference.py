@@ -976,6 +976,119 @@ def case_bn_safetensors(out_dir):
 CASES += _GRAPH_CASES + [case_bn_safetensors]
 
 
+# --------------------------------------------------------------------------
+# D2L's modern CNNs at full size (tests/test_zoo.cpp), in the module layout of
+# ctnn::models (include/ctnn/models/d2l.hpp), so the state_dict keys are the
+# same; numerically each is the book's network. Parameters and BatchNorm
+# statistics come from a formula (zoo_fill_), so the files stay small.
+# --------------------------------------------------------------------------
+
+def zoo_fill_(net):
+    """State_dict entry k, element i: a BatchNorm's weight 1 + f(i, k, 4), its bias, running_mean
+    f(i, k, 4), running_var 1 + f(i, k, 4) (f = formula_value), num_batches_tracked left at 0;
+    every other entry formula_value(i, k, fan_in) as formula_fill_. A BatchNorm's weight is the
+    entry two before a running_mean."""
+    keys = list(net.state_dict().keys())
+    fan_in = 1
+    with torch.no_grad():
+        for k, (name, p) in enumerate(net.state_dict().items()):
+            if name.endswith("num_batches_tracked"):
+                continue
+            bn_weight = k + 2 < len(keys) and keys[k + 2].endswith("running_mean")
+            bn_bias = k + 1 < len(keys) and keys[k + 1].endswith("running_mean")
+            if p.dim() >= 2:
+                fan_in = p.shape[1] * int(torch.tensor(p.shape[2:]).prod().item() if p.dim() > 2 else 1)
+            if bn_weight or name.endswith("running_var"):
+                vals = [1.0 + formula_value(i, k, 4) for i in range(p.numel())]
+            elif bn_bias or name.endswith("running_mean"):
+                vals = [formula_value(i, k, 4) for i in range(p.numel())]
+            else:
+                vals = [formula_value(i, k, fan_in) for i in range(p.numel())]
+            p.copy_(torch.tensor(vals, dtype=torch.float64).to(torch.float32).reshape(p.shape))
+
+
+def d2l_bn_lenet():
+    """D2L 8.5's BNLeNet (concise), ctnn::models::BNLeNet."""
+    return nn.Sequential(
+        nn.LazyConv2d(6, kernel_size=5), nn.LazyBatchNorm2d(), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.LazyConv2d(16, kernel_size=5), nn.LazyBatchNorm2d(), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(), nn.LazyLinear(120), nn.LazyBatchNorm1d(), nn.Sigmoid(),
+        nn.LazyLinear(84), nn.LazyBatchNorm1d(), nn.Sigmoid(), nn.LazyLinear(10))
+
+
+def d2l_resnet18():
+    """D2L 8.6's ResNet-18 as ctnn::models::ResNet18 lays it out: Residual(c, use_1x1conv, strides)
+    is Sequential(_Residual(body, conv3 or Identity), ReLU); the book's `last` block is in line."""
+    def residual(c, use_1x1conv=False, strides=1):
+        body = nn.Sequential(nn.LazyConv2d(c, kernel_size=3, padding=1, stride=strides), nn.LazyBatchNorm2d(), nn.ReLU(),
+                             nn.LazyConv2d(c, kernel_size=3, padding=1), nn.LazyBatchNorm2d())
+        shortcut = nn.LazyConv2d(c, kernel_size=1, stride=strides) if use_1x1conv else None
+        return nn.Sequential(_Residual(body, shortcut), nn.ReLU())
+
+    def block(c, first_block=False):
+        return nn.Sequential(residual(c) if first_block else residual(c, True, 2), residual(c))
+
+    stem = nn.Sequential(nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3), nn.LazyBatchNorm2d(), nn.ReLU(),
+                         nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    return nn.Sequential(stem, block(64, True), block(128), block(256), block(512),
+                         nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(10))
+
+
+# The gradients each zoo file keeps (all would be 11 M values for ResNet-18): the first and last
+# layers' weights and one BatchNorm deep inside.
+_ZOO_GRADS = {
+    "bn_lenet": ["0.weight", "1.weight", "13.weight", "15.weight"],
+    "resnet18": ["0.0.weight", "0.1.weight", "4.0.0.body.4.weight", "4.0.0.shortcut.bias", "7.weight", "7.bias"],
+}
+
+
+def _zoo_case(name, build, seed, comment):
+    def case(out_dir):
+        torch.manual_seed(seed)
+        net = build()
+        x = torch.randn(4, 1, 28, 28)
+        net.eval()
+        with torch.no_grad():
+            net(x)  # materializes the lazy modules
+        zoo_fill_(net)
+        tensors = {"input": x}
+        for mode in ("train", "eval"):
+            m = copy.deepcopy(net)
+            m.train(mode == "train")
+            xg = x.clone().requires_grad_(True)
+            y = m(xg)
+            dy = torch.randn_like(y)
+            (dy * y).sum().backward()
+            tensors[mode + ".output"] = y.detach()
+            tensors[mode + ".dy"] = dy
+            tensors[mode + ".grad.input"] = xg.grad
+            params = dict(m.named_parameters())
+            for p in _ZOO_GRADS[name]:
+                tensors[mode + ".grad." + p] = params[p].grad
+            if mode == "train":
+                for b, v in m.named_buffers():
+                    if b.endswith("running_mean") or b.endswith("running_var"):
+                        tensors["train.after." + b] = v.clone()
+        tensors["keys"] = torch.tensor([float(len(net.state_dict()))])
+        write_case(os.path.join(out_dir, "zoo_" + name + ".txt"),
+                   comment + "\n"
+                   "torch.manual_seed(%d); net = the network above; input = torch.randn(4, 1, 28, 28);\n"
+                   "net.eval()(input) under no_grad (materializes lazy modules); zoo_fill_(net);\n"
+                   "for mode in train, eval: m = copy.deepcopy(net) in that mode; y = m(input); <mode>.dy = randn_like(y);\n"
+                   "  sum(dy * y).backward(); <mode>.output, <mode>.grad.input, <mode>.grad.<param> for the params\n"
+                   "  listed in _ZOO_GRADS; train.after.<buffer>: every running_mean / running_var after the forward;\n"
+                   "keys: the number of state_dict entries" % seed,
+                   tensors)
+    case.__name__ = "case_zoo_" + name
+    return case
+
+
+CASES += [
+    _zoo_case("bn_lenet", d2l_bn_lenet, 610, "D2L 8.5's BNLeNet (ctnn::models::BNLeNet) at 1x28x28"),
+    _zoo_case("resnet18", d2l_resnet18, 611, "D2L 8.6's ResNet-18 (ctnn::models::ResNet18) at 1x28x28"),
+]
+
+
 def _case_name(fn):
     return fn.__name__[len("case_"):]
 

@@ -338,7 +338,13 @@ class Model {
   /// (values, and .grad). Optimizers walk the model with it; buffers are not parameters.
   template <class F>
   void for_each_parameter(F&& f) {
-    net_.for_each_parameter("", f);
+    net_.for_each_parameter(std::string(), f);
+  }
+  /// The same walk without the names (f gets an empty name): what zero_grad and the optimizers
+  /// use, so that a step builds no strings (nn::Unnamed).
+  template <class F>
+  void for_each_parameter(nn::Unnamed, F&& f) {
+    net_.for_each_parameter(nn::unnamed, f);
   }
   /// Set every parameter's gradient to zero.
   void zero_grad() { net_.zero_grad(); }
@@ -487,9 +493,9 @@ class Model {
       while (replicas_.size() + 1 < T) {  // once per thread count: the copies' storage is kept
         replicas_.push_back(std::make_unique<network_type>(net_));
         std::vector<float*> mine;
-        net_.for_each_parameter("", [&](const std::string&, auto& p) { mine.push_back(p.grad.data()); });
+        net_.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) { mine.push_back(p.grad.data()); });
         std::size_t i = 0;
-        replicas_.back()->for_each_parameter("", [&](const std::string&, auto& p) {
+        replicas_.back()->for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
           float* g = p.grad.data();
           const bool listed = std::any_of(replica_grads_.begin(), replica_grads_.end(),
                                           [&](const ReplicaGrad& r) { return r.replica_grad == g; });

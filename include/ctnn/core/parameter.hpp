@@ -77,6 +77,20 @@ class StateDict : public detail::named_items<TensorRef> {
 
 namespace nn {
 
+/// The prefix of a parameter walk that needs no names (zero_grad, the optimizers' steps):
+/// appending to it gives it back and it reads as the empty name, so a deep network's walk builds
+/// no strings (a name past std::string's 15 inline characters would allocate on every step).
+/// A layer's for_each_parameter / for_each_state takes either this or a std::string prefix.
+struct Unnamed {
+  operator const std::string&() const {
+    static const std::string empty;
+    return empty;
+  }
+  friend Unnamed operator+(Unnamed, const std::string&) { return {}; }
+  friend Unnamed operator+(Unnamed, const char*) { return {}; }
+};
+inline constexpr Unnamed unnamed{};
+
 /// A learnable tensor: its values and its gradient (zero until a backward pass fills it).
 template <class S>
 struct Parameter : Tensor<S> {

@@ -200,16 +200,16 @@ struct BoundBatchNorm : Module<BoundBatchNorm<S, Opt, Dim, Path>>, TrainingMode 
     backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);
   }
 
-  template <class F>
-  void for_each_parameter(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_parameter(const Name& prefix, F&& f) {
     if constexpr (affine) {
       f(prefix + "weight", weight);
       f(prefix + "bias", bias);
     }
   }
   /// state_dict's walk: weight, bias, running_mean, running_var, num_batches_tracked (PyTorch's).
-  template <class F>
-  void for_each_state(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_state(const Name& prefix, F&& f) {
     for_each_parameter(prefix, f);
     if constexpr (track_running_stats) {
       f(prefix + "running_mean", running_mean);

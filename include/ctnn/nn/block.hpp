@@ -482,8 +482,8 @@ struct BoundBlock : B, Module<BoundBlock<B, Path>>, detail::indexed_children<Bou
   /// members first, then each sub-layer's parameters, whatever the order of CTNN_MEMBERS (torch
   /// keeps a module's parameters in _parameters and its children in _modules, and emits
   /// _parameters before recursing into _modules). Within each kind, CTNN_MEMBERS' order.
-  template <class F>
-  void for_each_parameter(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_parameter(const Name& prefix, F&& f) {
     for_each_member([&](const std::string& name, auto& m) {
       if constexpr (expr::detail::is_parameter<std::remove_cvref_t<decltype(m)>>::value) f(prefix + name, m);
     });
@@ -495,8 +495,8 @@ struct BoundBlock : B, Module<BoundBlock<B, Path>>, detail::indexed_children<Bou
   }
   /// The state_dict walk (nn::for_each_state): as for_each_parameter, with the sub-layers'
   /// buffers (a BatchNorm member's running statistics) where PyTorch puts them.
-  template <class F>
-  void for_each_state(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_state(const Name& prefix, F&& f) {
     for_each_member([&](const std::string& name, auto& m) {
       if constexpr (expr::detail::is_parameter<std::remove_cvref_t<decltype(m)>>::value) f(prefix + name, m);
     });

@@ -136,8 +136,8 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
     backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);
   }
 
-  template <class F>
-  void for_each_parameter(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_parameter(const Name& prefix, F&& f) {
     f(prefix + "weight", weight);
     if constexpr (has_bias) f(prefix + "bias", bias);
   }

@@ -103,13 +103,13 @@ struct BoundResidual : Module<BoundResidual<Body, Shortcut>>, detail::indexed_ch
     body.reset_parameters(gen);
     shortcut.reset_parameters(gen);
   }
-  template <class F>
-  void for_each_parameter(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_parameter(const Name& prefix, F&& f) {
     body.for_each_parameter(prefix + "body.", f);
     shortcut.for_each_parameter(prefix + "shortcut.", f);
   }
-  template <class F>
-  void for_each_state(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_state(const Name& prefix, F&& f) {
     nn::for_each_state(body, prefix + "body.", f);
     nn::for_each_state(shortcut, prefix + "shortcut.", f);
   }
@@ -251,12 +251,12 @@ struct BoundConcat : Module<BoundConcat<Out, Bs...>>, detail::indexed_children<B
   void reset_parameters(Generator& gen) {
     for_each_branch([&]<std::size_t I>(auto& b) { b.reset_parameters(gen); });
   }
-  template <class F>
-  void for_each_parameter(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_parameter(const Name& prefix, F&& f) {
     for_each_branch([&]<std::size_t I>(auto& b) { b.for_each_parameter(prefix + std::to_string(I) + ".", f); });
   }
-  template <class F>
-  void for_each_state(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_state(const Name& prefix, F&& f) {
     for_each_branch([&]<std::size_t I>(auto& b) { nn::for_each_state(b, prefix + std::to_string(I) + ".", f); });
   }
   template <class F>

@@ -89,8 +89,8 @@ struct BoundLinear : Module<BoundLinear<InShape, Out, Bias>> {
   /// Whether prepack() has run: forward then reads the packed copy of weight and bias.
   bool prepacked() const { return packed_ != nullptr; }
 
-  template <class F>
-  void for_each_parameter(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_parameter(const Name& prefix, F&& f) {
     f(prefix + "weight", weight);
     if constexpr (Bias) f(prefix + "bias", bias);
   }

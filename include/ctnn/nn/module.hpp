@@ -63,8 +63,8 @@ namespace nn {
 /// parameters, then its buffers, then its children): x is an nn::Parameter<S>&, nn::Buffer<S>& or
 /// nn::LongBuffer&. A layer with buffers (BatchNorm) or children defines
 /// `for_each_state(prefix, f)`; for any other layer this is its for_each_parameter.
-template <class L, class F>
-void for_each_state(L& layer, const std::string& prefix, F&& f) {
+template <class L, class Name, class F>
+void for_each_state(L& layer, const Name& prefix, F&& f) {
   if constexpr (requires { layer.for_each_state(prefix, f); }) layer.for_each_state(prefix, f);
   else layer.for_each_parameter(prefix, f);
 }
@@ -89,7 +89,7 @@ struct Module {
   /// "bias", "running_mean"), in PyTorch's order.
   StateDict state_dict() const {
     StateDict sd;
-    nn::for_each_state(const_cast<Derived&>(self()), "",
+    nn::for_each_state(const_cast<Derived&>(self()), std::string(),
                        [&](std::string name, auto& x) { sd.add(std::move(name), detail::state_ref(x)); });
     return sd;
   }
@@ -97,7 +97,7 @@ struct Module {
   /// running_mean, running_var, num_batches_tracked), in state_dict's order.
   StateDict named_buffers() const {
     StateDict sd;
-    nn::for_each_state(const_cast<Derived&>(self()), "", [&](std::string name, auto& x) {
+    nn::for_each_state(const_cast<Derived&>(self()), std::string(), [&](std::string name, auto& x) {
       if constexpr (detail::is_buffer<std::remove_cvref_t<decltype(x)>>) sd.add(std::move(name), detail::state_ref(x));
     });
     return sd;
@@ -106,14 +106,14 @@ struct Module {
   /// each with its values and a view of its gradient: net[0].named_parameters()["weight"].grad.
   NamedParameters named_parameters() const {
     NamedParameters named;
-    const_cast<Derived&>(self()).for_each_parameter("", [&](const std::string& name, auto& param) {
+    const_cast<Derived&>(self()).for_each_parameter(std::string(), [&](const std::string& name, auto& param) {
       named.add(name, ParameterRef(TensorRef(param), TensorRef(param.grad)));
     });
     return named;
   }
   /// Set every parameter's gradient to zero (gradients accumulate until then, as in PyTorch).
   void zero_grad() {
-    static_cast<Derived&>(*this).for_each_parameter("", [](const std::string&, auto& param) {
+    static_cast<Derived&>(*this).for_each_parameter(unnamed, [](const std::string&, auto& param) {
       std::fill(param.grad.begin(), param.grad.end(), 0.0f);
     });
   }
@@ -131,8 +131,8 @@ struct Module {
 template <class Derived>
 struct ParameterFree : Module<Derived> {
   static constexpr std::size_t parameter_count = 0;
-  template <class F>
-  void for_each_parameter(const std::string&, F&&) {}
+  template <class Name, class F>
+  void for_each_parameter(const Name&, F&&) {}
   void reset_parameters(Generator&) {}
   template <class F>
   void apply(F&& f) {

@@ -127,13 +127,13 @@ struct BoundSequential : Module<BoundSequential<Bs...>>, detail::indexed_childre
   void reset_parameters(Generator& gen) {
     boost::hana::for_each(layers, [&](auto& l) { l.reset_parameters(gen); });
   }
-  template <class F>
-  void for_each_parameter(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_parameter(const Name& prefix, F&& f) {
     for_each_indexed([&](auto& l, std::size_t i) { l.for_each_parameter(prefix + std::to_string(i) + ".", f); });
   }
   /// The state_dict walk (nn::for_each_state): each layer's parameters and buffers, in order.
-  template <class F>
-  void for_each_state(const std::string& prefix, F&& f) {
+  template <class Name, class F>
+  void for_each_state(const Name& prefix, F&& f) {
     for_each_indexed([&](auto& l, std::size_t i) { nn::for_each_state(l, prefix + std::to_string(i) + ".", f); });
   }
   /// Every sub-layer (recursively), then this Sequential, as torch's Module.apply.

@@ -59,7 +59,7 @@ struct Adam {
       p = p + V(neg_step_size) * (*m / denom);
     };
     std::size_t i = 0;
-    model.for_each_parameter([&](const std::string&, auto& param) {
+    detail::for_each_parameter_unnamed(model, [&](const std::string&, auto& param) {
       detail::update_elementwise(param.data(), param.grad.data(), state.buffer(i, 0), state.buffer(i, 1), param.numel(),
                                  update);
       ++i;

@@ -55,7 +55,7 @@ struct SGD {
       p = p + V(neg_lr) * d;
     };
     std::size_t i = 0;
-    model.for_each_parameter([&](const std::string&, auto& param) {
+    detail::for_each_parameter_unnamed(model, [&](const std::string&, auto& param) {
       float* buf = use_momentum ? state.buffer(i++, 0) : nullptr;
       detail::update_elementwise(param.data(), param.grad.data(), buf, nullptr, param.numel(), update);
     });

@@ -12,9 +12,20 @@
 #include <string>
 #include <vector>
 
+#include "ctnn/core/parameter.hpp"
 #include "ctnn/kernels/simd.hpp"
 
 namespace ctnn::optim {
+
+namespace detail {
+/// f(name, parameter) over `model`'s parameters without building names where the model offers
+/// that walk (a Model or a bound layer: nn::Unnamed), else its for_each_parameter(f).
+template <class M, class F>
+void for_each_parameter_unnamed(M& model, F&& f) {
+  if constexpr (requires { model.for_each_parameter(nn::unnamed, f); }) model.for_each_parameter(nn::unnamed, f);
+  else model.for_each_parameter(f);
+}
+}  // namespace detail
 
 class ParameterState {
  public:
@@ -26,7 +37,7 @@ class ParameterState {
   template <class M>
   void check_model(M& model, const char* who) {
     Check check;
-    model.for_each_parameter([&](const std::string&, auto& p) { see(check, p.numel()); });
+    detail::for_each_parameter_unnamed(model, [&](const std::string&, auto& p) { see(check, p.numel()); });
     finish(check, who);
   }
 
