@@ -5,7 +5,8 @@
 //   test_mpi equal       5 SGD steps of LeNet and of a BatchNorm network on w ranks (the batch
 //                        sharded by DataLoader + DistributedSampler) equal 1 process on the whole
 //                        batch, computed on every rank by a second Model (parameters and buffers,
-//                        rel 1e-5), and are bit-identical on every rank
+//                        rel 1e-5), and are bit-identical on every rank; allreduce_gradients
+//                        allocates nothing after the first step
 //   test_mpi broadcast   broadcast_parameters makes differently seeded ranks (different running
 //                        statistics and num_batches_tracked too) identical to the root
 //   test_mpi mismatch    allreduce_gradients / broadcast_parameters on ranks whose models differ
@@ -14,15 +15,40 @@
 //   test_mpi throw-scope rank 1's exception leaves the Context's scope (caught above it)
 // Every mode first checks that ctnn::dist refuses to run before init (std::logic_error).
 // Each rank prints "rank R: <mode> OK" when its checks pass and returns 1 otherwise.
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <ctnn/ctnn.hpp>
 #include <ctnn/distributed.hpp>
 #include <ctnn/models/d2l.hpp>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+// Counts operator new calls, so that the test can check a step allocates nothing after the first.
+std::atomic<long> allocations{0};
+void* operator new(std::size_t n) {
+  ++allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t al) {
+  ++allocations;
+  const auto a = static_cast<std::size_t>(al);
+  if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+// g++ cannot see that these pair with the operator new above.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace nn = ctnn::nn;
 namespace dist = ctnn::dist;
@@ -133,11 +159,14 @@ void data_parallel_equals_one_process(const std::string& what, int threads) {
   whole.set_epoch(3);
   auto it = whole.begin();
   std::size_t done = 0;
+  long allocated = 0;  // by allreduce_gradients after the first step
   for (auto [X, y] : shard) {
     net.forward(X);
     net.zero_grad();
     net.backward(criterion, y);
+    const long before = allocations.load();
     dist::allreduce_gradients(net);
+    if (done > 0) allocated += allocations.load() - before;
     sgd.step(net);
 
     auto [Xg, yg] = *it;
@@ -151,6 +180,8 @@ void data_parallel_equals_one_process(const std::string& what, int threads) {
     ++done;
   }
   if (done != steps) fail(what + ": " + std::to_string(done) + " steps");
+  if (allocated != 0)
+    fail(what + ": allreduce_gradients allocated " + std::to_string(allocated) + " times after step 1");
   expect_close(net.state_dict(), ref.state_dict(), 1e-5, what);
   if (!same_on_every_rank(flatten(net.state_dict()))) fail(what + ": the ranks' models differ");
   // After training, evaluation needs no communication: every rank's running statistics agree.
