@@ -351,7 +351,7 @@ void broadcast_parameters(M& net, int root = 0) {
 /// ranks' .grad. With equal local batches and a mean-reduced loss (CrossEntropyLoss's default),
 /// that is the gradient of the global batch's mean loss. The gradients are packed into one flat
 /// buffer (allocated at the first call, reused after) and sent in one MPI_Allreduce (pieces of
-/// 2^30 floats beyond that), after an 16-byte MPI_Allgather that checks every rank holds the same
+/// 2^30 floats beyond that), after a 16-byte MPI_Allgather that checks every rank holds the same
 /// model. Throws std::runtime_error on every rank when the models differ (no gradient changed).
 template <class M>
 void allreduce_gradients(M& net) {
