@@ -3,6 +3,8 @@
 #   ./run.sh        install what is missing, build (release), run the main job (LeNet on Fashion-MNIST),
 #                   then a short benchmark summary (ctnn vs libtorch if installed, else plain loops)
 #   ./run.sh -- OPTIONS   the same, passing OPTIONS to the trainer (--epochs 2, --modern, --help)
+#                   (data-parallel over 2 MPI ranks, after a first ./run.sh: mpirun -np 2 --oversubscribe
+#                   build/release/examples/lenet_fashion_mnist --distributed; docs/distributed.md)
 #   ./run.sh test   install what is missing, check formatting (clang-format-19), build with g++ 12
 #                   and clang 19 (warnings are errors), run every test, then the unit tests again
 #                   under AddressSanitizer + UBSan and built for the portable AVX2 instruction set
@@ -16,7 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(meson ninja-build pkg-config cmake python3 g++ clang-19 libclang-rt-19-dev clang-format-19
-          libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist)
+          libboost1.81-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)  # MPI: ctnn::dist, the trainer's --distributed, the mpi test
 # Only for `./run.sh bench`. Without libopenblas0-pthread libtorch runs on the reference BLAS.
 BASELINE_PACKAGES=(libtorch-dev libopenblas0-pthread libdnnl-dev libeigen3-dev python3-matplotlib)
 JOBS=${JOBS:-2}

@@ -1,7 +1,8 @@
 // The main job: D2L's LeNet (section 7.6) trained on Fashion-MNIST.
 //
 //   lenet_fashion_mnist [--epochs 10] [--batch-size 256] [--lr 0.9] [--data DIR] [--threads N]
-//                       [--seed 0] [--modern] [--quiet] [--save FILE]
+//                       [--seed 0] [--modern] [--quiet] [--save FILE] [--distributed]
+//   mpirun -np 2 lenet_fashion_mnist --distributed [options]
 //
 // --threads sets ctnn::set_num_threads: each batch is split over that many threads (default: all
 // cores). --epochs, --batch-size and --threads take positive integers (--threads at most 1024),
@@ -14,6 +15,14 @@
 // accuracy ~0.82, test accuracy 0.74-0.78. --modern swaps in ReLU and max pooling (use a
 // smaller --lr, e.g. 0.1). The data is Debian's dataset-fashion-mnist unless --data (or the
 // CTNN_FASHION_MNIST environment variable) says otherwise.
+//
+// --distributed (built with MPI, -DCTNN_WITH_MPI: meson does it when it finds MPI) trains data-
+// parallel, as PyTorch's DistributedDataParallel with a DistributedSampler (docs/distributed.md):
+// every rank holds the model (rank 0's weights, broadcast), loads --batch-size / world_size
+// samples of each global batch (an error unless it divides evenly), and averages the gradients
+// over the ranks before each step. Each rank uses 1 thread unless --threads says otherwise.
+// Rank 0 prints the epoch lines (loss and train accuracy over every rank's samples), evaluates
+// the test set and saves the weights.
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -22,9 +31,13 @@
 #include <cstdlib>
 #include <ctnn/ctnn.hpp>
 #include <ctnn/models/d2l.hpp>
+#ifdef CTNN_WITH_MPI
+#include <ctnn/distributed.hpp>
+#endif
 #include <iostream>
 #include <limits>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -51,6 +64,12 @@ struct Options {
   bool modern = false;
   bool quiet = false;
   std::optional<std::string> save;  // --save FILE: the trained weights, as safetensors
+  bool distributed = false;         // --distributed: one rank of an MPI job (mpirun -np W)
+};
+
+/// Where this process stands in the job: rank 0 of 1 unless --distributed.
+struct Ranks {
+  int rank = 0, world = 1;
 };
 
 /// A mistake on the command line: main prints "error: <what>" and exits with status 2 (the
@@ -105,9 +124,12 @@ Options parse(int argc, char** argv) {
       o.quiet = true;
     } else if (a == "--save") {
       o.save = value();
+    } else if (a == "--distributed") {
+      o.distributed = true;
     } else if (a == "--help" || a == "-h") {
       std::cout << "usage: lenet_fashion_mnist [--epochs N] [--batch-size N] [--lr F] [--data DIR] [--threads N]\n"
-                   "                           [--seed N] [--modern] [--quiet] [--save FILE]\n";
+                   "                           [--seed N] [--modern] [--quiet] [--save FILE] [--distributed]\n"
+                   "       mpirun -np W lenet_fashion_mnist --distributed [options]   (data-parallel over W ranks)\n";
       std::exit(0);
     } else {
       throw usage_error("unknown option " + a + " (try --help)");
@@ -137,8 +159,17 @@ void progress(int epoch, int epochs, std::size_t done, std::size_t total, double
   std::fflush(stderr);
 }
 
+/// values summed over the ranks, in place (nothing to do on one).
+void sum_over_ranks([[maybe_unused]] std::span<double> values, [[maybe_unused]] const Ranks& ranks) {
+#ifdef CTNN_WITH_MPI
+  if (ranks.world > 1) ctnn::dist::all_reduce(values);
+#endif
+}
+
 template <class Net>
-int train(const Options& opt, const ctnn::io::Dataset<Image>& train_set, const ctnn::io::Dataset<Image>& test_set) {
+int train(const Options& opt, const Ranks& ranks, const ctnn::io::Dataset<Image>& train_set,
+          const ctnn::io::Dataset<Image>& test_set) {
+  const bool lead = ranks.rank == 0;  // rank 0 prints, tests and saves
   ctnn::Generator gen(opt.seed);
   Model<Net, Image> net(gen);
   // d2l.init_cnn: Xavier-uniform weights for every Linear and Conv2d (biases keep the default).
@@ -146,11 +177,18 @@ int train(const Options& opt, const ctnn::io::Dataset<Image>& train_set, const c
     if constexpr (nn::is_linear<decltype(layer)> || nn::is_conv2d<decltype(layer)>)
       nn::init::xavier_uniform_(layer.weight, 1.0f, gen);
   });
-  if (!opt.quiet) std::cout << net.summary();
+#ifdef CTNN_WITH_MPI
+  if (ranks.world > 1) ctnn::dist::broadcast_parameters(net, 0);  // DDP: every rank starts from rank 0's
+#endif
+  if (!opt.quiet && lead) std::cout << net.summary();
 
   nn::CrossEntropyLoss criterion;
   optim::SGD sgd{.lr = opt.lr};
-  ctnn::io::DataLoader<Image> train_loader(train_set, opt.batch_size, /*shuffle=*/true, opt.seed);
+  // This rank's part of every global batch of --batch-size (all of it on one process).
+  const auto world = static_cast<std::size_t>(ranks.world);
+  ctnn::io::DataLoader<Image> train_loader(train_set, opt.batch_size / world, /*shuffle=*/true, opt.seed,
+                                           /*drop_last=*/false,
+                                           {.num_replicas = world, .rank = std::size_t(ranks.rank)});
   ctnn::io::DataLoader<Image> test_loader(test_set, 1024);
 
   double train_acc = 0, test_acc = 0;
@@ -163,12 +201,21 @@ int train(const Options& opt, const ctnn::io::Dataset<Image>& train_set, const c
       hits += correct(logits, y);
       net.zero_grad();
       loss_sum += double(net.backward(criterion, y)) * X.batch_size();
+#ifdef CTNN_WITH_MPI
+      if (ranks.world > 1) ctnn::dist::allreduce_gradients(net);  // DDP: .grad averaged over the ranks
+#endif
       sgd.step(net);
       seen += X.batch_size();
-      if (!opt.quiet && (++batch % 10 == 0 || seen == train_set.size()))
-        progress(epoch, opt.epochs, seen, train_set.size(), loss_sum / seen);
+      if (!opt.quiet && lead && (++batch % 10 == 0 || seen == train_loader.num_samples()))
+        progress(epoch, opt.epochs, seen * world, train_loader.num_samples() * world, loss_sum / seen);
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double totals[3] = {loss_sum, double(hits), double(seen)};  // over every rank's samples
+    sum_over_ranks(totals, ranks);
+    loss_sum = totals[0];
+    hits = static_cast<std::size_t>(totals[1]);
+    seen = static_cast<std::size_t>(totals[2]);
+    if (!lead) continue;
     std::size_t test_hits = 0;
     for (auto [X, y] : test_loader) test_hits += correct(net.forward(X), y);
     train_acc = double(hits) / seen;
@@ -178,7 +225,7 @@ int train(const Options& opt, const ctnn::io::Dataset<Image>& train_set, const c
                 loss_sum / seen, train_acc, test_acc, seconds, seen / seconds);
     std::fflush(stdout);
   }
-  if (opt.save) {
+  if (opt.save && lead) {
     // torch.save(net.state_dict(), path), as safetensors; reload into a fresh model and re-test.
     ctnn::save(net, *opt.save);
     Model<Net, Image> fresh(opt.seed + 1);
@@ -196,22 +243,51 @@ int train(const Options& opt, const ctnn::io::Dataset<Image>& train_set, const c
 }  // namespace
 
 int main(int argc, char** argv) {
+  Ranks ranks;
+#ifdef CTNN_WITH_MPI
+  std::optional<ctnn::dist::Context> mpi;  // outside the try: a failing rank ends the job below
+#endif
   try {
     const Options opt = parse(argc, argv);
+    if (opt.distributed) {
+#ifdef CTNN_WITH_MPI
+      mpi.emplace(argc, argv);
+      ranks = {ctnn::dist::rank(), ctnn::dist::world_size()};
+      if (opt.batch_size % static_cast<std::size_t>(ranks.world) != 0)
+        throw usage_error("--batch-size " + std::to_string(opt.batch_size) + " does not split evenly over " +
+                          std::to_string(ranks.world) + " ranks (--distributed: each rank takes batch-size / ranks)");
+      if (opt.threads == 0) ctnn::set_num_threads(1);
+#else
+      throw usage_error(
+          "--distributed: this build has no MPI (install libopenmpi-dev and reconfigure; meson then "
+          "builds the trainer with MPI)");
+#endif
+    }
     if (opt.threads > 0) ctnn::set_num_threads(opt.threads);
+    const bool lead = ranks.rank == 0;
     const auto dir = opt.data ? std::filesystem::path(*opt.data) : ctnn::io::fashion_mnist_dir();
     const auto train_set = ctnn::io::load_fashion_mnist(dir, /*train=*/true);
     const auto test_set = ctnn::io::load_fashion_mnist(dir, /*train=*/false);
-    std::printf("Fashion-MNIST from %s: %zu training and %zu test images\n", dir.c_str(), train_set.size(),
-                test_set.size());
-    std::printf("LeNet (%s), batch %zu, lr %g, %d epochs, %d thread%s\n",
-                opt.modern ? "ReLU + max pooling" : "D2L: sigmoid + average pooling", opt.batch_size, double(opt.lr),
-                opt.epochs, ctnn::get_num_threads(), ctnn::get_num_threads() == 1 ? "" : "s");
-    return opt.modern ? train<ModernLeNet>(opt, train_set, test_set) : train<LeNet>(opt, train_set, test_set);
+    if (lead) {
+      std::printf("Fashion-MNIST from %s: %zu training and %zu test images\n", dir.c_str(), train_set.size(),
+                  test_set.size());
+      std::printf("LeNet (%s), batch %zu, lr %g, %d epochs, %d thread%s",
+                  opt.modern ? "ReLU + max pooling" : "D2L: sigmoid + average pooling", opt.batch_size, double(opt.lr),
+                  opt.epochs, ctnn::get_num_threads(), ctnn::get_num_threads() == 1 ? "" : "s");
+      if (opt.distributed)
+        std::printf(" per rank, %d rank%s of batch %zu", ranks.world, ranks.world == 1 ? "" : "s",
+                    opt.batch_size / static_cast<std::size_t>(ranks.world));
+      std::printf("\n");
+    }
+    return opt.modern ? train<ModernLeNet>(opt, ranks, train_set, test_set)
+                      : train<LeNet>(opt, ranks, train_set, test_set);
   } catch (const usage_error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    if (ranks.rank == 0) std::fprintf(stderr, "error: %s\n", e.what());  // every rank sees it: all exit 2
     return 2;
   } catch (const std::exception& e) {
+#ifdef CTNN_WITH_MPI
+    if (ranks.world > 1) ctnn::dist::abort(std::string("lenet_fashion_mnist: ") + e.what());  // ends every rank
+#endif
     std::fprintf(stderr, "lenet_fashion_mnist: %s\n", e.what());
     return 1;
   }

@@ -429,3 +429,55 @@ TEST_CASE("DataLoader allocates nothing after the first epoch") {
     CHECK(sum == 4 * 2 * (49 * 50 / 2));  // four epochs of sample i's image value i and label i
   }
 }
+
+TEST_CASE("DataLoader with a DistributedSampler: equal shards whose k-th batches make the unsharded k-th batch") {
+  // torch.utils.data.distributed.DistributedSampler: the same permutation on every rank, padded
+  // to a multiple of num_replicas with its first indices, rank r taking indices[r::w].
+  for (std::size_t n : {48, 50, 3}) {
+    const auto ds = counting_dataset(n);
+    for (bool shuffle : {false, true}) {
+      for (std::size_t w : {1, 2, 3, 4}) {
+        CAPTURE(n);
+        CAPTURE(shuffle);
+        CAPTURE(w);
+        const std::size_t b = 4, B = b * w;
+        ctnn::io::DataLoader whole(ds, B, shuffle, 9);
+        whole.set_epoch(5);
+        std::vector<std::vector<std::int64_t>> global;  // the unsharded batches, each sorted
+        for (auto [X, y] : whole) global.emplace_back(y.begin(), y.end());
+        const auto order = [&] {
+          std::vector<std::int64_t> all;
+          for (const auto& g : global) all.insert(all.end(), g.begin(), g.end());
+          return all;
+        }();
+        std::vector<std::vector<std::int64_t>> unions(global.size());
+        for (std::size_t r = 0; r < w; ++r) {
+          ctnn::io::DataLoader shard(ds, b, shuffle, 9, false, {.num_replicas = w, .rank = r});
+          CHECK(shard.num_samples() == (n + w - 1) / w);  // equal on every rank
+          shard.set_epoch(5);
+          const auto mine = epoch_order(shard);
+          REQUIRE(mine.size() == shard.num_samples());
+          for (std::size_t p = 0; p < mine.size(); ++p) {
+            CHECK(mine[p] == order[(r + p * w) % n]);  // indices[r::w] of the padded permutation
+            unions[p / b].push_back(mine[p]);
+          }
+          CHECK(shard.epoch() == 6);
+        }
+        REQUIRE(unions.size() == global.size());
+        for (std::size_t k = 0; k < global.size(); ++k) {
+          auto u = unions[k], g = global[k];
+          std::sort(u.begin(), u.end());
+          std::sort(g.begin(), g.end());
+          if (n % w == 0) CHECK(u == g);  // the same samples as the single process's k-th batch
+          else CHECK(std::includes(u.begin(), u.end(), g.begin(), g.end()));  // plus the padding's repeats
+        }
+      }
+    }
+  }
+  const auto ds = counting_dataset(10);
+  CHECK_THROWS_WITH_AS(ctnn::io::DataLoader(ds, 4, true, 0, false, {.num_replicas = 2, .rank = 2}),
+                       "ctnn::io::DataLoader: invalid rank 2, rank should be in the interval [0, 1]",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ctnn::io::DataLoader(ds, 4, true, 0, false, {.num_replicas = 0, .rank = 0}),
+                       "ctnn::io::DataLoader: num_replicas must be positive", std::invalid_argument);
+}

@@ -13,6 +13,12 @@
 //
 // Outside a Model's forward/backward (a bound layer called directly) there is no context: the
 // batch is one slice, and reduce_over_batch adds the rows as it makes them.
+//
+// Across processes (SyncBatchNorm, torch.nn.SyncBatchNorm): when ctnn::dist sets batch_group's
+// allreduce_sum, each process holds part of the global batch, and reduce_over_batch's totals and
+// whole_batch's count are summed over the processes as well (slice 0 alone calls it, between two
+// barriers, so only one thread per process talks to MPI). Unset (the default, and always
+// without <ctnn/distributed.hpp>), nothing here changes: one null test per call.
 #pragma once
 
 #include <algorithm>
@@ -65,6 +71,16 @@ class SliceBarrier {
   std::atomic<bool> aborted_{false};
 };
 
+/// The process group whose processes each hold part of the batch (set by ctnn::dist, which
+/// includes MPI; core/ only sees a function pointer).
+struct BatchGroup {
+  /// Sums k doubles in place over every process of the group (an allreduce); called by one
+  /// thread per process, in the same order on every process. Null: this process has the whole
+  /// batch.
+  void (*allreduce_sum)(double* values, std::size_t k) = nullptr;
+};
+inline BatchGroup batch_group{};
+
 /// The slice of the batch the running thread computes, set by Model for the duration of a
 /// forward or backward (one per thread).
 struct BatchSlices {
@@ -75,6 +91,7 @@ struct BatchSlices {
   std::size_t row_doubles = 0;
   std::size_t round = 0;                // reductions done so far (the same count in every slice)
   std::uint64_t seed = 0, step = 0;     // Dropout's stream: the model's seed, the forward's number
+  std::size_t global_batch = 0;         // with batch_group: the global batch's size, once known
 };
 
 inline BatchSlices*& current_slices() {
@@ -97,29 +114,52 @@ class SliceScope {
 /// total[0, k) = the sum over every sample of the whole batch of its row, added in sample order,
 /// where row(i, r) writes the k doubles of sample i of this call's n samples into r; `tmp` holds
 /// k doubles. In a split batch every slice gets the same total (all slices must call this, in
-/// the same order: it waits for the others).
+/// the same order: it waits for the others). With batch_group set, the total is then summed over
+/// the processes (every process must call this as often, in the same order).
 template <class RowFn>
 void reduce_over_batch(std::size_t n, std::size_t k, double* total, double* tmp, RowFn&& row) {
   std::fill_n(total, k, 0.0);
   BatchSlices* s = current_slices();
+  auto* const across = batch_group.allreduce_sum;
   if (!s || s->slices <= 1) {
     for (std::size_t i = 0; i < n; ++i) {
       row(i, tmp);
       for (std::size_t c = 0; c < k; ++c) total[c] += tmp[c];
     }
+    if (across) across(total, k);
     return;
   }
   double* rows = s->rows[s->round++ % 2];  // the other buffer may still be read by a slower slice
   for (std::size_t i = 0; i < n; ++i) row(i, rows + (s->first + i) * s->row_doubles);
   s->barrier->arrive_and_wait();
-  for (std::size_t i = 0; i < s->batch; ++i)
-    for (std::size_t c = 0; c < k; ++c) total[c] += rows[i * s->row_doubles + c];
+  if (!across) {
+    for (std::size_t i = 0; i < s->batch; ++i)
+      for (std::size_t c = 0; c < k; ++c) total[c] += rows[i * s->row_doubles + c];
+    return;
+  }
+  // Slice 0 adds the rows, sums over the processes and leaves the total in row 0 (which no
+  // other slice reads before the second barrier); then every slice reads it.
+  if (s->slice == 0) {
+    for (std::size_t i = 0; i < s->batch; ++i)
+      for (std::size_t c = 0; c < k; ++c) total[c] += rows[i * s->row_doubles + c];
+    across(total, k);
+    std::copy_n(total, k, rows);
+  }
+  s->barrier->arrive_and_wait();
+  if (s->slice != 0) std::copy_n(rows, k, total);
 }
 
-/// The number of samples in the whole batch this call's n samples belong to.
+/// The number of samples in the whole batch this call's n samples belong to (with batch_group
+/// set: summed over the processes, once per forward or backward; every process must call it).
 inline std::size_t whole_batch(std::size_t n) {
-  const BatchSlices* s = current_slices();
-  return s && s->slices > 1 ? s->batch : n;
+  BatchSlices* s = current_slices();
+  if (!batch_group.allreduce_sum) return s && s->slices > 1 ? s->batch : n;
+  if (s && s->global_batch) return s->global_batch;
+  double count = 0, tmp = 0;
+  reduce_over_batch(n, 1, &count, &tmp, [](std::size_t, double* r) { r[0] = 1.0; });
+  const auto global = static_cast<std::size_t>(count);
+  if (s) s->global_batch = global;
+  return global;
 }
 /// Whether the running thread computes slice 0 (or the whole batch): the one that updates
 /// state shared by the slices (BatchNorm's running statistics).

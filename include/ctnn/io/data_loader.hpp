@@ -12,7 +12,17 @@
 // standard library, and the same for the same seed whatever happened before.
 // The loader gathers a batch into buffers it owns, allocated once in the constructor: iterating
 // allocates nothing. A yielded batch is therefore valid only until the next batch is produced
-// (copy it to keep it). Without shuffle the batches are views straight into the dataset.
+// (copy it to keep it). Without shuffle (and unsharded) the batches are views straight into the
+// dataset.
+//
+// Sharded (data-parallel training, docs/distributed.md), as torch's DistributedSampler:
+//   DataLoader loader(train, B / w, true, seed, false, DistributedSampler{.num_replicas = w, .rank = r});
+// every rank draws the same permutation (same seed and epoch; set_epoch(e) as
+// DistributedSampler.set_epoch), pads it to a multiple of w by repeating its first indices, and
+// takes indices[r::w]: ceil(n / w) samples on every rank. Rank r's k-th batch of b is then
+// indices[kwb + r + w j] for j < b, so the ranks' k-th batches together are indices[kB, kB + B)
+// with B = w b: the k-th batch of DataLoader(train, B, true, seed) (unsharded, same epoch),
+// except that when w does not divide n the last one also holds the padding's repeats.
 #pragma once
 
 #include <algorithm>
@@ -43,6 +53,13 @@ struct LoaderBatch {
   std::size_t size() const { return y.size(); }
 };
 
+/// torch.utils.data.distributed.DistributedSampler(dataset, num_replicas, rank): the part of
+/// every epoch a rank loads (the default: the whole epoch).
+struct DistributedSampler {
+  std::size_t num_replicas = 1;  // world_size
+  std::size_t rank = 0;          // 0 <= rank < num_replicas
+};
+
 template <class S>
 class DataLoader {
  public:
@@ -52,14 +69,24 @@ class DataLoader {
   /// generator seeded by `seed`. Keeps a pointer to `dataset`, which must outlive the loader.
   DataLoader(const Dataset<S>& dataset, std::size_t batch_size, bool shuffle = false, std::uint64_t seed = 0,
              bool drop_last = false)
-      : dataset_(&dataset), batch_size_(batch_size), shuffle_(shuffle), drop_last_(drop_last), seed_(seed) {
+      : DataLoader(dataset, batch_size, shuffle, seed, drop_last, DistributedSampler{}) {}
+  /// DataLoader(dataset, batch_size, sampler=DistributedSampler(dataset, num_replicas, rank,
+  /// shuffle, seed), drop_last=drop_last): this rank's ceil(n / num_replicas) samples of each epoch.
+  DataLoader(const Dataset<S>& dataset, std::size_t batch_size, bool shuffle, std::uint64_t seed, bool drop_last,
+             DistributedSampler sampler)
+      : dataset_(&dataset), batch_size_(batch_size), shuffle_(shuffle), drop_last_(drop_last), seed_(seed),
+        replicas_(sampler.num_replicas), rank_(sampler.rank) {
     if (batch_size == 0) throw std::invalid_argument("ctnn::io::DataLoader: batch_size must be positive");
+    if (replicas_ == 0) throw std::invalid_argument("ctnn::io::DataLoader: num_replicas must be positive");
+    if (rank_ >= replicas_)
+      throw std::invalid_argument("ctnn::io::DataLoader: invalid rank " + std::to_string(rank_) +
+                                  ", rank should be in the interval [0, " + std::to_string(replicas_ - 1) + "]");
     if (dataset.images.batch_size() != dataset.labels.size())
       throw std::invalid_argument("ctnn::io::DataLoader: the dataset has " +
                                   std::to_string(dataset.images.batch_size()) + " samples but " +
                                   std::to_string(dataset.labels.size()) + " labels");
-    if (shuffle_) {
-      const std::size_t buffered = std::min(batch_size_, dataset.size());
+    if (shuffle_ || replicas_ > 1) {
+      const std::size_t buffered = std::min(batch_size_, num_samples());
       images_ = Batch<S>(buffered);
       labels_.resize(buffered);
       order_.resize(dataset.size());
@@ -68,6 +95,7 @@ class DataLoader {
   }
   /// A loader must not outlive its dataset: binding one to a temporary is an error.
   DataLoader(const Dataset<S>&&, std::size_t, bool = false, std::uint64_t = 0, bool = false) = delete;
+  DataLoader(const Dataset<S>&&, std::size_t, bool, std::uint64_t, bool, DistributedSampler) = delete;
 
   class iterator {
    public:
@@ -102,7 +130,7 @@ class DataLoader {
 
   /// len(loader): the number of batches per epoch.
   std::size_t size() const {
-    const std::size_t n = dataset_->size();
+    const std::size_t n = num_samples();
     return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
   }
   std::size_t dataset_size() const { return dataset_->size(); }
@@ -111,20 +139,28 @@ class DataLoader {
   bool drop_last() const { return drop_last_; }
   /// Epochs started so far (begin() calls); the current epoch is epoch() - 1.
   std::uint64_t epoch() const { return epochs_started_; }
+  /// DistributedSampler.set_epoch(e): the next begin() starts epoch e (its permutation is drawn
+  /// from (seed, e)), so every rank that sets the same e shuffles alike.
+  void set_epoch(std::uint64_t e) { epochs_started_ = e; }
+  /// The samples this loader yields per epoch: len(sampler), ceil(n / num_replicas) (n unsharded).
+  std::size_t num_samples() const { return (dataset_->size() + replicas_ - 1) / replicas_; }
+  std::size_t num_replicas() const { return replicas_; }
+  std::size_t rank() const { return rank_; }
 
   /// Batch i of the current epoch (0 <= i < size()); valid until the next batch is produced.
   batch_type batch(std::size_t i) {
-    const std::size_t n = dataset_->size();
     const std::size_t first = i * batch_size_;
-    const std::size_t count = std::min(batch_size_, n - first);
-    if (!shuffle_) {
+    const std::size_t count = std::min(batch_size_, num_samples() - first);
+    if (!shuffle_ && replicas_ == 1) {
       return {ConstBatchView<S>(dataset_->images.data() + first * S::size, count),
               std::span<const std::int64_t>(dataset_->labels.data() + first, count)};
     }
     const float* src = dataset_->images.data();
     float* dst = images_.data();
+    const std::size_t n = dataset_->size();
     for (std::size_t k = 0; k < count; ++k) {
-      const std::size_t j = order_[first + k];
+      // sample p of this rank: index rank + p w of the epoch's order padded by repeating it
+      const std::size_t j = order_[(rank_ + (first + k) * replicas_) % n];
       std::memcpy(dst + k * S::size, src + j * S::size, S::size * sizeof(float));
       labels_[k] = dataset_->labels[j];
     }
@@ -168,6 +204,7 @@ class DataLoader {
   bool shuffle_;
   bool drop_last_;
   std::uint64_t seed_;
+  std::size_t replicas_ = 1, rank_ = 0;
   std::uint64_t epochs_started_ = 0;
   Generator gen_;
   Batch<S> images_;
