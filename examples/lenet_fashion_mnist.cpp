@@ -1,7 +1,9 @@
-// The main job: D2L's LeNet (section 7.6) trained on Fashion-MNIST.
+// The main job: D2L's LeNet (section 7.6) trained on Fashion-MNIST; --model trains chapter 8's
+// BN-LeNet (8.5) or ResNet-18 (8.6) instead.
 //
-//   lenet_fashion_mnist [--epochs 10] [--batch-size 256] [--lr 0.9] [--data DIR] [--threads N]
-//                       [--seed 0] [--modern] [--quiet] [--save FILE] [--distributed]
+//   lenet_fashion_mnist [--model lenet|bn-lenet|resnet18] [--epochs N] [--batch-size N] [--lr F]
+//                       [--data DIR] [--threads N] [--seed 0] [--modern] [--quiet] [--save FILE]
+//                       [--distributed]
 //   mpirun -np 2 lenet_fashion_mnist --distributed [options]
 //
 // --threads sets ctnn::set_num_threads: each batch is split over that many threads (default: all
@@ -15,6 +17,11 @@
 // accuracy ~0.82, test accuracy 0.74-0.78. --modern swaps in ReLU and max pooling (use a
 // smaller --lr, e.g. 0.1). The data is Debian's dataset-fashion-mnist unless --data (or the
 // CTNN_FASHION_MNIST environment variable) says otherwise.
+//
+// --model bn-lenet (D2L 8.5: lr 1.0) and --model resnet18 (D2L 8.6 at 28 x 28: lr 0.05) take the
+// book's learning rate unless --lr is given (batch 256 and 10 epochs, as LeNet), the same
+// Xavier-uniform init, and are tested in evaluation mode (BatchNorm's running statistics), as
+// d2l's evaluate_accuracy does after net.eval().
 //
 // --distributed (built with MPI, -DCTNN_WITH_MPI: meson does it when it finds MPI) trains data-
 // parallel, as PyTorch's DistributedDataParallel with a DistributedSampler (docs/distributed.md):
@@ -54,10 +61,14 @@ static_assert(Model<LeNet, Image>::parameter_count == 61'706);
 
 namespace {
 
+/// The networks --model trains.
+enum class Arch { lenet, bn_lenet, resnet18 };
+
 struct Options {
+  Arch model = Arch::lenet;
   int epochs = 10;
   std::size_t batch_size = 256;
-  float lr = 0.9f;
+  std::optional<float> lr;  // D2L's for the model when not given: lenet 0.9, bn-lenet 1.0, resnet18 0.05
   std::optional<std::string> data;
   int threads = 0;  // 0: ctnn's default
   std::uint64_t seed = 0;
@@ -104,7 +115,13 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw usage_error(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--epochs") {
+    if (a == "--model") {
+      const std::string m = value();
+      if (m == "lenet") o.model = Arch::lenet;
+      else if (m == "bn-lenet") o.model = Arch::bn_lenet;
+      else if (m == "resnet18") o.model = Arch::resnet18;
+      else throw usage_error("--model expects lenet, bn-lenet or resnet18, got \"" + m + "\"");
+    } else if (a == "--epochs") {
       o.epochs = number(a, value(), 1, std::numeric_limits<int>::max(), "a positive integer");
     } else if (a == "--batch-size") {
       o.batch_size = number<std::size_t>(a, value(), 1, std::numeric_limits<std::size_t>::max(), "a positive integer");
@@ -127,8 +144,9 @@ Options parse(int argc, char** argv) {
     } else if (a == "--distributed") {
       o.distributed = true;
     } else if (a == "--help" || a == "-h") {
-      std::cout << "usage: lenet_fashion_mnist [--epochs N] [--batch-size N] [--lr F] [--data DIR] [--threads N]\n"
-                   "                           [--seed N] [--modern] [--quiet] [--save FILE] [--distributed]\n"
+      std::cout << "usage: lenet_fashion_mnist [--model lenet|bn-lenet|resnet18] [--epochs N] [--batch-size N]\n"
+                   "                           [--lr F] [--data DIR] [--threads N] [--seed N] [--modern] [--quiet]\n"
+                   "                           [--save FILE] [--distributed]\n"
                    "       mpirun -np W lenet_fashion_mnist --distributed [options]   (data-parallel over W ranks)\n";
       std::exit(0);
     } else {
@@ -166,6 +184,16 @@ void sum_over_ranks([[maybe_unused]] std::span<double> values, [[maybe_unused]] 
 #endif
 }
 
+/// --lr, or D2L's learning rate for the model.
+float learning_rate(const Options& o) {
+  if (o.lr) return *o.lr;
+  switch (o.model) {
+    case Arch::bn_lenet: return 1.0f;
+    case Arch::resnet18: return 0.05f;
+    default: return 0.9f;
+  }
+}
+
 template <class Net>
 int train(const Options& opt, const Ranks& ranks, const ctnn::io::Dataset<Image>& train_set,
           const ctnn::io::Dataset<Image>& test_set) {
@@ -183,7 +211,7 @@ int train(const Options& opt, const Ranks& ranks, const ctnn::io::Dataset<Image>
   if (!opt.quiet && lead) std::cout << net.summary();
 
   nn::CrossEntropyLoss criterion;
-  optim::SGD sgd{.lr = opt.lr};
+  optim::SGD sgd{.lr = learning_rate(opt)};
   // This rank's part of every global batch of --batch-size (all of it on one process).
   const auto world = static_cast<std::size_t>(ranks.world);
   ctnn::io::DataLoader<Image> train_loader(train_set, opt.batch_size / world, /*shuffle=*/true, opt.seed,
@@ -217,7 +245,9 @@ int train(const Options& opt, const Ranks& ranks, const ctnn::io::Dataset<Image>
     seen = static_cast<std::size_t>(totals[2]);
     if (!lead) continue;
     std::size_t test_hits = 0;
+    net.eval();  // BatchNorm: the running statistics (Dropout: none)
     for (auto [X, y] : test_loader) test_hits += correct(net.forward(X), y);
+    net.train();
     train_acc = double(hits) / seen;
     test_acc = double(test_hits) / test_set.size();
     if (!opt.quiet) std::fprintf(stderr, "\r%*s\r", 80, "");
@@ -230,6 +260,7 @@ int train(const Options& opt, const Ranks& ranks, const ctnn::io::Dataset<Image>
     ctnn::save(net, *opt.save);
     Model<Net, Image> fresh(opt.seed + 1);
     ctnn::load(fresh, *opt.save);
+    fresh.eval();
     std::size_t reload_hits = 0;
     for (auto [X, y] : test_loader) reload_hits += correct(fresh.forward(X), y);
     const double reload_acc = double(reload_hits) / test_set.size();
@@ -271,16 +302,24 @@ int main(int argc, char** argv) {
     if (lead) {
       std::printf("Fashion-MNIST from %s: %zu training and %zu test images\n", dir.c_str(), train_set.size(),
                   test_set.size());
-      std::printf("LeNet (%s), batch %zu, lr %g, %d epochs, %d thread%s",
-                  opt.modern ? "ReLU + max pooling" : "D2L: sigmoid + average pooling", opt.batch_size, double(opt.lr),
+      const char* name = opt.model == Arch::bn_lenet   ? "BN-LeNet (D2L 8.5)"
+                         : opt.model == Arch::resnet18 ? "ResNet-18 (D2L 8.6)"
+                         : opt.modern                  ? "LeNet (ReLU + max pooling)"
+                                                       : "LeNet (D2L: sigmoid + average pooling)";
+      std::printf("%s, batch %zu, lr %g, %d epochs, %d thread%s", name, opt.batch_size, double(learning_rate(opt)),
                   opt.epochs, ctnn::get_num_threads(), ctnn::get_num_threads() == 1 ? "" : "s");
       if (opt.distributed)
         std::printf(" per rank, %d rank%s of batch %zu", ranks.world, ranks.world == 1 ? "" : "s",
                     opt.batch_size / static_cast<std::size_t>(ranks.world));
       std::printf("\n");
     }
-    return opt.modern ? train<ModernLeNet>(opt, ranks, train_set, test_set)
-                      : train<LeNet>(opt, ranks, train_set, test_set);
+    switch (opt.model) {
+      case Arch::bn_lenet: return train<ctnn::models::BNLeNet>(opt, ranks, train_set, test_set);
+      case Arch::resnet18: return train<ctnn::models::ResNet18>(opt, ranks, train_set, test_set);
+      default:
+        return opt.modern ? train<ModernLeNet>(opt, ranks, train_set, test_set)
+                          : train<LeNet>(opt, ranks, train_set, test_set);
+    }
   } catch (const usage_error& e) {
     if (ranks.rank == 0) std::fprintf(stderr, "error: %s\n", e.what());  // every rank sees it: all exit 2
     return 2;

@@ -6,7 +6,10 @@
 #include <doctest/doctest.h>
 
 #include <ctnn/ctnn.hpp>
+#include <algorithm>
+#include <cmath>
 #include <ctnn/models/d2l.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -63,6 +66,13 @@ void zoo_fill(M& net) {
   }
 }
 
+/// got against PyTorch's `want` within rtol of each value plus rtol / 10 of the tensor's largest.
+void check_scaled(std::span<const float> got, const std::vector<float>& want, float rtol, const std::string& what) {
+  float largest = 0.0f;
+  for (float v : want) largest = std::max(largest, std::fabs(v));
+  ctnn_test::check_close(got, want, rtol, 0.1f * rtol * largest, what);
+}
+
 /// One forward + backward (dL/dy from the file) in `mode`: output, dL/dx, the parameter
 /// gradients the file lists and, in training mode, every running statistic after the forward.
 template <class Net>
@@ -73,20 +83,19 @@ void check_zoo_mode(const RefMap& ref, const std::string& mode, float rtol) {
   const auto& x = ref.at("input");
   Batch<models::FashionMNISTImage> X(x.shape[0], x.values);
   const auto Y = net.forward(X);
-  ctnn_test::check_close({Y.data(), Y.numel()}, ref.at(mode + ".output").values, rtol, 1e-4f, mode + ".output");
+  check_scaled({Y.data(), Y.numel()}, ref.at(mode + ".output").values, rtol, mode + ".output");
   const auto& dy = ref.at(mode + ".dy").values;
   std::copy(dy.begin(), dy.end(), net.output_grad().begin());
   net.set_input_requires_grad(true);
   net.zero_grad();
   net.backward();
   const auto dx = net.input_grad();
-  ctnn_test::check_close({dx.data(), dx.numel()}, ref.at(mode + ".grad.input").values, rtol, 1e-5f,
-                         mode + ".grad.input");
+  check_scaled({dx.data(), dx.numel()}, ref.at(mode + ".grad.input").values, rtol, mode + ".grad.input");
   std::size_t grads = 0;
   for (const auto& [name, p] : net.named_parameters()) {
     const auto it = ref.find(mode + ".grad." + name);
     if (it == ref.end()) continue;
-    ctnn_test::check_close(p.grad.to_vector(), it->second.values, rtol, 1e-5f, it->first);
+    check_scaled(p.grad.to_vector(), it->second.values, rtol, it->first);
     ++grads;
   }
   CHECK(grads >= 4);
@@ -103,20 +112,24 @@ void check_zoo_mode(const RefMap& ref, const std::string& mode, float rtol) {
 }
 
 template <class Net>
-void check_zoo(const std::string& file, float rtol) {
+void check_zoo(const std::string& file, float train_rtol, float eval_rtol) {
   const auto ref = ctnn_test::load_reference(ctnn_test::reference_path(file));
   Model<Net, models::FashionMNISTImage> net(1);
   CHECK(net.state_dict().size() == static_cast<std::size_t>(ref.at("keys").values[0]));
-  SUBCASE("training mode") { check_zoo_mode<Net>(ref, "train", rtol); }
-  SUBCASE("evaluation mode") { check_zoo_mode<Net>(ref, "eval", rtol); }
+  SUBCASE("training mode") { check_zoo_mode<Net>(ref, "train", train_rtol); }
+  SUBCASE("evaluation mode") { check_zoo_mode<Net>(ref, "eval", eval_rtol); }
 }
 
 }  // namespace
 
 TEST_CASE("D2L's BN-LeNet at full size: PyTorch's outputs and gradients in both modes") {
-  check_zoo<models::BNLeNet>("zoo_bn_lenet.txt", 1e-4f);
+  check_zoo<models::BNLeNet>("zoo_bn_lenet.txt", 1e-4f, 1e-4f);
 }
 
 TEST_CASE("D2L's ResNet-18 at 1x28x28, full size: PyTorch's outputs and gradients in both modes") {
-  check_zoo<models::ResNet18>("zoo_resnet18.txt", 2e-3f);
+  // In training mode 20 BatchNorms normalize batches of 4 (the last stage's 1 x 1 maps: 4 values
+  // a channel), which amplifies rounding: PyTorch's own float32 result differs from its float64
+  // one by up to 0.6% in the output and 1.2% in dL/dx (tools/gen_reference.py's recipe run in
+  // both). ctnn is held to 2% there; evaluation mode, well conditioned, to 0.2%.
+  check_zoo<models::ResNet18>("zoo_resnet18.txt", 2e-2f, 2e-3f);
 }

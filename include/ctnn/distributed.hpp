@@ -150,7 +150,7 @@ template <class M>
 std::size_t gradient_floats(M& net) {
   static const std::size_t n = [&] {
     std::size_t total = 0;
-    net.for_each_parameter([&](const std::string&, auto& p) { total += p.grad.numel(); });
+    net.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) { total += p.grad.numel(); });
     return total;
   }();
   return n;
@@ -363,7 +363,7 @@ void allreduce_gradients(M& net) {
   if (s.flat.size() < n) s.flat.resize(n);
   float* flat = s.flat.data();
   std::size_t at = 0;
-  net.for_each_parameter([&](const std::string&, auto& p) {
+  net.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
     std::copy_n(p.grad.data(), p.grad.numel(), flat + at);
     at += p.grad.numel();
   });
@@ -373,7 +373,7 @@ void allreduce_gradients(M& net) {
   });
   const float w = static_cast<float>(s.world_size);
   at = 0;
-  net.for_each_parameter([&](const std::string&, auto& p) {
+  net.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
     float* g = p.grad.data();
     for (std::size_t i = 0; i < p.grad.numel(); ++i) g[i] = flat[at + i] / w;
     at += p.grad.numel();
