@@ -78,6 +78,9 @@ void check_mode(M net, const RefMap& ref, const std::string& mode, float rtol) {
                            mode + ".grad." + name);
     ++params;
   }
+  std::size_t reference_params = 0;  // PyTorch's parameters with a gradient: the same ones
+  for (const auto& [k, v] : ref) reference_params += k.rfind(mode + ".grad.", 0) == 0 && k != mode + ".grad.input";
+  CHECK(params == reference_params);
   const auto dx = net.input_grad();
   ctnn_test::check_close({dx.data(), dx.numel()}, ref.at(mode + ".grad.input").values, rtol, 1e-5f,
                          mode + ".grad.input");
