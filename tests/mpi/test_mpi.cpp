@@ -28,27 +28,7 @@
 #include <string>
 #include <vector>
 
-// Counts operator new calls, so that the test can check a step allocates nothing after the first.
-std::atomic<long> allocations{0};
-void* operator new(std::size_t n) {
-  ++allocations;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t n, std::align_val_t al) {
-  ++allocations;
-  const auto a = static_cast<std::size_t>(al);
-  if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a)) return p;
-  throw std::bad_alloc();
-}
-// g++ cannot see that these pair with the operator new above.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+#include "../counting_new.hpp"  // counts operator new calls: a step must allocate nothing after the first
 
 namespace nn = ctnn::nn;
 namespace dist = ctnn::dist;
@@ -164,9 +144,9 @@ void data_parallel_equals_one_process(const std::string& what, int threads) {
     net.forward(X);
     net.zero_grad();
     net.backward(criterion, y);
-    const long before = allocations.load();
+    const long before = ctnn_test::allocation_counter().load();
     dist::allreduce_gradients(net);
-    if (done > 0) allocated += allocations.load() - before;
+    if (done > 0) allocated += ctnn_test::allocation_counter().load() - before;
     sgd.step(net);
 
     auto [Xg, yg] = *it;

@@ -22,7 +22,8 @@
 //       // `act` is the region forward wrote; `gact` mirrors it and holds dL/d(output) at the
 //       // output's place. Writes dL/dx into dx (skipped when dx is null) and *adds* the
 //       // parameters' gradients into their .grad, as torch accumulates.
-//   void for_each_parameter(const std::string& prefix, F f);  // f(name, nn::Parameter<S>&)
+//   void for_each_parameter(const Name& prefix, F f);  // f(name, nn::Parameter<S>&); Name: std::string,
+//       // or nn::Unnamed for walks that need no names (a layer written for std::string takes it too)
 //   void apply(F f);                                 // f(layer&) on every sub-layer, then this one
 //   void reset_parameters(Generator&);               // PyTorch's default initialization
 //   void print(std::ostream&, int indent) const;     // PyTorch's module repr
