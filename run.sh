@@ -10,7 +10,8 @@
 #                   under AddressSanitizer + UBSan and built for the portable AVX2 instruction set
 #                   (-Disa=avx2)
 #   ./run.sh bench  install the baselines (libtorch, OpenBLAS, oneDNN, Eigen, matplotlib), build
-#                   build/bench, run every benchmark (5 repetitions) into build/bench/*.json, print
+#                   build/bench, run every benchmark (5 repetitions; bench_resnet's ResNet-18 and
+#                   BN-LeNet too, a few minutes) into build/bench/*.json, print
 #                   the table of docs/benchmarks.md and redraw docs/benchmarks.png; then the MLP and
 #                   LeNet benchmarks built as a user builds (-O2, no -ffp-contract) beside them
 # Debian 12; as root, or with sudo. Builds go to build/<name>/ and are reused.
@@ -98,12 +99,14 @@ bench_suite() {
   install_packages "${BASELINE_PACKAGES[@]}"
   configure bench g++ -Dbuildtype=release -Dbenchmarks=enabled -Dbaselines=enabled -Dtests=disabled \
     -Dexamples=disabled
-  for name in bench_kernels bench_forward bench_lenet; do
+  # bench_resnet (D2L's ResNet-18 at 28x28 and 96x96, BN-LeNet) takes a few minutes: a 96x96
+  # ResNet-18 step is seconds, one per repetition.
+  for name in bench_kernels bench_forward bench_lenet bench_resnet; do
     echo "== build/bench/bench/$name (5 repetitions, medians; JSON in build/bench/$name.json)"
     run_bench "build/bench/bench/$name" "build/bench/$name.json" --benchmark_repetitions=5
   done
   echo "== tools/plot_benchmarks.py (the table of docs/benchmarks.md; chart in docs/benchmarks.png)"
-  "$PYTHON" tools/plot_benchmarks.py build/bench/bench_{kernels,forward,lenet}.json --png docs/benchmarks.png
+  "$PYTHON" tools/plot_benchmarks.py build/bench/bench_{kernels,forward,lenet,resnet}.json --png docs/benchmarks.png
   # A user's build: plain -std=c++20 -O2 -march=native, without the project's -O3 and
   # -ffp-contract=fast (the kernels must not need them), beside the release build.
   configure bench-o2 g++ -Dbuildtype=plain -Doptimization=2 -Dfp_contract=false -Dbenchmarks=enabled \

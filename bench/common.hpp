@@ -38,6 +38,14 @@ inline constexpr double conv_flops = 2.0 * conv_c * conv_c * conv_k * conv_k * c
 inline constexpr std::size_t lenet_batch = 256;
 inline constexpr float lenet_lr = 0.01f;
 
+// D2L's ResNet-18 (8.6) and BN-LeNet (8.5) (bench_resnet.cpp), with the book's learning rates:
+// ResNet-18 at batch 64 on Fashion-MNIST's 28 x 28 and on the 96 x 96 the book resizes it to,
+// SGD lr 0.05; BN-LeNet at batch 256 on 28 x 28, lr 1.0.
+inline constexpr std::size_t resnet_batch = 64;
+inline constexpr float resnet_lr = 0.05f;
+inline constexpr std::size_t bn_lenet_batch = 256;
+inline constexpr float bn_lenet_lr = 1.0f;
+
 /// Reports `flops_per_iteration` as a FLOP/s rate (over the benchmark's own time).
 inline void set_flops(benchmark::State& state, double flops_per_iteration) {
   state.counters["FLOP/s"] =

@@ -6,6 +6,10 @@
     python3 tools/plot_benchmarks.py build/bench/*.json --png docs/benchmarks.png
     python3 tools/plot_benchmarks.py --summary build/release/bench-summary/*.json   # a few lines
 
+Rows: the workloads of bench_kernels, bench_forward and bench_lenet (with the issue's targets),
+then bench_resnet's (D2L's ResNet-18 at 28x28 and 96x96, BN-LeNet; ctnn against libtorch and
+2 threads against 1, no targets).
+
 Benchmarks are named BM_<workload>/<implementation>/<arg>[/process_time|/real_time] (see
 bench/common.hpp). For each one the script takes the median over the repetitions (the
 "median" aggregate, or the median of the individual runs), pairs ctnn with every other
@@ -42,9 +46,26 @@ WORKLOADS = [
     (("lenet_forward", "256"), "LeNet forward, batch 256", {"libtorch": 4.0}),
     (("lenet_train_step", "256"), "LeNet training step, batch 256", {"libtorch": 4.0}),
 ]
+# bench_resnet: D2L chapter 8's BatchNorm networks (no targets yet); the arg of the ResNet-18 rows
+# is <image side>/<batch>.
+WORKLOADS_CH8 = [
+    (("resnet18_train_step", "28/64"), "ResNet-18 training step, 28x28, batch 64", {}),
+    (("resnet18_train_step", "96/64"), "ResNet-18 training step, 96x96, batch 64", {}),
+    (("resnet18_eval_forward", "28/64"), "ResNet-18 forward, eval mode, 28x28, batch 64", {}),
+    (("resnet18_eval_forward", "96/64"), "ResNet-18 forward, eval mode, 96x96, batch 64", {}),
+    (("bn_lenet_train_step", "256"), "BN-LeNet training step, batch 256", {}),
+]
 EPOCH_STEPS = 60000 / 256  # Fashion-MNIST training images / batch
 EPOCH_TARGET_S = 1.5
 THREADS_TARGET = 1.8
+# Thread scaling, ctnn at 2 threads against its own 1 thread (wall time): workload, label, target.
+THREADS = [("lenet_train_step_threads", "LeNet training step, 2 threads (wall time)", THREADS_TARGET)]
+THREADS_CH8 = [
+    ("resnet18_train_step_threads", "ResNet-18 training step, 28x28, batch 64, 2 threads (wall time)", None),
+    ("bn_lenet_train_step_threads", "BN-LeNet training step, batch 256, 2 threads (wall time)", None),
+]
+# Google Benchmark appends these to a name when a benchmark sets them itself.
+NAME_OPTIONS = ("min_time:", "iterations:", "repeats:", "threads:", "manual_time")
 
 
 def load_file(path):
@@ -59,7 +80,7 @@ def load_file(path):
         for suffix in ("/process_time", "/real_time"):
             if name.endswith(suffix):
                 name = name[: -len(suffix)]
-        parts = name.split("/")
+        parts = [p for p in name.split("/") if not p.startswith(NAME_OPTIONS)]
         if len(parts) < 2 or not parts[0].startswith("BM_"):
             continue
         key = (parts[0][3:], parts[1], "/".join(parts[2:]))  # BM_fma_peak/ctnn has no arg
@@ -117,8 +138,20 @@ def fraction_of_peak(value):
 def build_rows(res):
     """One row per (workload, comparison): dicts with label, ctnn, baseline, base_time, ratio,
     peak and base_peak (fractions of the FMA peak), target (text), met (True/False/None)."""
+    rows = workload_rows(res, WORKLOADS) + thread_rows(res, THREADS)
+    step = res.get(("lenet_train_step", "ctnn", "256"))
+    if step:
+        epoch = step["time"] * EPOCH_STEPS
+        rows.append(dict(label="Fashion-MNIST epoch, estimated (60000/256 training steps)", ctnn=epoch,
+                         baseline="—", base_time=None, ratio=None, peak=None,
+                         target=f"<= {EPOCH_TARGET_S:g} s", met=epoch <= EPOCH_TARGET_S, impl=None))
+    return rows + workload_rows(res, WORKLOADS_CH8) + thread_rows(res, THREADS_CH8)
+
+
+def workload_rows(res, workloads):
+    """build_rows' rows of ctnn and its baselines for each (workload, arg) of `workloads`."""
     rows = []
-    for (workload, arg), label, targets, *variant in WORKLOADS:
+    for (workload, arg), label, targets, *variant in workloads:
         ours = res.get((workload, variant[0] if variant else "ctnn", arg))
         if ours is None:
             continue
@@ -144,20 +177,20 @@ def build_rows(res):
                              base_time=base["time"], ratio=ratio, peak=frac, base_peak=base_frac,
                              target=f">= {want:g}x" if want else "", met=(ratio >= want) if want else None,
                              impl=impl))
-    # thread scaling: ctnn's training step at 2 threads against its own 1-thread time (wall time)
-    one = res.get(("lenet_train_step_threads", "ctnn", "1"))
-    two = res.get(("lenet_train_step_threads", "ctnn", "2"))
-    if one and two:
-        ratio = one["time"] / two["time"]
-        rows.append(dict(label="LeNet training step, 2 threads (wall time)", ctnn=two["time"],
-                         baseline="ctnn, 1 thread", base_time=one["time"], ratio=ratio, peak=None,
-                         target=f">= {THREADS_TARGET:g}x", met=ratio >= THREADS_TARGET, impl="ctnn_1_thread"))
-    step = res.get(("lenet_train_step", "ctnn", "256"))
-    if step:
-        epoch = step["time"] * EPOCH_STEPS
-        rows.append(dict(label="Fashion-MNIST epoch, estimated (60000/256 training steps)", ctnn=epoch,
-                         baseline="—", base_time=None, ratio=None, peak=None,
-                         target=f"<= {EPOCH_TARGET_S:g} s", met=epoch <= EPOCH_TARGET_S, impl=None))
+    return rows
+
+
+def thread_rows(res, threads):
+    """Thread scaling: ctnn's step at 2 threads against its own 1-thread time (wall time)."""
+    rows = []
+    for workload, label, target in threads:
+        one = res.get((workload, "ctnn", "1"))
+        two = res.get((workload, "ctnn", "2"))
+        if one and two:
+            ratio = one["time"] / two["time"]
+            rows.append(dict(label=label, ctnn=two["time"], baseline="ctnn, 1 thread", base_time=one["time"],
+                             ratio=ratio, peak=None, target=f">= {target:g}x" if target else "",
+                             met=ratio >= target if target else None, impl="ctnn_1_thread"))
     return rows
 
 

@@ -1,0 +1,157 @@
+// D2L chapter 8's networks with BatchNorm: ResNet-18 (8.6) and BN-LeNet (8.5), as
+// ctnn::models::ResNet18 and ctnn::models::BNLeNet (include/ctnn/models/d2l.hpp, with the book's
+// PyTorch code). libtorch's identical networks are in bench_resnet_torch.cpp
+// (-Dbaselines=enabled). One thread unless noted; process CPU time, wall time for the thread rows.
+//
+//   BM_resnet18_train_step/<impl>/<side>/64   zero_grad, forward, cross-entropy, backward, SGD
+//                                             (lr 0.05) on [64, 1, side, side], side 28 or 96
+//   BM_resnet18_eval_forward/<impl>/<side>/64 forward in evaluation mode (BatchNorm's running
+//                                             statistics; libtorch under NoGradGuard)
+//   BM_bn_lenet_train_step/<impl>/256         the training step of BN-LeNet at batch 256 (lr 1.0)
+//   BM_resnet18_train_step_threads/ctnn/<T>   ResNet-18's 28 x 28 step at T = 1 and 2 threads
+//   BM_bn_lenet_train_step_threads/ctnn/<T>   BN-LeNet's step at T = 1 and 2 threads
+//
+// Every benchmark runs one untimed step (or forward) first: the workspace grows, and libtorch's
+// allocator fills, on the first. A 96 x 96 ResNet-18 step takes seconds (about 2 s in libtorch on
+// the project's VM): longer than Google Benchmark's minimum time (0.5 s), so each repetition of
+// those rows is one timed step, and 5 repetitions of the whole binary take a few minutes. (No
+// per-benchmark MinTime or Iterations: Google Benchmark would append "/min_time:..." or
+// "/iterations:..." to the names.)
+//
+//   build/bench/bench/bench_resnet --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/bench/bench/bench_resnet --benchmark_filter='bn_lenet'   # the fast rows only
+#include "common.hpp"
+#include "fma_peak.hpp"
+
+#include <cstdint>
+#include <ctnn/ctnn.hpp>
+#include <ctnn/models/d2l.hpp>
+#include <type_traits>
+#include <vector>
+
+namespace nn = ctnn::nn;
+using namespace ctnn_bench;
+
+namespace {
+
+using ctnn::models::BNLeNet;
+using ctnn::models::ResNet18;
+
+/// One Fashion-MNIST image at side x side: 28 (ctnn::models::FashionMNISTImage) or the 96 x 96 of
+/// d2l.FashionMNIST(resize=(96, 96)) (ctnn::models::FashionMNIST96).
+template <std::size_t Side>
+using Image = ctnn::Shape<1, Side, Side>;
+static_assert(std::is_same_v<Image<28>, ctnn::models::FashionMNISTImage>);
+static_assert(std::is_same_v<Image<96>, ctnn::models::FashionMNIST96>);
+
+constexpr auto resnet_n = static_cast<std::int64_t>(resnet_batch);
+constexpr auto bn_lenet_n = static_cast<std::int64_t>(bn_lenet_batch);
+
+void count_examples(benchmark::State& state, std::size_t batch) {
+  state.counters["examples/s"] =
+      benchmark::Counter(double(batch) * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+/// zero_grad, forward, cross-entropy backward, SGD step on a fixed random batch of `batch`
+/// images (labels 0..9 in turn), on `threads` threads.
+template <class Net, class In>
+void train_steps(benchmark::State& state, int threads, std::size_t batch, float lr) {
+  ctnn::set_num_threads(threads);
+  ctnn::Model<Net, In> net;
+  auto X = ctnn::rand<In>(batch);
+  std::vector<std::int64_t> y(batch);
+  for (std::size_t i = 0; i < batch; ++i) y[i] = static_cast<std::int64_t>(i % 10);
+  nn::CrossEntropyLoss loss;
+  ctnn::optim::SGD sgd{.lr = lr};
+  auto step = [&] {
+    net.zero_grad();
+    net.forward(X);
+    benchmark::DoNotOptimize(net.backward(loss, y));
+    sgd.step(net);
+  };
+  step();  // untimed: the workspace grows on the first step
+  for (auto _ : state) step();
+  count_examples(state, batch);
+  ctnn::set_num_threads(1);
+}
+
+/// The forward in evaluation mode (net.eval()), one thread.
+template <class Net, class In>
+void eval_forwards(benchmark::State& state, std::size_t batch) {
+  ctnn::set_num_threads(1);
+  ctnn::Model<Net, In> net;
+  net.eval();
+  auto X = ctnn::rand<In>(batch);
+  benchmark::DoNotOptimize(net.forward(X).data());  // untimed
+  for (auto _ : state) benchmark::DoNotOptimize(net.forward(X).data());
+  count_examples(state, batch);
+}
+
+// ---- ResNet-18 -------------------------------------------------------------------------------
+
+template <std::size_t Side>
+void BM_resnet18_train_step_ctnn(benchmark::State& state) {
+  train_steps<ResNet18, Image<Side>>(state, 1, resnet_batch, resnet_lr);
+}
+BENCHMARK(BM_resnet18_train_step_ctnn<28>)
+    ->Name("BM_resnet18_train_step/ctnn")
+    ->Args({28, resnet_n})
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_resnet18_train_step_ctnn<96>)
+    ->Name("BM_resnet18_train_step/ctnn")
+    ->Args({96, resnet_n})
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+
+template <std::size_t Side>
+void BM_resnet18_eval_forward_ctnn(benchmark::State& state) {
+  eval_forwards<ResNet18, Image<Side>>(state, resnet_batch);
+}
+BENCHMARK(BM_resnet18_eval_forward_ctnn<28>)
+    ->Name("BM_resnet18_eval_forward/ctnn")
+    ->Args({28, resnet_n})
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_resnet18_eval_forward_ctnn<96>)
+    ->Name("BM_resnet18_eval_forward/ctnn")
+    ->Args({96, resnet_n})
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Thread scaling: the argument is the thread count; wall time, since two threads' CPU time is
+// the sum of both. (On a machine shared with other jobs the second core may be busy.)
+void BM_resnet18_train_step_threads_ctnn(benchmark::State& state) {
+  train_steps<ResNet18, Image<28>>(state, int(state.range(0)), resnet_batch, resnet_lr);
+}
+BENCHMARK(BM_resnet18_train_step_threads_ctnn)
+    ->Name("BM_resnet18_train_step_threads/ctnn")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---- BN-LeNet --------------------------------------------------------------------------------
+
+void BM_bn_lenet_train_step_ctnn(benchmark::State& state) {
+  train_steps<BNLeNet, Image<28>>(state, 1, bn_lenet_batch, bn_lenet_lr);
+}
+BENCHMARK(BM_bn_lenet_train_step_ctnn)
+    ->Name("BM_bn_lenet_train_step/ctnn")
+    ->Arg(bn_lenet_n)
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+
+void BM_bn_lenet_train_step_threads_ctnn(benchmark::State& state) {
+  train_steps<BNLeNet, Image<28>>(state, int(state.range(0)), bn_lenet_batch, bn_lenet_lr);
+}
+BENCHMARK(BM_bn_lenet_train_step_threads_ctnn)
+    ->Name("BM_bn_lenet_train_step_threads/ctnn")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+CTNN_BENCH_MAIN();
