@@ -3,7 +3,7 @@
 //
 //   lenet_fashion_mnist [--model lenet|bn-lenet|resnet18] [--epochs N] [--batch-size N] [--lr F]
 //                       [--data DIR] [--threads N] [--seed 0] [--modern] [--quiet] [--save FILE]
-//                       [--distributed]
+//                       [--log FILE] [--distributed]
 //   mpirun -np 2 lenet_fashion_mnist --distributed [options]
 //
 // --threads sets ctnn::set_num_threads: each batch is split over that many threads (default: all
@@ -23,6 +23,15 @@
 // Xavier-uniform init, and are tested in evaluation mode (BatchNorm's running statistics), as
 // d2l's evaluate_accuracy does after net.eval().
 //
+// --log FILE writes the epoch lines' numbers as CSV, for tools/plot_training.py (D2L's plot of
+// train loss, train accuracy and test accuracy against the epoch):
+//   epoch,loss,train_acc,test_acc,seconds,examples_per_sec
+// The file is rewritten whole after every epoch (FILE.tmp, flushed, fsync'ed, then renamed over
+// FILE), so it always holds a complete CSV of the epochs done so far, even if training stops. It
+// is first written (the header alone) before the data is loaded: a path that cannot be written
+// is an error naming the file before training starts (exit status 1). With --distributed rank 0
+// writes it.
+//
 // --distributed (built with MPI, -DCTNN_WITH_MPI: meson does it when it finds MPI) trains data-
 // parallel, as PyTorch's DistributedDataParallel with a DistributedSampler (docs/distributed.md):
 // every rank holds the model (rank 0's weights, broadcast), loads --batch-size / world_size
@@ -30,12 +39,14 @@
 // over the ranks before each step. Each rank uses 1 thread unless --threads says otherwise.
 // Rank 0 prints the epoch lines (loss and train accuracy over every rank's samples), evaluates
 // the test set and saves the weights.
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctnn/ctnn.hpp>
 #include <ctnn/models/d2l.hpp>
 #ifdef CTNN_WITH_MPI
@@ -49,6 +60,8 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <unistd.h>
+#include <utility>
 
 namespace nn = ctnn::nn;
 namespace optim = ctnn::optim;
@@ -75,6 +88,7 @@ struct Options {
   bool modern = false;
   bool quiet = false;
   std::optional<std::string> save;  // --save FILE: the trained weights, as safetensors
+  std::optional<std::string> log;   // --log FILE: the per-epoch numbers as CSV
   bool distributed = false;         // --distributed: one rank of an MPI job (mpirun -np W)
 };
 
@@ -141,13 +155,18 @@ Options parse(int argc, char** argv) {
       o.quiet = true;
     } else if (a == "--save") {
       o.save = value();
+    } else if (a == "--log") {
+      o.log = value();
+      if (o.log->empty()) throw usage_error("--log expects a file name, got \"\"");
     } else if (a == "--distributed") {
       o.distributed = true;
     } else if (a == "--help" || a == "-h") {
       std::cout << "usage: lenet_fashion_mnist [--model lenet|bn-lenet|resnet18] [--epochs N] [--batch-size N]\n"
                    "                           [--lr F] [--data DIR] [--threads N] [--seed N] [--modern] [--quiet]\n"
-                   "                           [--save FILE] [--distributed]\n"
-                   "       mpirun -np W lenet_fashion_mnist --distributed [options]   (data-parallel over W ranks)\n";
+                   "                           [--save FILE] [--log FILE] [--distributed]\n"
+                   "       mpirun -np W lenet_fashion_mnist --distributed [options]   (data-parallel over W ranks)\n"
+                   "  --log FILE  the epochs as CSV (epoch,loss,train_acc,test_acc,seconds,examples_per_sec),\n"
+                   "              rewritten after every epoch; plot it with tools/plot_training.py\n";
       std::exit(0);
     } else {
       throw usage_error("unknown option " + a + " (try --help)");
@@ -184,6 +203,49 @@ void sum_over_ranks([[maybe_unused]] std::span<double> values, [[maybe_unused]] 
 #endif
 }
 
+/// --log FILE: the numbers of the epoch lines as CSV. The whole file is rewritten after every
+/// epoch: into FILE.tmp, flushed and fsync'ed, then renamed over FILE, so FILE is always a
+/// complete CSV of the epochs so far. The constructor writes the header alone, so a path that
+/// cannot be written fails before training, with an error that names the file.
+class EpochLog {
+ public:
+  explicit EpochLog(std::string path) : path_(std::move(path)) { write(); }
+
+  void add(int epoch, double loss, double train_acc, double test_acc, double seconds, double examples_per_sec) {
+    char line[160];
+    std::snprintf(line, sizeof line, "%d,%.6f,%.6f,%.6f,%.3f,%.1f\n", epoch, loss, train_acc, test_acc, seconds,
+                  examples_per_sec);
+    text_ += line;
+    write();
+  }
+
+ private:
+  void write() const {
+    const std::string tmp = path_ + ".tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "w");
+    if (!f) fail(tmp, "cannot create", errno);
+    bool written =
+        std::fwrite(text_.data(), 1, text_.size(), f) == text_.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+    int err = errno;
+    if (std::fclose(f) != 0 && written) {
+      written = false;
+      err = errno;
+    }
+    if (!written) fail(tmp, "cannot write", err);
+    if (std::rename(tmp.c_str(), path_.c_str()) != 0) fail(tmp, "cannot replace it with", errno);
+  }
+
+  /// Removes the temporary file and throws, e.g.
+  /// --log "/no/such/dir/x.csv": cannot create "/no/such/dir/x.csv.tmp": No such file or directory
+  [[noreturn]] void fail(const std::string& tmp, const char* what, int err) const {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("--log \"" + path_ + "\": " + what + " \"" + tmp + "\": " + std::strerror(err));
+  }
+
+  std::string path_;
+  std::string text_ = "epoch,loss,train_acc,test_acc,seconds,examples_per_sec\n";
+};
+
 /// --lr, or D2L's learning rate for the model.
 float learning_rate(const Options& o) {
   if (o.lr) return *o.lr;
@@ -196,8 +258,8 @@ float learning_rate(const Options& o) {
 
 template <class Net>
 int train(const Options& opt, const Ranks& ranks, const ctnn::io::Dataset<Image>& train_set,
-          const ctnn::io::Dataset<Image>& test_set) {
-  const bool lead = ranks.rank == 0;  // rank 0 prints, tests and saves
+          const ctnn::io::Dataset<Image>& test_set, EpochLog* log) {
+  const bool lead = ranks.rank == 0;  // rank 0 prints, tests, logs and saves
   ctnn::Generator gen(opt.seed);
   Model<Net, Image> net(gen);
   // d2l.init_cnn: Xavier-uniform weights for every Linear and Conv2d (biases keep the default).
@@ -254,6 +316,7 @@ int train(const Options& opt, const Ranks& ranks, const ctnn::io::Dataset<Image>
     std::printf("epoch %2d  loss %.3f  train acc %.3f  test acc %.3f  %.2f s  %.0f examples/sec\n", epoch,
                 loss_sum / seen, train_acc, test_acc, seconds, seen / seconds);
     std::fflush(stdout);
+    if (log) log->add(epoch, loss_sum / seen, train_acc, test_acc, seconds, seen / seconds);
   }
   if (opt.save && lead) {
     // torch.save(net.state_dict(), path), as safetensors; reload into a fresh model and re-test.
@@ -296,6 +359,9 @@ int main(int argc, char** argv) {
     }
     if (opt.threads > 0) ctnn::set_num_threads(opt.threads);
     const bool lead = ranks.rank == 0;
+    std::optional<EpochLog> log;  // --log: rank 0's, written (the header) now, before training
+    if (opt.log && lead) log.emplace(*opt.log);
+    EpochLog* const log_ptr = log ? &*log : nullptr;
     const auto dir = opt.data ? std::filesystem::path(*opt.data) : ctnn::io::fashion_mnist_dir();
     const auto train_set = ctnn::io::load_fashion_mnist(dir, /*train=*/true);
     const auto test_set = ctnn::io::load_fashion_mnist(dir, /*train=*/false);
@@ -314,11 +380,11 @@ int main(int argc, char** argv) {
       std::printf("\n");
     }
     switch (opt.model) {
-      case Arch::bn_lenet: return train<ctnn::models::BNLeNet>(opt, ranks, train_set, test_set);
-      case Arch::resnet18: return train<ctnn::models::ResNet18>(opt, ranks, train_set, test_set);
+      case Arch::bn_lenet: return train<ctnn::models::BNLeNet>(opt, ranks, train_set, test_set, log_ptr);
+      case Arch::resnet18: return train<ctnn::models::ResNet18>(opt, ranks, train_set, test_set, log_ptr);
       default:
-        return opt.modern ? train<ModernLeNet>(opt, ranks, train_set, test_set)
-                          : train<LeNet>(opt, ranks, train_set, test_set);
+        return opt.modern ? train<ModernLeNet>(opt, ranks, train_set, test_set, log_ptr)
+                          : train<LeNet>(opt, ranks, train_set, test_set, log_ptr);
     }
   } catch (const usage_error& e) {
     if (ranks.rank == 0) std::fprintf(stderr, "error: %s\n", e.what());  // every rank sees it: all exit 2
