@@ -9,7 +9,10 @@
 //   scale_input_grad    dx = g s[c]                                        (evaluation mode)
 //
 // Rows are sums of one sample in double (from float vector partials), which nn/batchnorm.hpp
-// adds over the batch in sample order (ctnn::detail::reduce_over_batch).
+// adds over the batch in sample order (ctnn::detail::reduce_over_batch). With Sp = 1 (BatchNorm1d
+// on [N, C], ResNet's last stage at 28 x 28) a row is the sample's values themselves and the
+// passes run along the channels: vectors of channels instead of one masked lane and a horizontal
+// sum per channel (the same float operations on each value, so the same results).
 #pragma once
 
 #include <cstddef>
@@ -29,10 +32,25 @@ CTNN_INLINE float channel_reduce(F&& f) {
   if constexpr (Sp % simd_width != 0) acc += f(j, Sp - j);
   return hsum(acc);
 }
+
+/// f(i, c, k) for every sample i < n and every vector of channels [c, c + k) of C (k = simd_width,
+/// or what is left of C): the Sp = 1 passes.
+template <std::size_t C, class F>
+CTNN_INLINE void along_channels(std::size_t n, F&& f) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t c = 0;
+    for (; c + simd_width <= C; c += simd_width) f(i, c, simd_width);
+    if constexpr (C % simd_width != 0) f(i, c, C - c);
+  }
+}
 }  // namespace detail
 
 template <std::size_t C, std::size_t Sp>
 void channel_sums(const float* x, double* r) {
+  if constexpr (Sp == 1) {
+    for (std::size_t c = 0; c < C; ++c) r[c] = x[c];
+    return;
+  }
   for (std::size_t c = 0; c < C; ++c) {
     const float* xc = x + c * Sp;
     r[c] = detail::channel_reduce<Sp>([&](std::size_t j, std::size_t k) { return detail::load_n(xc + j, k); });
@@ -41,6 +59,13 @@ void channel_sums(const float* x, double* r) {
 
 template <std::size_t C, std::size_t Sp>
 void channel_sq_devs(const float* x, const float* mean, double* r) {
+  if constexpr (Sp == 1) {
+    for (std::size_t c = 0; c < C; ++c) {
+      const float d = x[c] - mean[c];
+      r[c] = d * d;
+    }
+    return;
+  }
   for (std::size_t c = 0; c < C; ++c) {
     const float* xc = x + c * Sp;
     const vfloat m(mean[c]);
@@ -53,6 +78,14 @@ void channel_sq_devs(const float* x, const float* mean, double* r) {
 
 template <std::size_t C, std::size_t Sp>
 void channel_grad_sums(const float* g, const float* x, const float* mean, const float* invstd, double* r) {
+  if constexpr (Sp == 1) {
+    for (std::size_t c = 0; c < C; ++c) {
+      const float xhat = (x[c] - mean[c]) * invstd[c];
+      r[c] = g[c];
+      r[C + c] = g[c] * xhat;
+    }
+    return;
+  }
   for (std::size_t c = 0; c < C; ++c) {
     const float *gc = g + c * Sp, *xc = x + c * Sp;
     const vfloat m(mean[c]), is(invstd[c]);
@@ -67,6 +100,14 @@ void channel_grad_sums(const float* g, const float* x, const float* mean, const 
 /// y = Op(x s[c] + t[c]) for n samples.
 template <class Op, std::size_t C, std::size_t Sp>
 void scale_shift(const float* x, const float* s, const float* t, float* y, std::size_t n) {
+  if constexpr (Sp == 1) {
+    detail::along_channels<C>(n, [&](std::size_t i, std::size_t c, std::size_t k) {
+      detail::store_n(Op::forward(fmadd(detail::load_n(x + i * C + c, k), detail::load_n(s + c, k),
+                                        detail::load_n(t + c, k))),
+                      y + i * C + c, k);
+    });
+    return;
+  }
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t c = 0; c < C; ++c) {
       const std::size_t o = (i * C + c) * Sp;
@@ -84,6 +125,16 @@ void scale_shift(const float* x, const float* s, const float* t, float* y, std::
 template <std::size_t C, std::size_t Sp>
 void batch_stats_input_grad(const float* g, const float* x, const float* mean, const float* invstd, const float* k,
                             const float* sum_g, const float* sum_gx, float M, float* dx, std::size_t n) {
+  if constexpr (Sp == 1) {
+    const vfloat Mv(M);
+    detail::along_channels<C>(n, [&](std::size_t i, std::size_t c, std::size_t len) {
+      const auto at = [&](const float* p) { return detail::load_n(p + c, len); };
+      const vfloat gv = at(g + i * C), xv = at(x + i * C);
+      detail::store_n(at(k) * (fmsub(Mv, gv, at(sum_g)) - (xv - at(mean)) * at(invstd) * at(sum_gx)), dx + i * C + c,
+                      len);
+    });
+    return;
+  }
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t c = 0; c < C; ++c) {
       const std::size_t o = (i * C + c) * Sp;
@@ -100,6 +151,12 @@ void batch_stats_input_grad(const float* g, const float* x, const float* mean, c
 /// Evaluation mode's dx = g s[c], for n samples.
 template <std::size_t C, std::size_t Sp>
 void scale_input_grad(const float* g, const float* s, float* dx, std::size_t n) {
+  if constexpr (Sp == 1) {
+    detail::along_channels<C>(n, [&](std::size_t i, std::size_t c, std::size_t k) {
+      detail::store_n(detail::load_n(g + i * C + c, k) * detail::load_n(s + c, k), dx + i * C + c, k);
+    });
+    return;
+  }
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t c = 0; c < C; ++c) {
       const std::size_t o = (i * C + c) * Sp;

@@ -69,10 +69,10 @@ inline void flat_dz_rows(const float* y, const float* dy, [[maybe_unused]] float
   }
 }
 
-/// dzt[p][o] = dzc[o][p] for p < P, o < O (O a multiple of 16): the compact rows (stride DS) transposed.
+/// dzt[p][o] = dzc[o][p] for p < P, o < O (O a multiple of the vector width): the compact rows (stride DS) transposed.
 template <std::size_t O, std::size_t P, std::size_t DS>
 inline void transpose_rows(const float* dzc, float* dzt) {
-  static_assert(O % 16 == 0 && DS % 16 == 0 && DS >= P);
+  static_assert(O % simd_width == 0 && DS % 16 == 0 && DS >= P);
 #if defined(__AVX512F__)
   if constexpr (simd_width == 16) {
     for (std::size_t o0 = 0; o0 < O; o0 += 16) {

@@ -25,7 +25,9 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, st
   constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * P;
   float* xp = scratch;
   float* panel = scratch + plan::xp_floats;
-  if constexpr (plan::use_flat) {
+  if constexpr (plan::form == ConvForward::rows) {
+    detail::conv2d_forward_rows<G, Bias, Op>(x, w, b, y, n, scratch);
+  } else if constexpr (plan::use_flat) {
     // The flat form reads the padded input: unpadded, x itself, except for the last sample, whose
     // last channel's tiles would read past the batch (the copy has zeroed slack after it). The
     // shifted form reads its copies of the padded input, which is built after the weights.
@@ -51,28 +53,28 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, st
         flat_conv<F, Bias, Op>(src + g * F.Cin * F.CS, wp + g * wfloats, b + (Bias ? g * Og : 0),
                                y + s * out_floats + g * Og * P);
     }
-    return;
-  }
-  for (std::size_t s = 0; s < n; ++s) {
-    const float* xs = x + s * in_floats;
-    float* ys = y + s * out_floats;
-    if constexpr (plan::form == ConvForward::depthwise) {
-      pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, plan::LDx, G.mode>(xs, xp);
-      depthwise_conv<G, plan::LDx, Bias, Op>(xp, w, b, ys);
-    } else {
-      // the gemm form (any geometry): im2col one column block at a time, then the GEMM (for a
-      // pointwise conv, 1x1 stride 1 unpadded, packing x_g [Cg, P] is all im2col does)
-      const float* src = xs;
-      if constexpr (G.padded()) {
+  } else {
+    for (std::size_t s = 0; s < n; ++s) {
+      const float* xs = x + s * in_floats;
+      float* ys = y + s * out_floats;
+      if constexpr (plan::form == ConvForward::depthwise) {
         pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, plan::LDx, G.mode>(xs, xp);
-        src = xp;
-      }
-      for (std::size_t g = 0; g < G.groups; ++g) {
-        const float* xg = src + g * Cg * G.Hp() * plan::LDx;
-        conv_gemm<Og, K, P, Bias, Op>(
-            w + g * Og * K, b + (Bias ? g * Og : 0),
-            [xg](std::size_t j, float* block) { im2col_block<G, G.Hp(), plan::LDx>(xg, block, j); }, panel,
-            ys + g * Og * P);
+        depthwise_conv<G, plan::LDx, Bias, Op>(xp, w, b, ys);
+      } else {
+        // the gemm form (any geometry): im2col one column block at a time, then the GEMM (for a
+        // pointwise conv, 1x1 stride 1 unpadded, packing x_g [Cg, P] is all im2col does)
+        const float* src = xs;
+        if constexpr (G.padded()) {
+          pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, plan::LDx, G.mode>(xs, xp);
+          src = xp;
+        }
+        for (std::size_t g = 0; g < G.groups; ++g) {
+          const float* xg = src + g * Cg * G.Hp() * plan::LDx;
+          conv_gemm<Og, K, P, Bias, Op>(
+              w + g * Og * K, b + (Bias ? g * Og : 0),
+              [xg](std::size_t j, float* block) { im2col_block<G, G.Hp(), plan::LDx>(xg, block, j); }, panel,
+              ys + g * Og * P);
+        }
       }
     }
   }

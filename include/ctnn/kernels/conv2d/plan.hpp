@@ -1,7 +1,8 @@
 // The conv plan: which form runs each pass of a Conv2dGeometry, and the scratch each needs.
-//   forward:          gemm (im2col + GEMM, pointwise), depthwise, flat, shifted
-//   weight gradient:  gemm (im2col), flat, shifted, outer
-//   input gradient:   col2im (dcol GEMM + col2im), flat (full correlation)
+//   forward:          gemm (im2col + GEMM, pointwise), rows (the batch's patches as Linear rows),
+//                     depthwise, flat, shifted
+//   weight gradient:  gemm (im2col), rows, flat, shifted, outer
+//   input gradient:   col2im (dcol GEMM + col2im), rows (row2im), flat (full correlation)
 // The cost model chooses (Conv2dForms{} = automatic); a Conv2dForms argument forces a form on any
 // geometry it supports (the form-grid test runs every form that way).
 #pragma once
@@ -11,20 +12,24 @@
 
 #include "ctnn/kernels/conv2d/flat.hpp"
 #include "ctnn/kernels/conv2d/gemm.hpp"
+#include "ctnn/kernels/conv2d/rows.hpp"
 
 namespace ctnn::kernels {
 
 // ---- The forms, and how to force one ------------------------------------------------------------
 
 /// The forward's forms. gemm: im2col + GEMM (any geometry; a pointwise conv's im2col is a copy);
-/// depthwise: groups == C; flat and shifted: stride 1.
-enum class ConvForward { automatic, gemm, depthwise, flat, shifted };
+/// rows: the batch's patches as the rows of Linear's GEMM (groups 1; taps that read only zero
+/// padding dropped); depthwise: groups == C; flat and shifted: stride 1.
+enum class ConvForward { automatic, gemm, rows, depthwise, flat, shifted };
 /// The weight gradient's forms. gemm: im2col + conv_dw (any geometry; its input gradient is then
-/// col2im); flat, shifted: stride 1; outer: stride 1 and Og a multiple of the vector width.
-enum class ConvWeightGrad { automatic, gemm, flat, shifted, outer };
+/// col2im); rows: Linear's weight gradient on the batch's patches (groups 1; its input gradient is
+/// then rows); flat, shifted: stride 1; outer: stride 1 and Og a multiple of the vector width.
+enum class ConvWeightGrad { automatic, gemm, rows, flat, shifted, outer };
 /// The input gradient's forms. col2im: dcol = W^T dz, then col2im (any geometry); flat: the full
-/// correlation of dz with the flipped kernel (stride 1, beside a flat/shifted/outer weight gradient).
-enum class ConvInputGrad { automatic, col2im, flat };
+/// correlation of dz with the flipped kernel (stride 1, beside a flat/shifted/outer weight gradient);
+/// rows: dpatches = dz W, then row2im (beside the rows weight gradient only).
+enum class ConvInputGrad { automatic, col2im, rows, flat };
 
 /// Which form runs each pass; `automatic` is the cost model's choice (what every layer uses).
 struct Conv2dForms {
@@ -34,6 +39,13 @@ struct Conv2dForms {
 };
 
 namespace detail {
+/// The rows form's scratch (conv_rows, instantiated only where the form runs: it needs groups 1).
+template <Conv2dGeometry G, bool Used>
+constexpr std::size_t rows_scratch(bool backward) {
+  if constexpr (Used) return backward ? conv_rows<G>::backward_scratch : conv_rows<G>::forward_scratch;
+  else return 0;
+}
+
 /// The forward's plan: the form (forced by Forms, or the cost model's), its scratch layout.
 template <Conv2dGeometry G, Conv2dForms Forms = Conv2dForms{}>
 struct conv2d_plan {
@@ -60,10 +72,22 @@ struct conv2d_plan {
     const std::size_t saved = (flat.NQ() - std::min(flat.NQ(), shifted.NQ())) * K * G.O;  // vector FMAs
     return saved > ratio * ((shifted_main + simd_width - 1) / simd_width);
   }
+  // The rows form (groups 1) where the flat forms do not run (strided, 1x1, narrow maps), and for
+  // wide layers: at least 32 output channels and K >= 64 (measured on Zen 3, AVX2: its forward runs
+  // at 60-85 GFLOP/s on 3x3 convs of 64-256 channels from 56x56 down to 6x6 maps, the flat form's at
+  // 36-48). Its backward only while a sample's patches are at most 1 MiB: beyond that the weight
+  // gradient's k-slices of M = P rows no longer stay in cache (64 channels at 56x56, P*K = 1.8 M
+  // floats: 30 GFLOP/s against the outer form's 54; at 12x12 and below the rows form wins).
+  static constexpr bool rows_wide = G.groups == 1 && G.O >= 32 && K >= 64;
+  static constexpr bool rows_pays = G.groups == 1 && (!auto_flat || rows_wide);
+  static constexpr bool rows_backward_pays = G.groups == 1 && (!auto_flat || (rows_wide && P * K <= 262144));
   static constexpr ConvForward form = Forms.forward != ConvForward::automatic ? Forms.forward
-                                      : !auto_flat      ? G.depthwise() ? ConvForward::depthwise : ConvForward::gemm
-                                      : shifted_pays(2) ? ConvForward::shifted
-                                                        : ConvForward::flat;
+                                      : G.depthwise() && !auto_flat ? ConvForward::depthwise
+                                      : rows_pays                   ? ConvForward::rows
+                                      : !auto_flat                  ? ConvForward::gemm
+                                      : shifted_pays(2)             ? ConvForward::shifted
+                                                                    : ConvForward::flat;
+  static_assert(form != ConvForward::rows || G.groups == 1, "the rows form needs groups == 1");
   static_assert(form != ConvForward::depthwise || G.groups == G.C, "the depthwise form needs groups == in_channels");
   static_assert(!(form == ConvForward::flat || form == ConvForward::shifted) || stride1,
                 "the flat and shifted forms need stride 1");
@@ -86,8 +110,9 @@ struct conv2d_plan {
   static constexpr std::size_t src_floats = use_shifted ? shifted_floats : flat_xp_floats;
   // flat path: the source, the packed weights, then (shifted) the padded input
   static constexpr std::size_t scratch_floats =
-      use_flat ? src_floats + flat_weight_floats<used> * G.groups + (use_shifted ? flat_pad_floats : 0)
-               : xp_floats + panel_floats;
+      form == ConvForward::rows ? rows_scratch<G, form == ConvForward::rows>(false)
+      : use_flat ? src_floats + flat_weight_floats<used> * G.groups + (use_shifted ? flat_pad_floats : 0)
+                 : xp_floats + panel_floats;
 };
 }  // namespace detail
 
@@ -146,22 +171,28 @@ struct conv2d_backward_plan {
   static constexpr std::size_t gemm_dx_cost = K * G.Og() * ((P + simd_width - 1) / simd_width) +
                                               2 * G.Cg() * G.Hp() * ((LDx + simd_width - 1) / simd_width) * KK;
   static constexpr ConvWeightGrad dw_form = Forms.weight_grad != ConvWeightGrad::automatic ? Forms.weight_grad
-                                            : !fwd::use_flat                               ? ConvWeightGrad::gemm
+                                            : fwd::rows_backward_pays                      ? ConvWeightGrad::rows
+                                            : !fwd::auto_flat                              ? ConvWeightGrad::gemm
                                             : G.Og() % simd_width == 0                     ? ConvWeightGrad::outer
                                             : fwd::shifted_pays(4)                         ? ConvWeightGrad::shifted
                                                                                            : ConvWeightGrad::flat;
   static constexpr ConvInputGrad dx_form = Forms.input_grad != ConvInputGrad::automatic ? Forms.input_grad
+                                           : dw_form == ConvWeightGrad::rows ? ConvInputGrad::rows
                                            : dw_form == ConvWeightGrad::gemm || 5 * gemm_dx_cost < 4 * flat_dx_cost
                                                ? ConvInputGrad::col2im
                                                : ConvInputGrad::flat;
-  static_assert(dw_form == ConvWeightGrad::gemm || fwd::stride1,
+  static constexpr bool use_rows = dw_form == ConvWeightGrad::rows;
+  static_assert(use_rows == (dx_form == ConvInputGrad::rows),
+                "the rows weight gradient and the rows input gradient run together");
+  static_assert(!use_rows || G.groups == 1, "the rows form needs groups == 1");
+  static_assert(dw_form == ConvWeightGrad::gemm || use_rows || fwd::stride1,
                 "the flat, shifted and outer weight gradients need stride 1");
   static_assert(dw_form != ConvWeightGrad::outer || G.Og() % simd_width == 0,
                 "the outer weight gradient needs out_channels / groups to be a multiple of the vector width");
   static_assert(dw_form != ConvWeightGrad::gemm || dx_form == ConvInputGrad::col2im,
                 "the im2col weight gradient computes its input gradient by col2im");
-  // The stride-1 path (flat, shifted or outer dW; flat or col2im dx), else the general one.
-  static constexpr bool use_flat = dw_form != ConvWeightGrad::gemm;
+  // The rows form, the stride-1 path (flat, shifted or outer dW; flat or col2im dx), else the general one.
+  static constexpr bool use_flat = dw_form != ConvWeightGrad::gemm && !use_rows;
   static_assert(!use_flat || (flat.LQ() <= CSz && flat_dx.LQ() <= CSz && flat_dx.slack() <= reach));
   static constexpr bool outer_dw = dw_form == ConvWeightGrad::outer;
   static constexpr bool shifted_dw = dw_form == ConvWeightGrad::shifted;
@@ -200,7 +231,9 @@ struct conv2d_backward_plan {
   // layout: xp, dz, gap, col, dxp (general path) or chunk xs, chunk dz slots, chunk dzc, chunk dzT,
   // wflip, wdx, dcol, dxp, dW^T or dw_shifted (flat path)
   static constexpr std::size_t scratch_floats =
-      use_flat ? flat_scratch_floats : xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
+      use_rows   ? rows_scratch<G, use_rows>(true)
+      : use_flat ? flat_scratch_floats
+                 : xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
 };
 
 }  // namespace detail

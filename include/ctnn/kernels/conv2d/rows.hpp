@@ -1,0 +1,283 @@
+// Conv2d, the rows form (groups 1, any stride, dilation and padding): the batch's patches as the
+// rows of a Linear. Each output pixel of each sample of a chunk is a row m = s*P + p, its patch
+// the Ka values its output reads (im2row), so the convolution is Linear's GEMM on M = chunk*P rows:
+//   forward:  yr[M, O]   = Op(patches[M, Ka] Wa[O, Ka]^T + b)     linear_forward_prepacked
+//             y[s, o, p] = yr[s*P + p, o]                         (P == 1: yr is y)
+//   backward: dzr[M, O]  = dz[s, o, p] as rows                    (P == 1: dz is dzr)
+//             dWa       += dzt patches,  db += sums of dzt       packed_kblock (the patches copied
+//                                                             into panels), dzt = dz^T [O, M]
+//             dpatches   = dzr Wa                                 linear_forward_on_panels (Wa's rows
+//                                                             copied into panels)
+//             dx         = row2im(dpatches), then F.pad's adjoint
+// No columns are wasted on the padding of a small map (the im2col form rounds each sample's P up
+// to whole vectors: 16 lanes for ResNet-18's 1 x 1 maps, 1 of them used). Taps that read only
+// zero padding for every output are dropped (zeros mode): a 3x3/pad-1 conv on a 1 x 1 map keeps
+// its centre tap, Ka = C instead of 9C. Wa, dWa: w and dw restricted to the live taps (w, dw
+// themselves when every tap lives). All three are Linear's packed GEMM (gemm/packed.hpp).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+
+#include "ctnn/kernels/conv2d/geometry.hpp"
+#include "ctnn/kernels/conv2d/padding.hpp"
+#include "ctnn/kernels/gemm.hpp"
+
+namespace ctnn::kernels::detail {
+/// The rows form's chunk: about 512 KiB of patches (measured on ResNet-18's convs at 28x28, Zen 3:
+/// 96 Ki to 1 Mi floats within the noise, 24 Ki floats 10% slower).
+inline constexpr std::size_t rows_chunk_floats = 131072;
+
+/// The rows form's shape: live taps, Ka, the chunk, and the scratch layouts.
+template <Conv2dGeometry G>
+struct conv_rows {
+  static constexpr std::size_t OH = G.OH(), OW = G.OW(), P = OH * OW, O = G.O, C = G.C;
+  static constexpr std::size_t KK = G.KH * G.KW, LDx = G.Wp(), CS = G.Hp() * LDx;  // channel stride of xp
+  /// Does kernel offset k (along an axis: stride S, dilation D, padding before Pb, input n, output
+  /// `out`) read the input for some output? In zeros mode a tap that never does only reads zeros.
+  static constexpr bool reads_input(std::size_t k, std::size_t S, std::size_t D, std::size_t Pb, std::size_t n,
+                                    std::size_t out) {
+    if (G.mode != PaddingMode::zeros) return true;
+    for (std::size_t i = 0; i < out; ++i)
+      if (i * S + k * D >= Pb && i * S + k * D < Pb + n) return true;
+    return false;
+  }
+  static constexpr std::size_t A = [] {
+    std::size_t a = 0;
+    for (std::size_t kh = 0; kh < G.KH; ++kh)
+      for (std::size_t kw = 0; kw < G.KW; ++kw)
+        a += reads_input(kh, G.SH, G.DH, G.PT, G.H, OH) && reads_input(kw, G.SW, G.DW, G.PL, G.W, OW);
+    return a;
+  }();
+  /// tap[a]: the live taps' indices kh*KW + kw; offset[a]: where they read in xp (kh*DH*LDx + kw*DW).
+  static constexpr auto taps = [] {
+    std::array<std::size_t, A> t{};
+    std::size_t a = 0;
+    for (std::size_t kh = 0; kh < G.KH; ++kh)
+      for (std::size_t kw = 0; kw < G.KW; ++kw)
+        if (reads_input(kh, G.SH, G.DH, G.PT, G.H, OH) && reads_input(kw, G.SW, G.DW, G.PL, G.W, OW))
+          t[a++] = kh * G.KW + kw;
+    return t;
+  }();
+  static constexpr auto offset = [] {
+    std::array<std::size_t, A> off{};
+    for (std::size_t a = 0; a < A; ++a) off[a] = taps[a] / G.KW * G.DH * LDx + taps[a] % G.KW * G.DW;
+    return off;
+  }();
+  static constexpr std::size_t K = C * KK, Ka = C * A;
+  static constexpr bool pruned = A < KK;
+  /// Samples per chunk: the chunk's patches about rows_chunk_floats, at most 64.
+  static constexpr std::size_t chunk = std::clamp<std::size_t>(rows_chunk_floats / (P * Ka), 1, 64);
+  static constexpr std::size_t rows = chunk * P;
+  static constexpr std::size_t xp_floats = round_up(C * CS, 16);  // one padded sample (or its gradient)
+  static constexpr std::size_t patch_floats = round_up(rows * Ka, 16);
+  static constexpr std::size_t yr_floats = P == 1 ? 0 : round_up(rows * O, 16);  // yr or dzr
+  static constexpr std::size_t wa_floats = pruned ? round_up(O * Ka, 16) : 0;
+  static constexpr std::size_t packed_floats = prepacked_floats<Ka, O> == 0 ? 0 : prepacked_floats<Ka, O> + 16;
+  // forward: xp, patches, yr, Wa, the packed Wa; backward: xp, patches, dzr, dpatches, Wa, dWa, dxp,
+  // Wa packed for the input gradient, the patches packed for the weight gradient, dz^T
+  static constexpr std::size_t forward_scratch = xp_floats + patch_floats + yr_floats + wa_floats + packed_floats;
+  static constexpr std::size_t Kpad = round_up(Ka, simd_width);
+  static constexpr std::size_t dx_packed_floats = (O + 1) * Kpad + 16;  // + alignment
+  static constexpr std::size_t panel_floats = rows * Kpad + 16;       // the patches as dW's panels
+  static constexpr std::size_t dzt_floats = round_up(O * rows, 16);   // dz^T [O, rows]
+  static constexpr std::size_t backward_scratch = 2 * xp_floats + 2 * patch_floats + yr_floats + 2 * wa_floats +
+                                                  dx_packed_floats + panel_floats + dzt_floats;
+  static_assert(G.groups == 1, "the rows form needs groups == 1");
+};
+
+/// Wa[o, c*A + a] = w[o, c*KK + tap[a]]: the live taps' weights.
+template <Conv2dGeometry G>
+void rows_live_weights(const float* w, float* wa) {
+  using R = conv_rows<G>;
+  for (std::size_t o = 0; o < R::O; ++o)
+    for (std::size_t c = 0; c < R::C; ++c)
+      for (std::size_t a = 0; a < R::A; ++a) wa[(o * R::C + c) * R::A + a] = w[(o * R::C + c) * R::KK + R::taps[a]];
+}
+
+/// patches[p, c*A + a] = xp[c, oh*SH, ow*SW + offset[a]] for one (padded) sample, p = oh*OW + ow.
+template <Conv2dGeometry G>
+void im2row(const float* xp, float* patches) {
+  using R = conv_rows<G>;
+  for (std::size_t oh = 0; oh < R::OH; ++oh)
+    for (std::size_t ow = 0; ow < R::OW; ++ow) {
+      const float* src = xp + oh * G.SH * R::LDx + ow * G.SW;
+      float* row = patches + (oh * R::OW + ow) * R::Ka;
+      for (std::size_t c = 0; c < R::C; ++c)
+        CTNN_UNROLL for (std::size_t a = 0; a < R::A; ++a) row[c * R::A + a] = src[c * R::CS + R::offset[a]];
+    }
+}
+
+/// The adjoint of im2row: dxp[c, oh*SH, ow*SW + offset[a]] += dpatches[p, c*A + a] (dxp zeroed first).
+template <Conv2dGeometry G>
+void row2im(const float* dpatches, float* dxp) {
+  using R = conv_rows<G>;
+  std::fill_n(dxp, R::C * R::CS, 0.0f);
+  for (std::size_t oh = 0; oh < R::OH; ++oh)
+    for (std::size_t ow = 0; ow < R::OW; ++ow) {
+      float* dst = dxp + oh * G.SH * R::LDx + ow * G.SW;
+      const float* row = dpatches + (oh * R::OW + ow) * R::Ka;
+      for (std::size_t c = 0; c < R::C; ++c)
+        CTNN_UNROLL for (std::size_t a = 0; a < R::A; ++a) dst[c * R::CS + R::offset[a]] += row[c * R::A + a];
+    }
+}
+
+/// The chunk's patches: `count` samples from x, each padded into xp first when G pads.
+template <Conv2dGeometry G>
+void rows_patches(const float* x, std::size_t count, float* xp, float* patches) {
+  using R = conv_rows<G>;
+  constexpr std::size_t in_floats = G.C * G.H * G.W;
+  for (std::size_t s = 0; s < count; ++s) {
+    const float* src = x + s * in_floats;
+    if constexpr (G.padded()) {
+      pad2d<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, R::LDx, G.mode>(src, xp);
+      src = xp;
+    }
+    im2row<G>(src, patches + s * R::P * R::Ka);
+  }
+}
+
+/// y = Op(conv2d(x, w) + b) for n samples, the rows form. `scratch`: conv_rows<G>::forward_scratch floats.
+template <Conv2dGeometry G, bool Bias, class Op>
+void conv2d_forward_rows(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch) {
+  using R = conv_rows<G>;
+  constexpr std::size_t O = R::O, P = R::P, Ka = R::Ka;
+  float* xp = scratch;
+  float* patches = xp + R::xp_floats;
+  float* yr = patches + R::patch_floats;
+  float* wa = yr + R::yr_floats;
+  float* packed = align_64(wa + R::wa_floats);
+  const float* weights = w;
+  if constexpr (R::pruned) {
+    rows_live_weights<G>(w, wa);
+    weights = wa;
+  }
+  prepack_linear<Ka, O>(weights, Bias ? b : nullptr, packed);
+  for (std::size_t s0 = 0; s0 < n; s0 += R::chunk) {
+    const std::size_t count = std::min(R::chunk, n - s0);
+    rows_patches<G>(x + s0 * G.C * G.H * G.W, count, xp, patches);
+    float* out = y + s0 * O * P;
+    linear_forward_prepacked<Ka, O, Op>(patches, weights, Bias ? b : nullptr, packed, P == 1 ? out : yr, count * P);
+    if constexpr (P != 1)
+      for (std::size_t s = 0; s < count; ++s)
+        for (std::size_t p = 0; p < P; ++p)
+          for (std::size_t o = 0; o < O; ++o) out[(s * O + o) * P + p] = yr[(s * P + p) * O + o];
+  }
+}
+
+/// Packs rows [M, Ka] (row stride Ka) as Linear's panels of a weight [Ka, M'] = rows^T with M'
+/// = Rows >= M (gemm/packed.hpp): panel p is rows[:, p NR : p NR + width_p], row m contiguous, zeros
+/// past Ka and from row M on. Each row's pieces are copies.
+template <std::size_t Ka, std::size_t Rows>
+void rows_to_panels(const float* rows, std::size_t M, float* panels) {
+  constexpr std::size_t Kpad = round_up(Ka, simd_width), NR = packed_shape<Ka>::nr;
+  for (std::size_t j0 = 0; j0 < Kpad; j0 += NR) {
+    const std::size_t width = std::min(NR, Kpad - j0), valid = std::min(width, Ka - j0);
+    float* panel = panels + j0 * Rows;
+    for (std::size_t m = 0; m < M; ++m) {
+      std::copy_n(rows + m * Ka + j0, valid, panel + m * width);
+      std::fill(panel + m * width + valid, panel + (m + 1) * width, 0.0f);
+    }
+    std::fill(panel + M * width, panel + Rows * width, 0.0f);
+  }
+}
+
+/// dw[O, Ka] += dzt[O, Rows] patches^T: Linear's packed GEMM with the O output channels as its rows,
+/// the chunk's Rows patch rows as its reduction (K blocks of gemm_kc) and the patches packed by
+/// rows_to_panels as its weight, accumulating into dw (First = false).
+template <std::size_t Ka, std::size_t O, std::size_t Rows>
+void rows_weight_grad(const float* dzt, const float* panels, float* dw) {
+  for (std::size_t k0 = 0; k0 < Rows; k0 += gemm_kc)
+    packed_kblock<Rows, Ka, identity_op, false, true>(dzt, panels, nullptr, dw, O, k0, std::min(gemm_kc, Rows - k0));
+}
+
+/// Packs w [O, Ka] for dpatches[M, Ka] = dzr[M, O] w as Linear's panels (gemm/packed.hpp) of a
+/// weight [Ka, O] = w^T: panel p is w[:, p NR : p NR + width_p] (zeros past Ka), row o contiguous,
+/// so packing is copying rows; then a zero bias. Read by linear_forward_on_panels<O, Ka>.
+template <std::size_t O, std::size_t Ka>
+void rows_pack_input_grad(const float* w, float* packed) {
+  constexpr std::size_t Kpad = round_up(Ka, simd_width), NR = packed_shape<Ka>::nr;
+  for (std::size_t j0 = 0; j0 < Kpad; j0 += NR) {
+    const std::size_t width = std::min(NR, Kpad - j0), valid = std::min(width, Ka - j0);
+    float* panel = packed + j0 * O;
+    for (std::size_t o = 0; o < O; ++o) {
+      std::copy_n(w + o * Ka + j0, valid, panel + o * width);
+      std::fill(panel + o * width + valid, panel + (o + 1) * width, 0.0f);
+    }
+  }
+  std::fill_n(packed + O * Kpad, Kpad, 0.0f);
+}
+
+/// Backward of conv2d + Op for n samples, the rows form (conv2d_backward's contract: dy becomes
+/// Op'(y) * dy, dw and db accumulate, dx is overwritten or skipped when null).
+/// `scratch`: conv_rows<G>::backward_scratch floats.
+template <Conv2dGeometry G, bool Bias, class Op>
+void conv2d_backward_rows(const float* x, const float* w, const float* y, float* dy, float* dw, float* db, float* dx,
+                          std::size_t n, float* scratch) {
+  using R = conv_rows<G>;
+  constexpr std::size_t O = R::O, P = R::P, Ka = R::Ka, in_floats = G.C * G.H * G.W;
+  if constexpr (!std::is_same_v<Op, identity_op>) eltwise_backward<Op>(y, dy, dy, n * O * P);
+  float* xp = scratch;
+  float* patches = xp + R::xp_floats;
+  float* dzr = patches + R::patch_floats;
+  float* dpatches = dzr + R::yr_floats;
+  float* wa = dpatches + R::patch_floats;
+  float* dwa = wa + R::wa_floats;
+  float* dxp = dwa + R::wa_floats;
+  float* dx_packed = align_64(dxp + R::xp_floats);
+  float* panels = align_64(dx_packed + R::dx_packed_floats - 16);
+  float* dzt = panels + R::panel_floats - 16;
+  const float* weights = w;
+  float* grads = dw;
+  if constexpr (R::pruned) {
+    rows_live_weights<G>(w, wa);
+    std::fill_n(dwa, O * Ka, 0.0f);
+    weights = wa;
+    grads = dwa;
+  }
+  if (dx) rows_pack_input_grad<O, Ka>(weights, dx_packed);
+  for (std::size_t s0 = 0; s0 < n; s0 += R::chunk) {
+    const std::size_t count = std::min(R::chunk, n - s0), M = count * P;
+    const float* dz = dy + s0 * O * P;
+    // dzt[o, s*P + p] = dz[s, o, p] (zeros from M on), db; dzr = dzt^T (P == 1: dz itself)
+    for (std::size_t o = 0; o < O; ++o) {
+      for (std::size_t s = 0; s < count; ++s) std::copy_n(dz + (s * O + o) * P, P, dzt + o * R::rows + s * P);
+      std::fill(dzt + o * R::rows + M, dzt + (o + 1) * R::rows, 0.0f);
+      if constexpr (Bias) {
+        float sum = 0.0f;
+        for (std::size_t m = 0; m < M; ++m) sum += dzt[o * R::rows + m];
+        db[o] += sum;
+      }
+    }
+    const float* rows = dz;
+    if constexpr (P != 1) {
+      for (std::size_t m = 0; m < M; ++m)
+        for (std::size_t o = 0; o < O; ++o) dzr[m * O + o] = dzt[o * R::rows + m];
+      rows = dzr;
+    }
+    rows_patches<G>(x + s0 * in_floats, count, xp, patches);
+    rows_to_panels<Ka, R::rows>(patches, M, panels);
+    rows_weight_grad<Ka, O, R::rows>(dzt, panels, grads);
+    if (dx) {
+      linear_forward_on_panels<O, Ka, identity_op>(rows, dx_packed, dpatches, M);  // dpatches = dzr Wa
+      for (std::size_t s = 0; s < count; ++s) {
+        float* dxs = dx + (s0 + s) * in_floats;
+        if constexpr (G.padded()) {
+          row2im<G>(dpatches + s * P * Ka, dxp);
+          unpad2d_add<G.C, G.H, G.W, G.PT, G.PB, G.PL, G.PR, R::LDx, G.mode>(dxp, dxs);
+        } else {
+          row2im<G>(dpatches + s * P * Ka, dxs);
+        }
+      }
+    }
+  }
+  if constexpr (R::pruned)
+    for (std::size_t o = 0; o < O; ++o)
+      for (std::size_t c = 0; c < R::C; ++c)
+        for (std::size_t a = 0; a < R::A; ++a) dw[(o * R::C + c) * R::KK + R::taps[a]] += dwa[(o * R::C + c) * R::A + a];
+}
+
+}  // namespace ctnn::kernels::detail
