@@ -1,19 +1,17 @@
 // Conv2d, the rows form (groups 1, any stride, dilation and padding): the batch's patches as the
 // rows of a Linear. Each output pixel of each sample of a chunk is a row m = s*P + p, its patch
 // the Ka values its output reads (im2row), so the convolution is Linear's GEMM on M = chunk*P rows:
-//   forward:  yr[M, O]   = Op(patches[M, Ka] Wa[O, Ka]^T + b)     linear_forward_prepacked
+//   forward:  yr[M, O]   = Op(b + patches[M, Ka] Wa[O, Ka]^T)     Wa^T packed (pack_panels)
 //             y[s, o, p] = yr[s*P + p, o]                         (P == 1: yr is y)
-//   backward: dzr[M, O]  = dz[s, o, p] as rows                    (P == 1: dz is dzr)
-//             dWa       += dzt patches,  db += sums of dzt       packed_kblock (the patches copied
-//                                                             into panels), dzt = dz^T [O, M]
-//             dpatches   = dzr Wa                                 linear_forward_on_panels (Wa's rows
-//                                                             copied into panels)
+//   backward: dzt[O, M]  = dz[s, o, p] as columns, db += its sums; dzr = dzt^T (P == 1: dz)
+//             dWa       += dzt patches                            the patches copied into panels
+//             dpatches   = dzr Wa                                 Wa's rows copied into panels
 //             dx         = row2im(dpatches), then F.pad's adjoint
 // No columns are wasted on the padding of a small map (the im2col form rounds each sample's P up
 // to whole vectors: 16 lanes for ResNet-18's 1 x 1 maps, 1 of them used). Taps that read only
 // zero padding for every output are dropped (zeros mode): a 3x3/pad-1 conv on a 1 x 1 map keeps
 // its centre tap, Ka = C instead of 9C. Wa, dWa: w and dw restricted to the live taps (w, dw
-// themselves when every tap lives). All three are Linear's packed GEMM (gemm/packed.hpp).
+// themselves when every tap lives). All three products are Linear's packed tiles (rows_gemm).
 #pragma once
 
 #include <algorithm>
@@ -76,12 +74,12 @@ struct conv_rows {
   static constexpr std::size_t patch_floats = round_up(rows * Ka, 16);
   static constexpr std::size_t yr_floats = P == 1 ? 0 : round_up(rows * O, 16);  // yr or dzr
   static constexpr std::size_t wa_floats = pruned ? round_up(O * Ka, 16) : 0;
-  static constexpr std::size_t packed_floats = prepacked_floats<Ka, O> == 0 ? 0 : prepacked_floats<Ka, O> + 16;
+  static constexpr std::size_t packed_floats = Ka * round_up(O, simd_width) + 16;  // Wa^T's panels, + alignment
   // forward: xp, patches, yr, Wa, the packed Wa; backward: xp, patches, dzr, dpatches, Wa, dWa, dxp,
   // Wa packed for the input gradient, the patches packed for the weight gradient, dz^T
   static constexpr std::size_t forward_scratch = xp_floats + patch_floats + yr_floats + wa_floats + packed_floats;
   static constexpr std::size_t Kpad = round_up(Ka, simd_width);
-  static constexpr std::size_t dx_packed_floats = (O + 1) * Kpad + 16;  // + alignment
+  static constexpr std::size_t dx_packed_floats = O * Kpad + 16;       // Wa's panels, + alignment
   static constexpr std::size_t panel_floats = rows * Kpad + 16;       // the patches as dW's panels
   static constexpr std::size_t dzt_floats = round_up(O * rows, 16);   // dz^T [O, rows]
   static constexpr std::size_t backward_scratch = 2 * xp_floats + 2 * patch_floats + yr_floats + 2 * wa_floats +
@@ -140,34 +138,6 @@ void rows_patches(const float* x, std::size_t count, float* xp, float* patches) 
   }
 }
 
-/// y = Op(conv2d(x, w) + b) for n samples, the rows form. `scratch`: conv_rows<G>::forward_scratch floats.
-template <Conv2dGeometry G, bool Bias, class Op>
-void conv2d_forward_rows(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch) {
-  using R = conv_rows<G>;
-  constexpr std::size_t O = R::O, P = R::P, Ka = R::Ka;
-  float* xp = scratch;
-  float* patches = xp + R::xp_floats;
-  float* yr = patches + R::patch_floats;
-  float* wa = yr + R::yr_floats;
-  float* packed = align_64(wa + R::wa_floats);
-  const float* weights = w;
-  if constexpr (R::pruned) {
-    rows_live_weights<G>(w, wa);
-    weights = wa;
-  }
-  prepack_linear<Ka, O>(weights, Bias ? b : nullptr, packed);
-  for (std::size_t s0 = 0; s0 < n; s0 += R::chunk) {
-    const std::size_t count = std::min(R::chunk, n - s0);
-    rows_patches<G>(x + s0 * G.C * G.H * G.W, count, xp, patches);
-    float* out = y + s0 * O * P;
-    linear_forward_prepacked<Ka, O, Op>(patches, weights, Bias ? b : nullptr, packed, P == 1 ? out : yr, count * P);
-    if constexpr (P != 1)
-      for (std::size_t s = 0; s < count; ++s)
-        for (std::size_t p = 0; p < P; ++p)
-          for (std::size_t o = 0; o < O; ++o) out[(s * O + o) * P + p] = yr[(s * P + p) * O + o];
-  }
-}
-
 /// Packs rows [M, Ka] (row stride Ka) as Linear's panels of a weight [Ka, M'] = rows^T with M'
 /// = Rows >= M (gemm/packed.hpp): panel p is rows[:, p NR : p NR + width_p], row m contiguous, zeros
 /// past Ka and from row M on. Each row's pieces are copies.
@@ -185,30 +155,75 @@ void rows_to_panels(const float* rows, std::size_t M, float* panels) {
   }
 }
 
-/// dw[O, Ka] += dzt[O, Rows] patches^T: Linear's packed GEMM with the O output channels as its rows,
-/// the chunk's Rows patch rows as its reduction (K blocks of gemm_kc) and the patches packed by
-/// rows_to_panels as its weight, accumulating into dw (First = false).
-template <std::size_t Ka, std::size_t O, std::size_t Rows>
-void rows_weight_grad(const float* dzt, const float* panels, float* dw) {
-  for (std::size_t k0 = 0; k0 < Rows; k0 += gemm_kc)
-    packed_kblock<Rows, Ka, identity_op, false, true>(dzt, panels, nullptr, dw, O, k0, std::min(gemm_kc, Rows - k0));
+/// Columns of B per block of rows_gemm: a K block of them (gemm_kc x 128 floats, 128 KiB) stays in
+/// L2 while every row tile of x streams it.
+inline constexpr std::size_t rows_gemm_nc = 128;
+
+/// y[M, N] += x[M, K] B[K, N] on Linear's packed tiles (gemm/packed.hpp), B as panels (pack_panels
+/// of B^T, or rows_to_panels of B), Op applied to the last K block's accumulators. Blocked as a
+/// GEMM should be: K blocks of gemm_kc, then groups of panels about rows_gemm_nc wide, then row
+/// tiles (Linear's own loop streams every panel for every row tile, which is right for its 256 x
+/// 256 weights but not for a 4608-wide B). y holds the starting values (the bias, zeros, or dW), so
+/// one kind of tile serves every block (First = false): a shape instantiates one or two, which
+/// keeps a network's compile cost down.
+template <std::size_t K, std::size_t N, class Op>
+void rows_gemm(const float* x, const float* panels, float* y, std::size_t M) {
+  using S = packed_shape<N>;
+  constexpr std::size_t MR = S::mr, NP = ceil_div(round_up(N, simd_width), S::nr);
+  constexpr std::size_t group = std::max<std::size_t>(1, rows_gemm_nc / S::nr);
+  const auto block = [&]<bool Last>(std::size_t k0, std::size_t kc) {
+    for (std::size_t p0 = 0; p0 < NP; p0 += group) {
+      const std::size_t p1 = std::min(NP, p0 + group);
+      std::size_t m = 0;
+      for (; m + MR <= M; m += MR)
+        for (std::size_t p = p0; p < p1; ++p)
+          packed_panel_rows<K, N, Op, MR, false, Last>(x + m * K, panels + p * S::nr * K, p, nullptr, y + m * N, k0,
+                                                        kc);
+      if (m < M)
+        for (std::size_t p = p0; p < p1; ++p)
+          leftover_rows<MR>(M - m, [&]<std::size_t R>(std::size_t r) {
+            packed_panel_rows<K, N, Op, R, false, Last>(x + (m + r) * K, panels + p * S::nr * K, p, nullptr,
+                                                         y + (m + r) * N, k0, kc);
+          });
+    }
+  };
+  for (std::size_t k0 = 0; k0 < K; k0 += gemm_kc) {
+    const std::size_t kc = std::min(gemm_kc, K - k0);
+    if (std::is_same_v<Op, identity_op> || k0 + kc == K) block.template operator()<true>(k0, kc);
+    else if constexpr (!std::is_same_v<Op, identity_op>) block.template operator()<false>(k0, kc);
+  }
 }
 
-/// Packs w [O, Ka] for dpatches[M, Ka] = dzr[M, O] w as Linear's panels (gemm/packed.hpp) of a
-/// weight [Ka, O] = w^T: panel p is w[:, p NR : p NR + width_p] (zeros past Ka), row o contiguous,
-/// so packing is copying rows; then a zero bias. Read by linear_forward_on_panels<O, Ka>.
-template <std::size_t O, std::size_t Ka>
-void rows_pack_input_grad(const float* w, float* packed) {
-  constexpr std::size_t Kpad = round_up(Ka, simd_width), NR = packed_shape<Ka>::nr;
-  for (std::size_t j0 = 0; j0 < Kpad; j0 += NR) {
-    const std::size_t width = std::min(NR, Kpad - j0), valid = std::min(width, Ka - j0);
-    float* panel = packed + j0 * O;
-    for (std::size_t o = 0; o < O; ++o) {
-      std::copy_n(w + o * Ka + j0, valid, panel + o * width);
-      std::fill(panel + o * width + valid, panel + (o + 1) * width, 0.0f);
-    }
+/// y = Op(conv2d(x, w) + b) for n samples, the rows form. `scratch`: conv_rows<G>::forward_scratch floats.
+template <Conv2dGeometry G, bool Bias, class Op>
+void conv2d_forward_rows(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch) {
+  using R = conv_rows<G>;
+  constexpr std::size_t O = R::O, P = R::P, Ka = R::Ka;
+  float* xp = scratch;
+  float* patches = xp + R::xp_floats;
+  float* yr = patches + R::patch_floats;
+  float* wa = yr + R::yr_floats;
+  float* packed = align_64(wa + R::wa_floats);
+  const float* weights = w;
+  if constexpr (R::pruned) {
+    rows_live_weights<G>(w, wa);
+    weights = wa;
   }
-  std::fill_n(packed + O * Kpad, Kpad, 0.0f);
+  pack_panels<Ka, O>(weights, packed);
+  for (std::size_t s0 = 0; s0 < n; s0 += R::chunk) {
+    const std::size_t count = std::min(R::chunk, n - s0);
+    rows_patches<G>(x + s0 * G.C * G.H * G.W, count, xp, patches);
+    float* out = y + s0 * O * P;
+    float* rows = P == 1 ? out : yr;
+    for (std::size_t m = 0; m < count * P; ++m)
+      if constexpr (Bias) std::copy_n(b, O, rows + m * O);
+      else std::fill_n(rows + m * O, O, 0.0f);
+    rows_gemm<Ka, O, Op>(patches, packed, rows, count * P);
+    if constexpr (P != 1)
+      for (std::size_t s = 0; s < count; ++s)
+        for (std::size_t p = 0; p < P; ++p)
+          for (std::size_t o = 0; o < O; ++o) out[(s * O + o) * P + p] = yr[(s * P + p) * O + o];
+  }
 }
 
 /// Backward of conv2d + Op for n samples, the rows form (conv2d_backward's contract: dy becomes
@@ -238,7 +253,7 @@ void conv2d_backward_rows(const float* x, const float* w, const float* y, float*
     weights = wa;
     grads = dwa;
   }
-  if (dx) rows_pack_input_grad<O, Ka>(weights, dx_packed);
+  if (dx) rows_to_panels<Ka, O>(weights, O, dx_packed);  // Wa's rows: the panels of Wa^T
   for (std::size_t s0 = 0; s0 < n; s0 += R::chunk) {
     const std::size_t count = std::min(R::chunk, n - s0), M = count * P;
     const float* dz = dy + s0 * O * P;
@@ -260,9 +275,10 @@ void conv2d_backward_rows(const float* x, const float* w, const float* y, float*
     }
     rows_patches<G>(x + s0 * in_floats, count, xp, patches);
     rows_to_panels<Ka, R::rows>(patches, M, panels);
-    rows_weight_grad<Ka, O, R::rows>(dzt, panels, grads);
+    rows_gemm<R::rows, Ka, identity_op>(dzt, panels, grads, O);  // dWa += dzt patches
     if (dx) {
-      linear_forward_on_panels<O, Ka, identity_op>(rows, dx_packed, dpatches, M);  // dpatches = dzr Wa
+      std::fill_n(dpatches, M * Ka, 0.0f);
+      rows_gemm<O, Ka, identity_op>(rows, dx_packed, dpatches, M);  // dpatches = dzr Wa
       for (std::size_t s = 0; s < count; ++s) {
         float* dxs = dx + (s0 + s) * in_floats;
         if constexpr (G.padded()) {
