@@ -159,32 +159,60 @@ void rows_to_panels(const float* rows, std::size_t M, float* panels) {
 /// L2 while every row tile of x streams it.
 inline constexpr std::size_t rows_gemm_nc = 128;
 
-/// y[M, N] += x[M, K] B[K, N] on Linear's packed tiles (gemm/packed.hpp), B as panels (pack_panels
-/// of B^T, or rows_to_panels of B), Op applied to the last K block's accumulators. Blocked as a
-/// GEMM should be: K blocks of gemm_kc, then groups of panels about rows_gemm_nc wide, then row
-/// tiles (Linear's own loop streams every panel for every row tile, which is right for its 256 x
-/// 256 weights but not for a 4608-wide B). y holds the starting values (the bias, zeros, or dW), so
-/// one kind of tile serves every block (First = false): a shape instantiates one or two, which
-/// keeps a network's compile cost down.
+/// MR rows x NV vectors of y (row stride ldy) += x (row stride ldx) times one panel (rows of
+/// `width` floats) over kc values of k; Op on the sums when Last; last_n valid lanes in the last
+/// vector. Linear's packed_tile with run-time strides: every conv shape of a network shares these
+/// few tiles (one per MR and NV), where tiles templated on K and N would be compiled per shape.
+template <class Op, std::size_t MR, std::size_t NV, bool Last>
+[[gnu::noinline]] void rows_tile(const float* x, std::size_t ldx, const float* panel, std::size_t width, float* y, std::size_t ldy,
+               std::size_t kc, std::size_t last_n) {
+  vfloat acc[MR][NV];
+  const auto n = [last_n](std::size_t v) { return v + 1 == NV ? last_n : simd_width; };
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] =
+      load_n(y + r * ldy + v * simd_width, n(v));
+  _Pragma("GCC unroll 4") for (std::size_t k = 0; k < kc; ++k) {
+    vfloat pv[NV];
+    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) pv[v] = vfloat::load_aligned(panel + k * width + v * simd_width);
+    CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
+      const vfloat xv(x[r * ldx + k]);
+      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(xv, pv[v], acc[r][v]);
+    }
+  }
+  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v)
+      store_n(Last ? Op::forward(acc[r][v]) : acc[r][v], y + r * ldy + v * simd_width, n(v));
+}
+
+/// y[M, N] += x[M, K] B[K, N] on packed tiles, B as Linear's panels (pack_panels of B^T, or
+/// rows_to_panels of B), Op applied to the last K block's sums. Blocked as a GEMM should be: K
+/// blocks of gemm_kc, then groups of panels about rows_gemm_nc wide, then row tiles (Linear's own
+/// loop streams every panel for every row tile: right for its 256 x 256 weights, not for a
+/// 4608-wide B). y holds the starting values (the bias, zeros, or dW).
 template <std::size_t K, std::size_t N, class Op>
 void rows_gemm(const float* x, const float* panels, float* y, std::size_t M) {
   using S = packed_shape<N>;
-  constexpr std::size_t MR = S::mr, NP = ceil_div(round_up(N, simd_width), S::nr);
+  constexpr std::size_t MR = S::mr, Npad = round_up(N, simd_width), NP = ceil_div(Npad, S::nr);
+  constexpr std::size_t NVlast = (Npad - (NP - 1) * S::nr) / simd_width;
+  constexpr std::size_t tail = N % simd_width == 0 ? simd_width : N % simd_width;
   constexpr std::size_t group = std::max<std::size_t>(1, rows_gemm_nc / S::nr);
+  // rows [m, m + R) of y against panel p, over the K block [k0, k0 + kc)
+  const auto tile = [&]<std::size_t R, bool Last>(std::size_t m, std::size_t p, std::size_t k0, std::size_t kc) {
+    const float* xm = x + m * K + k0;
+    float* ym = y + m * N + p * S::nr;
+    if (p + 1 < NP)
+      rows_tile<Op, R, S::nv, Last>(xm, K, panels + p * S::nr * K + k0 * S::nr, S::nr, ym, N, kc, simd_width);
+    else
+      rows_tile<Op, R, NVlast, Last>(xm, K, panels + p * S::nr * K + k0 * NVlast * simd_width, NVlast * simd_width, ym,
+                                     N, kc, tail);
+  };
   const auto block = [&]<bool Last>(std::size_t k0, std::size_t kc) {
     for (std::size_t p0 = 0; p0 < NP; p0 += group) {
       const std::size_t p1 = std::min(NP, p0 + group);
       std::size_t m = 0;
       for (; m + MR <= M; m += MR)
-        for (std::size_t p = p0; p < p1; ++p)
-          packed_panel_rows<K, N, Op, MR, false, Last>(x + m * K, panels + p * S::nr * K, p, nullptr, y + m * N, k0,
-                                                        kc);
+        for (std::size_t p = p0; p < p1; ++p) tile.template operator()<MR, Last>(m, p, k0, kc);
       if (m < M)
         for (std::size_t p = p0; p < p1; ++p)
-          leftover_rows<MR>(M - m, [&]<std::size_t R>(std::size_t r) {
-            packed_panel_rows<K, N, Op, R, false, Last>(x + (m + r) * K, panels + p * S::nr * K, p, nullptr,
-                                                         y + (m + r) * N, k0, kc);
-          });
+          leftover_rows<MR>(M - m, [&]<std::size_t R>(std::size_t r) { tile.template operator()<R, Last>(m + r, p, k0, kc); });
     }
   };
   for (std::size_t k0 = 0; k0 < K; k0 += gemm_kc) {
