@@ -977,10 +977,13 @@ CASES += _GRAPH_CASES + [case_bn_safetensors]
 
 
 # --------------------------------------------------------------------------
-# D2L's modern CNNs at full size (tests/test_zoo.cpp), in the module layout of
-# ctnn::models (include/ctnn/models/d2l.hpp), so the state_dict keys are the
-# same; numerically each is the book's network. Parameters and BatchNorm
-# statistics come from a formula (zoo_fill_), so the files stay small.
+# D2L's modern CNNs (tests/test_zoo.cpp), in the module layout of ctnn::models
+# (include/ctnn/models/d2l.hpp), so the state_dict keys are the same;
+# numerically each is the book's network. BN-LeNet, ResNet-18, AlexNet and NiN
+# at full size; VGG, GoogLeNet and DenseNet with fewer blocks and channels (the
+# test binds the same from ctnn::models' building blocks), which keeps
+# test_zoo.cpp's compile time down. Parameters and BatchNorm statistics come
+# from a formula (zoo_fill_), so the files stay small.
 # --------------------------------------------------------------------------
 
 def zoo_fill_(net):
@@ -1034,25 +1037,133 @@ def d2l_resnet18():
                          nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(10))
 
 
+def d2l_alexnet():
+    """D2L 8.1's AlexNet, ctnn::models::AlexNet (the book's code as it is)."""
+    return nn.Sequential(
+        nn.LazyConv2d(96, kernel_size=11, stride=4, padding=1), nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.LazyConv2d(256, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.LazyConv2d(384, kernel_size=3, padding=1), nn.ReLU(),
+        nn.LazyConv2d(384, kernel_size=3, padding=1), nn.ReLU(),
+        nn.LazyConv2d(256, kernel_size=3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2), nn.Flatten(),
+        nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
+        nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
+        nn.LazyLinear(10))
+
+
+def d2l_vgg_block(num_convs, out_channels):
+    layers = []
+    for _ in range(num_convs):
+        layers.append(nn.LazyConv2d(out_channels, kernel_size=3, padding=1))
+        layers.append(nn.ReLU())
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+
+
+def d2l_vgg_small():
+    """D2L 8.2's VGG(arch=((1, 8), (2, 16))) (the book's head: two 4096-unit layers with Dropout),
+    ctnn::models::VGG<vgg_block<1, 8>, vgg_block<2, 16>>."""
+    conv_blks = [d2l_vgg_block(*b) for b in ((1, 8), (2, 16))]
+    return nn.Sequential(*conv_blks, nn.Flatten(),
+                         nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(0.5),
+                         nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(0.5),
+                         nn.LazyLinear(10))
+
+
+def d2l_nin_block(out_channels, kernel_size, strides, padding):
+    return nn.Sequential(
+        nn.LazyConv2d(out_channels, kernel_size, strides, padding), nn.ReLU(),
+        nn.LazyConv2d(out_channels, kernel_size=1), nn.ReLU(),
+        nn.LazyConv2d(out_channels, kernel_size=1), nn.ReLU())
+
+
+def d2l_nin():
+    """D2L 8.3's NiN, ctnn::models::NiN."""
+    return nn.Sequential(
+        d2l_nin_block(96, kernel_size=11, strides=4, padding=0), nn.MaxPool2d(3, stride=2),
+        d2l_nin_block(256, kernel_size=5, strides=1, padding=2), nn.MaxPool2d(3, stride=2),
+        d2l_nin_block(384, kernel_size=3, strides=1, padding=1), nn.MaxPool2d(3, stride=2),
+        nn.Dropout(0.5), d2l_nin_block(10, kernel_size=3, strides=1, padding=1),
+        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
+
+
+def d2l_inception(c1, c2, c3, c4):
+    """D2L 8.4's Inception as ctnn::models::Inception lays it out: _Concat of the four branches
+    (b1_1 is 0.0, b2_1 / b2_2 are 1.0 / 1.2, b3_1 / b3_2 are 2.0 / 2.2, b4_1 / b4_2 are 3.0 / 3.1)."""
+    return _Concat(
+        nn.Sequential(nn.LazyConv2d(c1, kernel_size=1), nn.ReLU()),
+        nn.Sequential(nn.LazyConv2d(c2[0], kernel_size=1), nn.ReLU(),
+                      nn.LazyConv2d(c2[1], kernel_size=3, padding=1), nn.ReLU()),
+        nn.Sequential(nn.LazyConv2d(c3[0], kernel_size=1), nn.ReLU(),
+                      nn.LazyConv2d(c3[1], kernel_size=5, padding=2), nn.ReLU()),
+        nn.Sequential(nn.MaxPool2d(kernel_size=3, stride=1, padding=1), nn.LazyConv2d(c4, kernel_size=1), nn.ReLU()))
+
+
+def d2l_googlenet_small():
+    """D2L 8.4's GoogLeNet with its stages cut down: a 7x7/2 stem of 8 channels (b1), then
+    Inception(4, (4, 8), (2, 4), 4) and a 3x3/2 max pool (b3), Inception(8, (8, 12), (2, 6), 6),
+    global average pooling and Flatten (b5), the classifier; the test's GoogLeNetSmall."""
+    b1 = nn.Sequential(nn.LazyConv2d(8, kernel_size=7, stride=2, padding=3), nn.ReLU(),
+                       nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    b3 = nn.Sequential(d2l_inception(4, (4, 8), (2, 4), 4), nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    b5 = nn.Sequential(d2l_inception(8, (8, 12), (2, 6), 6), nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
+    return nn.Sequential(b1, b3, b5, nn.LazyLinear(10))
+
+
+def d2l_densenet_small():
+    """D2L 8.7's DenseNet(num_channels=64, growth_rate=8, arch=(2, 2)) as ctnn::models' DenseBlock,
+    transition_block and ResNetStem lay it out: DenseBlock(n, c) is Sequential of n
+    _Concat(Identity(), conv_block(c)) (X = torch.cat((X, blk(X)), dim=1)); the head in line."""
+    def conv_block(c):
+        return nn.Sequential(nn.LazyBatchNorm2d(), nn.ReLU(), nn.LazyConv2d(c, kernel_size=3, padding=1))
+
+    def dense_block(num_convs, c):
+        return nn.Sequential(*[_Concat(nn.Identity(), conv_block(c)) for _ in range(num_convs)])
+
+    def transition_block(c):
+        return nn.Sequential(nn.LazyBatchNorm2d(), nn.ReLU(), nn.LazyConv2d(c, kernel_size=1),
+                             nn.AvgPool2d(kernel_size=2, stride=2))
+
+    b1 = nn.Sequential(nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3), nn.LazyBatchNorm2d(), nn.ReLU(),
+                       nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    # num_channels: 64 + 2 * 8 = 80, halved by the transition to 40, 40 + 2 * 8 = 56 at the end.
+    return nn.Sequential(b1, dense_block(2, 8), transition_block(40), dense_block(2, 8),
+                         nn.LazyBatchNorm2d(), nn.ReLU(), nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(10))
+
+
 # The gradients each zoo file keeps (all would be 11 M values for ResNet-18): the first and last
-# layers' weights and one BatchNorm deep inside.
+# layers' weights and a few inside. A name listed as (name, stride) keeps every stride-th value
+# of the flattened gradient (stored as <mode>.grad.<name>, with stride.<name>), so a large
+# tensor is sampled across all its rows in a few hundred values.
 _ZOO_GRADS = {
     "bn_lenet": ["0.weight", "1.weight", "13.weight", "15.weight"],
     "resnet18": ["0.0.weight", "0.1.weight", "4.0.0.body.4.weight", "4.0.0.shortcut.bias", "7.weight", "7.bias"],
+    "alexnet": [("0.weight", 23), "0.bias", ("3.weight", 1201), "8.bias", ("17.weight", 32769), ("20.weight", 81),
+                "20.bias"],
+    "vgg_small": ["0.0.weight", "1.0.weight", ("1.2.weight", 7), "1.2.bias", ("3.weight", 2049), ("6.weight", 32769),
+                  ("9.weight", 81), "9.bias"],
+    "nin": [("0.0.weight", 23), ("2.2.weight", 129), "4.0.bias", ("7.0.weight", 69), "7.4.weight", "7.4.bias"],
+    "googlenet_small": ["0.0.weight", "1.0.1.2.weight", "1.0.3.1.weight", "2.0.2.2.weight", "2.0.0.0.bias", "3.weight",
+                        "3.bias"],
+    "densenet_small": [("0.0.weight", 5), "0.1.weight", ("1.1.1.2.weight", 7), "2.0.bias", ("3.0.1.2.weight", 7),
+                       "4.weight", "8.weight", "8.bias"],
 }
 
 
-def _zoo_case(name, build, seed, comment):
+def _zoo_case(name, build, seed, comment, input_shape=(4, 1, 28, 28), modes=("train", "eval"), short_input=False):
+    """short_input: the input is torch.randn rounded to multiples of 1/16 (a short number in the file)."""
     def case(out_dir):
         torch.manual_seed(seed)
         net = build()
-        x = torch.randn(4, 1, 28, 28)
+        x = torch.randn(*input_shape)
+        if short_input:
+            x = torch.round(x * 16) / 16
         net.eval()
         with torch.no_grad():
             net(x)  # materializes the lazy modules
         zoo_fill_(net)
         tensors = {"input": x}
-        for mode in ("train", "eval"):
+        for mode in modes:
             m = copy.deepcopy(net)
             m.train(mode == "train")
             xg = x.clone().requires_grad_(True)
@@ -1064,28 +1175,57 @@ def _zoo_case(name, build, seed, comment):
             tensors[mode + ".grad.input"] = xg.grad
             params = dict(m.named_parameters())
             for p in _ZOO_GRADS[name]:
-                tensors[mode + ".grad." + p] = params[p].grad
+                p, stride = p if isinstance(p, tuple) else (p, 1)
+                g = params[p].grad
+                if stride != 1:
+                    g = g.reshape(-1)[::stride]
+                    tensors["stride." + p] = torch.tensor([float(stride)])
+                tensors[mode + ".grad." + p] = g
             if mode == "train":
                 for b, v in m.named_buffers():
                     if b.endswith("running_mean") or b.endswith("running_var"):
                         tensors["train.after." + b] = v.clone()
         tensors["keys"] = torch.tensor([float(len(net.state_dict()))])
+        shape = "(" + ", ".join(str(d) for d in input_shape) + ")"
         write_case(os.path.join(out_dir, "zoo_" + name + ".txt"),
                    comment + "\n"
-                   "torch.manual_seed(%d); net = the network above; input = torch.randn(4, 1, 28, 28);\n"
+                   "torch.manual_seed(%d); net = the network above; input = torch.randn%s%s;\n"
                    "net.eval()(input) under no_grad (materializes lazy modules); zoo_fill_(net);\n"
-                   "for mode in train, eval: m = copy.deepcopy(net) in that mode; y = m(input); <mode>.dy = randn_like(y);\n"
+                   "for mode in %s: m = copy.deepcopy(net) in that mode; y = m(input); <mode>.dy = randn_like(y);\n"
                    "  sum(dy * y).backward(); <mode>.output, <mode>.grad.input, <mode>.grad.<param> for the params\n"
                    "  listed in _ZOO_GRADS; train.after.<buffer>: every running_mean / running_var after the forward;\n"
-                   "keys: the number of state_dict entries" % seed,
+                   "%skeys: the number of state_dict entries"
+                   % (seed, shape, ", rounded to multiples of 1/16" if short_input else "", ", ".join(modes),
+                      "stride.<param> = s: <mode>.grad.<param> holds every s-th value of the flattened gradient;\n"
+                      if any(isinstance(p, tuple) for p in _ZOO_GRADS[name]) else ""),
                    tensors)
     case.__name__ = "case_zoo_" + name
     return case
 
 
+_DROPOUT_NOTE = ("evaluation mode only: training mode differs from it only by the Dropout layers, whose random\n"
+                 "masks ctnn and PyTorch cannot share (a backward in evaluation mode is legal in both)")
+
 CASES += [
     _zoo_case("bn_lenet", d2l_bn_lenet, 610, "D2L 8.5's BNLeNet (ctnn::models::BNLeNet) at 1x28x28"),
     _zoo_case("resnet18", d2l_resnet18, 611, "D2L 8.6's ResNet-18 (ctnn::models::ResNet18) at 1x28x28"),
+    _zoo_case("alexnet", d2l_alexnet, 612,
+              "D2L 8.1's AlexNet (ctnn::models::AlexNet) at full width on 1x65x65, the smallest input it binds to;\n"
+              + _DROPOUT_NOTE, input_shape=(2, 1, 65, 65), modes=("eval",), short_input=True),
+    _zoo_case("vgg_small", d2l_vgg_small, 613,
+              "D2L 8.2's VGG(arch=((1, 8), (2, 16))) (ctnn::models::VGG<vgg_block<1, 8>, vgg_block<2, 16>>) on 1x16x16;\n"
+              + _DROPOUT_NOTE, input_shape=(4, 1, 16, 16), modes=("eval",), short_input=True),
+    _zoo_case("nin", d2l_nin, 614,
+              "D2L 8.3's NiN (ctnn::models::NiN) at full width on 1x67x67, the smallest input it binds to;\n"
+              + _DROPOUT_NOTE, input_shape=(2, 1, 67, 67), modes=("eval",), short_input=True),
+    _zoo_case("googlenet_small", d2l_googlenet_small, 615,
+              "D2L 8.4's GoogLeNet cut down to a stem and two Inception blocks with few channels, on 1x28x28\n"
+              "(no BatchNorm, no Dropout: training mode computes what evaluation mode does)",
+              short_input=True),
+    _zoo_case("densenet_small", d2l_densenet_small, 616,
+              "D2L 8.7's DenseNet(growth_rate=8, arch=(2, 2)) on 1x16x16 (the book's is growth_rate=32,\n"
+              "arch=(4, 4, 4, 4) on 96x96): its stem, dense blocks and transition block as ctnn::models has them",
+              input_shape=(4, 1, 16, 16), short_input=True),
 ]
 
 
