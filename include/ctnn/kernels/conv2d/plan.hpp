@@ -82,11 +82,11 @@ struct conv2d_plan {
   static constexpr bool rows_pays = G.groups == 1 && (!auto_flat || rows_wide);
   static constexpr bool rows_backward_pays = G.groups == 1 && (!auto_flat || (rows_wide && P * K <= 262144));
   static constexpr ConvForward form = Forms.forward != ConvForward::automatic ? Forms.forward
-                                      : G.depthwise() && !auto_flat ? ConvForward::depthwise
-                                      : rows_pays                   ? ConvForward::rows
-                                      : !auto_flat                  ? ConvForward::gemm
-                                      : shifted_pays(2)             ? ConvForward::shifted
-                                                                    : ConvForward::flat;
+                                      : G.depthwise() && !auto_flat           ? ConvForward::depthwise
+                                      : rows_pays                             ? ConvForward::rows
+                                      : !auto_flat                            ? ConvForward::gemm
+                                      : shifted_pays(2)                       ? ConvForward::shifted
+                                                                              : ConvForward::flat;
   static_assert(form != ConvForward::rows || G.groups == 1, "the rows form needs groups == 1");
   static_assert(form != ConvForward::depthwise || G.groups == G.C, "the depthwise form needs groups == in_channels");
   static_assert(!(form == ConvForward::flat || form == ConvForward::shifted) || stride1,
@@ -109,9 +109,9 @@ struct conv2d_plan {
   static constexpr std::size_t src_main = use_shifted ? shifted_main : G.C * G.Hp() * LDx;
   static constexpr std::size_t src_floats = use_shifted ? shifted_floats : flat_xp_floats;
   // flat path: the source, the packed weights, then (shifted) the padded input
-  static constexpr std::size_t scratch_floats =
-      form == ConvForward::rows ? rows_scratch<G, form == ConvForward::rows>(false)
-      : use_flat ? src_floats + flat_weight_floats<used> * G.groups + (use_shifted ? flat_pad_floats : 0)
+  static constexpr std::size_t scratch_floats = form == ConvForward::rows ? rows_scratch < G,
+                               form == ConvForward::rows > (false)
+      : use_flat ? src_floats + flat_weight_floats<used>*G.groups + (use_shifted ? flat_pad_floats : 0)
                  : xp_floats + panel_floats;
 };
 }  // namespace detail
@@ -177,7 +177,7 @@ struct conv2d_backward_plan {
                                             : fwd::shifted_pays(4)                         ? ConvWeightGrad::shifted
                                                                                            : ConvWeightGrad::flat;
   static constexpr ConvInputGrad dx_form = Forms.input_grad != ConvInputGrad::automatic ? Forms.input_grad
-                                           : dw_form == ConvWeightGrad::rows ? ConvInputGrad::rows
+                                           : dw_form == ConvWeightGrad::rows            ? ConvInputGrad::rows
                                            : dw_form == ConvWeightGrad::gemm || 5 * gemm_dx_cost < 4 * flat_dx_cost
                                                ? ConvInputGrad::col2im
                                                : ConvInputGrad::flat;
@@ -230,10 +230,10 @@ struct conv2d_backward_plan {
       chunk * sample_floats + wflip_floats + wdx_floats + dcol_floats + flat_dxp_floats + dw_acc_floats;
   // layout: xp, dz, gap, col, dxp (general path) or chunk xs, chunk dz slots, chunk dzc, chunk dzT,
   // wflip, wdx, dcol, dxp, dW^T or dw_shifted (flat path)
-  static constexpr std::size_t scratch_floats =
-      use_rows   ? rows_scratch<G, use_rows>(true)
-      : use_flat ? flat_scratch_floats
-                 : xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
+  static constexpr std::size_t scratch_floats = use_rows ? rows_scratch<G, use_rows>(true)
+                                                : use_flat
+                                                    ? flat_scratch_floats
+                                                    : xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
 };
 
 }  // namespace detail

@@ -82,8 +82,8 @@ struct conv_rows {
   static constexpr std::size_t dx_packed_floats = O * Kpad + 16;       // Wa's panels, + alignment
   static constexpr std::size_t panel_floats = rows * Kpad + 16;       // the patches as dW's panels
   static constexpr std::size_t dzt_floats = round_up(O * rows, 16);   // dz^T [O, rows]
-  static constexpr std::size_t backward_scratch = 2 * xp_floats + 2 * patch_floats + yr_floats + 2 * wa_floats +
-                                                  dx_packed_floats + panel_floats + dzt_floats;
+  static constexpr std::size_t backward_scratch =
+      2 * xp_floats + 2 * patch_floats + yr_floats + 2 * wa_floats + dx_packed_floats + panel_floats + dzt_floats;
   static_assert(G.groups == 1, "the rows form needs groups == 1");
 };
 
@@ -164,8 +164,8 @@ inline constexpr std::size_t rows_gemm_nc = 128;
 /// vector. Linear's packed_tile with run-time strides: every conv shape of a network shares these
 /// few tiles (one per MR and NV), where tiles templated on K and N would be compiled per shape.
 template <class Op, std::size_t MR, std::size_t NV, bool Last>
-[[gnu::noinline]] void rows_tile(const float* x, std::size_t ldx, const float* panel, std::size_t width, float* y, std::size_t ldy,
-               std::size_t kc, std::size_t last_n) {
+[[gnu::noinline]] void rows_tile(const float* x, std::size_t ldx, const float* panel, std::size_t width, float* y,
+                                 std::size_t ldy, std::size_t kc, std::size_t last_n) {
   vfloat acc[MR][NV];
   const auto n = [last_n](std::size_t v) { return v + 1 == NV ? last_n : simd_width; };
   CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] =
@@ -212,7 +212,8 @@ void rows_gemm(const float* x, const float* panels, float* y, std::size_t M) {
         for (std::size_t p = p0; p < p1; ++p) tile.template operator()<MR, Last>(m, p, k0, kc);
       if (m < M)
         for (std::size_t p = p0; p < p1; ++p)
-          leftover_rows<MR>(M - m, [&]<std::size_t R>(std::size_t r) { tile.template operator()<R, Last>(m + r, p, k0, kc); });
+          leftover_rows<MR>(M - m,
+                            [&]<std::size_t R>(std::size_t r) { tile.template operator()<R, Last>(m + r, p, k0, kc); });
     }
   };
   for (std::size_t k0 = 0; k0 < K; k0 += gemm_kc) {
@@ -321,7 +322,8 @@ void conv2d_backward_rows(const float* x, const float* w, const float* y, float*
   if constexpr (R::pruned)
     for (std::size_t o = 0; o < O; ++o)
       for (std::size_t c = 0; c < R::C; ++c)
-        for (std::size_t a = 0; a < R::A; ++a) dw[(o * R::C + c) * R::KK + R::taps[a]] += dwa[(o * R::C + c) * R::A + a];
+        for (std::size_t a = 0; a < R::A; ++a)
+          dw[(o * R::C + c) * R::KK + R::taps[a]] += dwa[(o * R::C + c) * R::A + a];
 }
 
 }  // namespace ctnn::kernels::detail
