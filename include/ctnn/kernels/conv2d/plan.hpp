@@ -109,9 +109,10 @@ struct conv2d_plan {
   static constexpr std::size_t src_main = use_shifted ? shifted_main : G.C * G.Hp() * LDx;
   static constexpr std::size_t src_floats = use_shifted ? shifted_floats : flat_xp_floats;
   // flat path: the source, the packed weights, then (shifted) the padded input
-  static constexpr std::size_t scratch_floats = form == ConvForward::rows ? rows_scratch < G,
-                               form == ConvForward::rows > (false)
-      : use_flat ? src_floats + flat_weight_floats<used>*G.groups + (use_shifted ? flat_pad_floats : 0)
+  static constexpr bool use_rows = form == ConvForward::rows;
+  static constexpr std::size_t scratch_floats =
+      use_rows   ? rows_scratch<G, use_rows>(false)
+      : use_flat ? src_floats + flat_weight_floats<used> * G.groups + (use_shifted ? flat_pad_floats : 0)
                  : xp_floats + panel_floats;
 };
 }  // namespace detail
