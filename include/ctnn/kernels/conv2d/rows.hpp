@@ -159,27 +159,13 @@ void rows_to_panels(const float* rows, std::size_t M, float* panels) {
 /// L2 while every row tile of x streams it.
 inline constexpr std::size_t rows_gemm_nc = 128;
 
-/// MR rows x NV vectors of y (row stride ldy) += x (row stride ldx) times one panel (rows of
-/// `width` floats) over kc values of k; Op on the sums when Last; last_n valid lanes in the last
-/// vector. Linear's packed_tile with run-time strides: every conv shape of a network shares these
-/// few tiles (one per MR and NV), where tiles templated on K and N would be compiled per shape.
+/// Linear's packed tile (gemm/packed.hpp) starting from y's values, compiled out of line once
+/// per tile height and width: every conv shape of a network shares these few, where tiles
+/// templated on K and N (and inlined) would be compiled per shape.
 template <class Op, std::size_t MR, std::size_t NV, bool Last>
 [[gnu::noinline]] void rows_tile(const float* x, std::size_t ldx, const float* panel, std::size_t width, float* y,
                                  std::size_t ldy, std::size_t kc, std::size_t last_n) {
-  vfloat acc[MR][NV];
-  const auto n = [last_n](std::size_t v) { return v + 1 == NV ? last_n : simd_width; };
-  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] =
-      load_n(y + r * ldy + v * simd_width, n(v));
-  _Pragma("GCC unroll 4") for (std::size_t k = 0; k < kc; ++k) {
-    vfloat pv[NV];
-    CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) pv[v] = vfloat::load_aligned(panel + k * width + v * simd_width);
-    CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
-      const vfloat xv(x[r * ldx + k]);
-      CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(xv, pv[v], acc[r][v]);
-    }
-  }
-  CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v)
-      store_n(Last ? Op::forward(acc[r][v]) : acc[r][v], y + r * ldy + v * simd_width, n(v));
+  packed_tile_strided<Op, MR, NV, false, Last>(x, ldx, panel, width, nullptr, y, ldy, kc, last_n);
 }
 
 /// y[M, N] += x[M, K] B[K, N] on packed tiles, B as Linear's panels (pack_panels of B^T, or

@@ -45,31 +45,41 @@ inline void pack_panels(const float* w, float* panels) {
   }
 }
 
-/// MR rows x NV vectors of y over k in [k0, k0 + kc): starts from the bias (First) or the
-/// partial sums in y, and applies the epilogue after the last K block (Last).
-/// last_n: the valid outputs in the tile's last vector (simd_width, or O % simd_width at the end of
-/// a row; a run-time value, so the last panel shares the others' tile when it is as wide).
-template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR, std::size_t NV, bool First, bool Last>
-inline void packed_tile(const float* x, const float* panel, std::size_t width, const float* bias, float* y,
-                        std::size_t j, std::size_t kc, std::size_t last_n) {
+/// MR rows x NV vectors of y (row stride ldy) over kc values of k: rows of x (stride ldx) times one
+/// panel (rows of `width` floats). Starts from the bias vector (First) or the partial sums in y,
+/// and applies the epilogue after the last K block (Last). last_n: the valid outputs in the tile's
+/// last vector (simd_width, or O % simd_width at the end of a row; a run-time value, so the last
+/// panel shares the others' tile when it is as wide). The strides are run-time values too: the
+/// conv rows form calls it out of line for every shape (conv2d/rows.hpp), Linear inlines it.
+template <class Epilogue, std::size_t MR, std::size_t NV, bool First, bool Last>
+CTNN_INLINE void packed_tile_strided(const float* x, std::size_t ldx, const float* panel, std::size_t width,
+                                     const float* bias, float* y, std::size_t ldy, std::size_t kc, std::size_t last_n) {
   vfloat acc[MR][NV];
   const auto n = [last_n](std::size_t v) { return v + 1 == NV ? last_n : simd_width; };
   CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) {
-    if constexpr (First) acc[r][v] = vfloat::load_aligned(bias + j + v * simd_width);
-    else acc[r][v] = load_n(y + r * O + j + v * simd_width, n(v));
+    if constexpr (First) acc[r][v] = vfloat::load_aligned(bias + v * simd_width);
+    else acc[r][v] = load_n(y + r * ldy + v * simd_width, n(v));
   }
   _Pragma("GCC unroll 4") for (std::size_t k = 0; k < kc; ++k) {
     vfloat pv[NV];
     CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) pv[v] = vfloat::load_aligned(panel + k * width + v * simd_width);
     CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) {
-      const vfloat xv(x[r * K + k]);
+      const vfloat xv(x[r * ldx + k]);
       CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) acc[r][v] = fmadd(xv, pv[v], acc[r][v]);
     }
   }
   CTNN_UNROLL for (std::size_t r = 0; r < MR; ++r) CTNN_UNROLL for (std::size_t v = 0; v < NV; ++v) {
-    if constexpr (Last) store_n(Epilogue::forward(acc[r][v]), y + r * O + j + v * simd_width, n(v));
-    else store_n(acc[r][v], y + r * O + j + v * simd_width, n(v));
+    if constexpr (Last) store_n(Epilogue::forward(acc[r][v]), y + r * ldy + v * simd_width, n(v));
+    else store_n(acc[r][v], y + r * ldy + v * simd_width, n(v));
   }
+}
+
+/// packed_tile_strided for Linear: x rows of K, y rows of O, the tile at output column j.
+template <std::size_t K, std::size_t O, class Epilogue, std::size_t MR, std::size_t NV, bool First, bool Last>
+inline void packed_tile(const float* x, const float* panel, std::size_t width, const float* bias, float* y,
+                        std::size_t j, std::size_t kc, std::size_t last_n) {
+  packed_tile_strided<Epilogue, MR, NV, First, Last>(x, K, panel, width, First ? bias + j : nullptr, y + j, O, kc,
+                                                     last_n);
 }
 
 /// One panel (outputs j.., the panel at `panel`) for MR rows over one K block: the panel's
