@@ -6,9 +6,12 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <ctnn/ctnn.hpp>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -318,6 +321,86 @@ TEST_CASE("BatchNorm's statistics are the whole batch's: 2 threads give 1 thread
     REQUIRE(net.threads_for_batch(201) == 2);
     check_same_step(step_with_threads(net, X, 1), step_with_threads(net, X, 2));
   }
+}
+
+namespace {
+/// ReLU whose backward throws while `fail` is set (a slice that fails halfway through backward)
+/// and, in eval mode, passes no gradient (a layer whose backward reads the mode).
+struct FailingReLU {
+  static inline std::atomic<bool> fail{false};
+  template <class S>
+  struct Bound : nn::BoundActivation<ctnn::kernels::relu_op, nn::detail::relu_name, S>, nn::TrainingMode {
+    void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) const {
+      if (fail) throw std::runtime_error("FailingReLU: backward failed");
+      if (!training()) {
+        if (dx) std::fill_n(dx, n * S::size, 0.0f);
+        return;
+      }
+      nn::BoundActivation<ctnn::kernels::relu_op, nn::detail::relu_name, S>::backward(x, dx, n, act, gact, scratch);
+    }
+    template <class F>
+    void apply(F&& f) {  // so that eval() reaches this layer
+      f(*this);
+    }
+  };
+  template <class In, class Path>
+  using bind = Bound<In>;
+};
+}  // namespace
+
+TEST_CASE("the threads' copies of the network follow the model: each step's parameters, the mode, a failed backward") {
+  // Slice 1 runs backward on a copy of the network. It must see the parameters of every step,
+  // the model's mode (BatchNorm's eval-mode backward differs), and gradients that start at zero
+  // even after a backward that threw halfway (the Linear after FailingReLU had added to them).
+  using Net = nn::Sequential<ResidualConv1x1, nn::Flatten, FailingReLU, nn::LazyLinear<3>>;
+  Model<Net, Shape<4, 7, 7>> one(41), two(41);
+  one.set_num_threads(1);
+  two.set_num_threads(2);
+  auto X = ctnn::rand<Shape<4, 7, 7>>(61);
+  REQUIRE(two.threads_for_batch(61) == 2);
+  std::vector<std::int64_t> y(61);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<std::int64_t>(i % 3);
+  nn::CrossEntropyLoss loss;
+  ctnn::optim::SGD sgd_one{.lr = 0.1f, .momentum = 0.9f}, sgd_two = sgd_one;
+  const auto grads = [](auto& net) {
+    std::vector<std::vector<float>> g;
+    for (const auto& [name, p] : net.named_parameters()) g.push_back(p.grad.to_vector());
+    return g;
+  };
+  const auto backward_both = [&](const std::string& what) {
+    for (auto* net : {&one, &two}) {
+      net->zero_grad();
+      net->forward(X);
+      net->backward(loss, y);
+    }
+    const auto a = grads(one), b = grads(two);
+    float largest = 0.0f;
+    for (const auto& g : a)
+      for (float v : g) largest = std::max(largest, std::fabs(v));
+    for (std::size_t i = 0; i < a.size(); ++i)
+      ctnn_test::check_close(b[i], a[i], 1e-4f, 1e-4f * largest, what + ": gradient " + std::to_string(i));
+  };
+  for (int step = 0; step < 3; ++step) {
+    backward_both("training step " + std::to_string(step));
+    sgd_one.step(one);
+    sgd_two.step(two);
+  }
+  one.eval();
+  two.eval();
+  backward_both("eval mode");
+  const auto in_eval = grads(two)[0];  // no gradient gets past FailingReLU in eval mode
+  CHECK(std::all_of(in_eval.begin(), in_eval.end(), [](float g) { return g == 0.0f; }));
+  FailingReLU::fail = true;
+  two.zero_grad();
+  two.forward(X);
+  CHECK_THROWS_WITH_AS(two.backward(loss, y), "FailingReLU: backward failed", std::runtime_error);
+  FailingReLU::fail = false;
+  backward_both("after a failed backward");
+  one.train();
+  two.train();
+  backward_both("training mode again");
+  const auto in_training = grads(two)[0];
+  CHECK(std::any_of(in_training.begin(), in_training.end(), [](float g) { return g != 0.0f; }));
 }
 
 TEST_CASE("a training step of a network with BatchNorm and Dropout allocates nothing after the first") {

@@ -3,6 +3,7 @@
 // against central finite differences, and for their errors and allocations.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <ctnn/ctnn.hpp>
@@ -332,4 +333,54 @@ TEST_CASE("SGD with zero gradients and no weight decay leaves the parameters unc
   opt.zero_grad(net);
   opt.step(net);
   CHECK(net.get<0>().weight.to_vector() == before);
+}
+
+TEST_CASE("with 2 threads, zero_grad and the optimizers' steps split each parameter and give 1 thread's values") {
+  // Over detail::parallel_parameter_floats parameters, a Model with 2 threads runs these passes
+  // on both, each on part of every parameter: the same elementwise arithmetic, so the same bits.
+  // 1000 x 1049 weights: a size that is no multiple of 16, so one thread's part ends in a tail.
+  using Big = Model<nn::Sequential<nn::Linear<1000, 1049>>, Shape<1000>>;
+  static_assert(Big::parameter_count >= ctnn::detail::parallel_parameter_floats);
+  Big one(4), two(4);
+  one.set_num_threads(1);
+  two.set_num_threads(2);
+  CHECK(one.elementwise_threads() == 1);
+  CHECK(two.elementwise_threads() == 2);
+  CHECK(LinearNet().elementwise_threads() == 1);  // too few parameters to be worth a thread
+  const auto fill_grads = [](Big& net, std::uint64_t seed) {
+    ctnn::Generator gen(seed);
+    ctnn::randn_(net.get<0>().weight.grad, gen);
+    ctnn::randn_(net.get<0>().bias.grad, gen);
+  };
+  const auto same = [&](const char* what) {
+    CHECK_MESSAGE(one.get<0>().weight.to_vector() == two.get<0>().weight.to_vector(), what);
+    CHECK_MESSAGE(one.get<0>().bias.to_vector() == two.get<0>().bias.to_vector(), what);
+  };
+  SUBCASE("zero_grad") {
+    fill_grads(two, 1);
+    two.zero_grad();
+    const auto zero = [](float g) { return g == 0.0f; };
+    CHECK(std::all_of(two.get<0>().weight.grad.begin(), two.get<0>().weight.grad.end(), zero));
+    CHECK(std::all_of(two.get<0>().bias.grad.begin(), two.get<0>().bias.grad.end(), zero));
+  }
+  SUBCASE("SGD with momentum, weight decay and nesterov") {
+    optim::SGD a{.lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.01f, .nesterov = true}, b = a;
+    for (std::uint64_t s = 0; s < 3; ++s) {
+      fill_grads(one, 10 + s);
+      fill_grads(two, 10 + s);
+      a.step(one);
+      b.step(two);
+      same("SGD step");
+    }
+  }
+  SUBCASE("Adam") {
+    optim::Adam a{.lr = 0.01f, .weight_decay = 0.1f}, b = a;
+    for (std::uint64_t s = 0; s < 3; ++s) {
+      fill_grads(one, 20 + s);
+      fill_grads(two, 20 + s);
+      a.step(one);
+      b.step(two);
+      same("Adam step");
+    }
+  }
 }

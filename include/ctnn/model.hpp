@@ -207,11 +207,14 @@ class Model {
       return;
     }
     // The slices of the last forward, in parallel: slice 0 on the model's own network, slice t
-    // on replica t-1 (the same parameters, its own zeroed .grad), whose gradients are then
-    // added into the model's.
+    // on replica t-1 (which its own thread first gives the model's parameters, buffers and
+    // mode; its .grad starts at zero), whose gradients are then added into the model's, each
+    // thread adding its part of every parameter.
     const std::size_t n = last_n_, T = last_slices_;
     prepare_replicas(T);
+    replica_grads_zero_ = false;  // until the sum below has taken them (a throw leaves them dirty)
     run_slices(n, T, [&](std::size_t t, std::size_t b, std::size_t m) {
+      if (t > 0) sync_replica(t - 1);
       const float* act = activations_.get() + b * activation_floats;
       float* gact = grads_.get() + b * activation_floats;
       std::copy_n(output_grads_.get() + b * output_shape_type::size, m * output_shape_type::size,
@@ -219,9 +222,8 @@ class Model {
       auto& net = t == 0 ? net_ : *replicas_[t - 1];
       net.backward(last_input_ + b * In::size, dx ? dx + b * In::size : nullptr, m, act, gact, scratch_at(t));
     });
-    for (const auto& g : replica_grads_)
-      if (g.replica + 1 < T)
-        for (std::size_t i = 0; i < g.size; ++i) g.grad[i] += g.replica_grad[i];
+    detail::parallel_for(T, [&](std::size_t t) { take_replica_grads(T, t); });
+    replica_grads_zero_ = true;
   }
   /// loss.backward(output, target, output_grad()) then backward(): the loss value is returned.
   /// `loss` is an nn::CrossEntropyLoss, nn::MSELoss, or anything with that backward signature.
@@ -347,7 +349,22 @@ class Model {
     net_.for_each_parameter(nn::unnamed, f);
   }
   /// Set every parameter's gradient to zero.
-  void zero_grad() { net_.zero_grad(); }
+  void zero_grad() {
+    const std::size_t T = elementwise_threads();
+    if (T == 1) return net_.zero_grad();
+    detail::parallel_for(T, [&](std::size_t t) {
+      net_.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
+        const auto [b, m] = detail::elementwise_part(p.grad.numel(), T, t);
+        std::fill_n(p.grad.data() + b, m, 0.0f);
+      });
+    });
+  }
+  /// Threads the model's passes over all its parameters (zero_grad, an optimizer's step) run on:
+  /// its thread count when it has at least detail::parallel_parameter_floats of them, else 1.
+  std::size_t elementwise_threads() const {
+    if (parameter_count < detail::parallel_parameter_floats || detail::ThreadPool::in_task()) return 1;
+    return static_cast<std::size_t>(num_threads());
+  }
   /// torch's Module.apply: f(layer) for every layer, children before their parent.
   template <class F>
   Model& apply(F&& f) {
@@ -487,25 +504,56 @@ class Model {
     }
     detail::ThreadPool::instance().reserve(T - 1);
   }
-  /// Replicas 0..T-2 hold the model's current parameters (and any other state) and zero grads.
+  /// Replicas 0..T-2 exist (a copy of the network, made once per thread count: the copies'
+  /// storage is kept) with zero grads. Their parameters are brought up to date by sync_replica.
   void prepare_replicas(std::size_t T) {
     if constexpr (splittable) {
-      while (replicas_.size() + 1 < T) {  // once per thread count: the copies' storage is kept
+      while (replicas_.size() + 1 < T) {
         replicas_.push_back(std::make_unique<network_type>(net_));
-        std::vector<float*> mine;
-        net_.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) { mine.push_back(p.grad.data()); });
+        const std::size_t r = replicas_.size() - 1;
+        std::vector<float*> grads, values;
+        net_.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) { grads.push_back(p.grad.data()); });
+        nn::for_each_state(net_, std::string(), [&](const std::string&, auto& x) {
+          if constexpr (requires { x.data(); }) values.push_back(x.data());
+        });
         std::size_t i = 0;
         replicas_.back()->for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
           float* g = p.grad.data();
           const bool listed = std::any_of(replica_grads_.begin(), replica_grads_.end(),
-                                          [&](const ReplicaGrad& r) { return r.replica_grad == g; });
-          if (!listed) replica_grads_.push_back({replicas_.size() - 1, mine[i], g, p.grad.numel()});  // once if shared
+                                          [&](const ReplicaGrad& e) { return e.replica_grad == g; });
+          if (!listed) replica_grads_.push_back({r, grads[i], g, p.grad.numel()});  // once if shared
+          std::fill_n(g, p.grad.numel(), 0.0f);
           ++i;
         });
+        i = 0;
+        nn::for_each_state(*replicas_.back(), std::string(), [&](const std::string&, auto& x) {
+          if constexpr (requires { x.data(); }) replica_values_.push_back({r, values[i++], x.data(), x.numel()});
+        });
       }
-      for (std::size_t r = 0; r + 1 < T; ++r) *replicas_[r] = net_;
-      for (const auto& g : replica_grads_)
-        if (g.replica + 1 < T) std::fill_n(g.replica_grad, g.size, 0.0f);
+      if (!replica_grads_zero_)  // a backward that threw left partial sums
+        for (const auto& e : replica_grads_) std::fill_n(e.replica_grad, e.size, 0.0f);
+      replica_grads_zero_ = true;
+    }
+  }
+  /// Replica r takes the model's parameters and buffers (their values: the parameters' .grad stay
+  /// its own) and mode: what PyTorch's DDP gives each replica. Run by the replica's own thread.
+  void sync_replica(std::size_t r) {
+    if constexpr (splittable) {
+      for (const auto& v : replica_values_)
+        if (v.replica == r) std::copy_n(v.from, v.size, v.to);
+      nn::set_training(*replicas_[r], training_);
+    }
+  }
+  /// Thread t of T adds its part of every replica's gradients into the model's and zeroes them
+  /// (for a parameter, replica 0's then 1's..., as one thread would).
+  void take_replica_grads(std::size_t T, std::size_t t) {
+    for (const auto& e : replica_grads_) {
+      if (e.replica + 1 >= T) continue;
+      const auto [b, m] = detail::elementwise_part(e.size, T, t);
+      for (std::size_t i = b; i < b + m; ++i) {
+        e.grad[i] += e.replica_grad[i];
+        e.replica_grad[i] = 0.0f;
+      }
     }
   }
   /// Rows of the output for a batch of n: n, or 1 for a whole-batch value.
@@ -537,8 +585,16 @@ class Model {
     float* replica_grad;
     std::size_t size;
   };
+  struct ReplicaValues {
+    std::size_t replica;
+    const float* from;
+    float* to;
+    std::size_t size;
+  };
   std::vector<std::unique_ptr<network_type>> replicas_;
   std::vector<ReplicaGrad> replica_grads_;
+  std::vector<ReplicaValues> replica_values_;
+  bool replica_grads_zero_ = true;
   // The last forward, for backward.
   const float* last_input_ = nullptr;
   const float* last_output_ = nullptr;

@@ -58,11 +58,8 @@ struct Adam {
       const V denom = sqrt(*v) / V(bc2_sqrt) + V(eps_f);
       p = p + V(neg_step_size) * (*m / denom);
     };
-    std::size_t i = 0;
-    detail::for_each_parameter_unnamed(model, [&](const std::string&, auto& param) {
-      detail::update_elementwise(param.data(), param.grad.data(), state.buffer(i, 0), state.buffer(i, 1), param.numel(),
-                                 update);
-      ++i;
+    detail::for_each_parameter_part(model, [&](std::size_t i, float* p, const float* g, std::size_t b, std::size_t m) {
+      detail::update_elementwise(p, g, state.buffer(i, 0) + b, state.buffer(i, 1) + b, m, update);
     });
     ++state.steps;
   }

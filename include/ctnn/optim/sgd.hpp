@@ -54,10 +54,9 @@ struct SGD {
       }
       p = p + V(neg_lr) * d;
     };
-    std::size_t i = 0;
-    detail::for_each_parameter_unnamed(model, [&](const std::string&, auto& param) {
-      float* buf = use_momentum ? state.buffer(i++, 0) : nullptr;
-      detail::update_elementwise(param.data(), param.grad.data(), buf, nullptr, param.numel(), update);
+    detail::for_each_parameter_part(model, [&](std::size_t i, float* p, const float* g, std::size_t b, std::size_t m) {
+      float* buf = use_momentum ? state.buffer(i, 0) + b : nullptr;
+      detail::update_elementwise(p, g, buf, nullptr, m, update);
     });
     ++state.steps;
   }

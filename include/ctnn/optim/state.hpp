@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ctnn/core/parameter.hpp"
+#include "ctnn/core/threads.hpp"
 #include "ctnn/kernels/simd.hpp"
 
 namespace ctnn::optim {
@@ -24,6 +25,24 @@ template <class M, class F>
 void for_each_parameter_unnamed(M& model, F&& f) {
   if constexpr (requires { model.for_each_parameter(nn::unnamed, f); }) model.for_each_parameter(nn::unnamed, f);
   else model.for_each_parameter(f);
+}
+
+/// f(i, values, grad, count) for every parameter i of `model` (values and grad from the same
+/// element on, count of them): the whole of each parameter, or, for a ctnn::Model whose passes
+/// over its parameters run on T threads (elementwise_threads()), part t of each on thread t.
+template <class M, class F>
+void for_each_parameter_part(M& model, F&& f) {
+  std::size_t T = 1;
+  if constexpr (requires { model.elementwise_threads(); }) T = model.elementwise_threads();
+  const auto part = [&](std::size_t t) {
+    std::size_t i = 0;
+    for_each_parameter_unnamed(model, [&](const std::string&, auto& p) {
+      const auto [b, m] = ctnn::detail::elementwise_part(p.numel(), T, t);
+      f(i++, p.data() + b, p.grad.data() + b, b, m);
+    });
+  };
+  if (T == 1) part(0);
+  else ctnn::detail::parallel_for(T, part);
 }
 }  // namespace detail
 
