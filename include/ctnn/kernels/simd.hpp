@@ -301,6 +301,45 @@ inline void transpose_block(const float* w, float* dst, std::size_t width, std::
 }
 #endif
 
+/// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: a matrix transposed (the GEMM's
+/// weight panels, the conv rows form's [P, O] <-> [O, P] layouts). With AVX2 (8 lanes), 8 x 8
+/// blocks in registers: 8 loads, 24 shuffles, 8 stores, where element copies would be 64 loads
+/// and 64 stores; the edges element by element.
+inline void transpose_matrix(const float* src, std::size_t lds, float* dst, std::size_t ldd, std::size_t rows,
+                             std::size_t cols) {
+  std::size_t r0 = 0;
+#if defined(__AVX2__)
+  if constexpr (simd_width == 8) {
+    for (; r0 + 8 <= rows; r0 += 8) {
+      std::size_t c0 = 0;
+      for (; c0 + 8 <= cols; c0 += 8) {
+        const float* s = src + r0 * lds + c0;
+        __m256 r[8];
+        CTNN_UNROLL for (std::size_t i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * lds);
+        // t: rows (2j, 2j + 1) interleaved; u: columns (c, c + 4) of four rows; then halves joined
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 u[8] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                             _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE),
+                             _mm256_shuffle_ps(t4, t6, 0x44), _mm256_shuffle_ps(t4, t6, 0xEE),
+                             _mm256_shuffle_ps(t5, t7, 0x44), _mm256_shuffle_ps(t5, t7, 0xEE)};
+        float* d = dst + c0 * ldd + r0;
+        CTNN_UNROLL for (std::size_t j = 0; j < 4; ++j) {
+          _mm256_storeu_ps(d + j * ldd, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+          _mm256_storeu_ps(d + (j + 4) * ldd, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+        }
+      }
+      for (std::size_t c = c0; c < cols; ++c)
+        for (std::size_t r = r0; r < r0 + 8; ++r) dst[c * ldd + r] = src[r * lds + c];
+    }
+  }
+#endif
+  for (std::size_t c = 0; c < cols; ++c)
+    for (std::size_t r = r0; r < rows; ++r) dst[c * ldd + r] = src[r * lds + c];
+}
+
 }  // namespace detail
 
 }  // namespace ctnn::kernels

@@ -83,8 +83,7 @@ inline void transpose_rows(const float* dzc, float* dzt) {
     return;
   }
 #endif
-  for (std::size_t p = 0; p < P; ++p)
-    for (std::size_t o = 0; o < O; ++o) dzt[p * O + o] = dzc[o * DS + p];
+  transpose_matrix(dzc, DS, dzt, O, O, P);
 }
 }  // namespace detail
 

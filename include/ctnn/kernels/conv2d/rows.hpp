@@ -234,10 +234,8 @@ void conv2d_forward_rows(const float* x, const float* w, const float* b, float* 
       if constexpr (Bias) std::copy_n(b, O, rows + m * O);
       else std::fill_n(rows + m * O, O, 0.0f);
     rows_gemm<Ka, O, Op>(patches, packed, rows, count * P);
-    if constexpr (P != 1)
-      for (std::size_t s = 0; s < count; ++s)
-        for (std::size_t p = 0; p < P; ++p)
-          for (std::size_t o = 0; o < O; ++o) out[(s * O + o) * P + p] = yr[(s * P + p) * O + o];
+    if constexpr (P != 1)  // out[s, o, p] = yr[s*P + p, o]
+      for (std::size_t s = 0; s < count; ++s) transpose_matrix(yr + s * P * O, O, out + s * O * P, P, P, O);
   }
 }
 
@@ -284,8 +282,7 @@ void conv2d_backward_rows(const float* x, const float* w, const float* y, float*
     }
     const float* rows = dz;
     if constexpr (P != 1) {
-      for (std::size_t m = 0; m < M; ++m)
-        for (std::size_t o = 0; o < O; ++o) dzr[m * O + o] = dzt[o * R::rows + m];
+      transpose_matrix(dzt, R::rows, dzr, O, O, M);  // dzr[m, o] = dzt[o, m]
       rows = dzr;
     }
     rows_patches<G>(x + s0 * in_floats, count, xp, patches);

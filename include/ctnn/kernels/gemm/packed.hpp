@@ -38,10 +38,11 @@ inline void pack_panels(const float* w, float* panels) {
   }
 #endif
   for (std::size_t o0 = 0; o0 < Opad; o0 += NR) {
-    const std::size_t width = std::min(NR, Opad - o0);
+    const std::size_t width = std::min(NR, Opad - o0), valid = std::min(width, O - o0);
     float* panel = panels + o0 * K;
-    for (std::size_t k = 0; k < K; ++k)
-      for (std::size_t c = 0; c < width; ++c) panel[k * width + c] = o0 + c < O ? w[(o0 + c) * K + k] : 0.0f;
+    transpose_matrix(w + o0 * K, K, panel, width, valid, K);  // panel[k, c] = w[o0 + c, k]
+    if (valid < width)
+      for (std::size_t k = 0; k < K; ++k) std::fill(panel + k * width + valid, panel + (k + 1) * width, 0.0f);
   }
 }
 
