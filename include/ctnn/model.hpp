@@ -9,7 +9,8 @@
 // Threads: a batch large enough to be worth it is split into one slice per thread
 // (ctnn::set_num_threads, or set_num_threads on the model); each thread runs the whole network on
 // its slice with its own part of the workspace, and in backward the other threads accumulate
-// parameter gradients in private copies of the network that are then added into the model's.
+// parameter gradients in private copies of the network that are then added into the model's
+// (nn/replicas.hpp).
 // Each slice is computed exactly as it would be alone, so the results do not depend on the
 // thread count beyond float summation order in the parameter gradients. The exception is a layer
 // whose statistics are the whole batch's (BatchNorm in training mode): the slices then meet at a
@@ -44,6 +45,7 @@
 #include "ctnn/core/threads.hpp"
 #include "ctnn/nn/mode.hpp"
 #include "ctnn/nn/module.hpp"
+#include "ctnn/nn/replicas.hpp"
 #include "ctnn/nn/sequential.hpp"
 
 namespace ctnn {
@@ -211,19 +213,17 @@ class Model {
     // mode; its .grad starts at zero), whose gradients are then added into the model's, each
     // thread adding its part of every parameter.
     const std::size_t n = last_n_, T = last_slices_;
-    prepare_replicas(T);
-    replica_grads_zero_ = false;  // until the sum below has taken them (a throw leaves them dirty)
+    if constexpr (splittable) replicas_.prepare(net_, T);
     run_slices(n, T, [&](std::size_t t, std::size_t b, std::size_t m) {
-      if (t > 0) sync_replica(t - 1);
+      auto& net = t == 0 ? net_ : replicas_.refresh(t - 1, training_);
       const float* act = activations_.get() + b * activation_floats;
       float* gact = grads_.get() + b * activation_floats;
       std::copy_n(output_grads_.get() + b * output_shape_type::size, m * output_shape_type::size,
                   gact + m * static_cast<std::size_t>(network_type::output_offset));
-      auto& net = t == 0 ? net_ : *replicas_[t - 1];
       net.backward(last_input_ + b * In::size, dx ? dx + b * In::size : nullptr, m, act, gact, scratch_at(t));
     });
-    detail::parallel_for(T, [&](std::size_t t) { take_replica_grads(T, t); });
-    replica_grads_zero_ = true;
+    detail::parallel_for(T, [&](std::size_t t) { replicas_.take_grads(T, t); });
+    replicas_.taken();
   }
   /// loss.backward(output, target, output_grad()) then backward(): the loss value is returned.
   /// `loss` is an nn::CrossEntropyLoss, nn::MSELoss, or anything with that backward signature.
@@ -504,58 +504,6 @@ class Model {
     }
     detail::ThreadPool::instance().reserve(T - 1);
   }
-  /// Replicas 0..T-2 exist (a copy of the network, made once per thread count: the copies'
-  /// storage is kept) with zero grads. Their parameters are brought up to date by sync_replica.
-  void prepare_replicas(std::size_t T) {
-    if constexpr (splittable) {
-      while (replicas_.size() + 1 < T) {
-        replicas_.push_back(std::make_unique<network_type>(net_));
-        const std::size_t r = replicas_.size() - 1;
-        std::vector<float*> grads, values;
-        net_.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) { grads.push_back(p.grad.data()); });
-        nn::for_each_state(net_, std::string(), [&](const std::string&, auto& x) {
-          if constexpr (requires { x.data(); }) values.push_back(x.data());
-        });
-        std::size_t i = 0;
-        replicas_.back()->for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
-          float* g = p.grad.data();
-          const bool listed = std::any_of(replica_grads_.begin(), replica_grads_.end(),
-                                          [&](const ReplicaGrad& e) { return e.replica_grad == g; });
-          if (!listed) replica_grads_.push_back({r, grads[i], g, p.grad.numel()});  // once if shared
-          std::fill_n(g, p.grad.numel(), 0.0f);
-          ++i;
-        });
-        i = 0;
-        nn::for_each_state(*replicas_.back(), std::string(), [&](const std::string&, auto& x) {
-          if constexpr (requires { x.data(); }) replica_values_.push_back({r, values[i++], x.data(), x.numel()});
-        });
-      }
-      if (!replica_grads_zero_)  // a backward that threw left partial sums
-        for (const auto& e : replica_grads_) std::fill_n(e.replica_grad, e.size, 0.0f);
-      replica_grads_zero_ = true;
-    }
-  }
-  /// Replica r takes the model's parameters and buffers (their values: the parameters' .grad stay
-  /// its own) and mode: what PyTorch's DDP gives each replica. Run by the replica's own thread.
-  void sync_replica(std::size_t r) {
-    if constexpr (splittable) {
-      for (const auto& v : replica_values_)
-        if (v.replica == r) std::copy_n(v.from, v.size, v.to);
-      nn::set_training(*replicas_[r], training_);
-    }
-  }
-  /// Thread t of T adds its part of every replica's gradients into the model's and zeroes them
-  /// (for a parameter, replica 0's then 1's..., as one thread would).
-  void take_replica_grads(std::size_t T, std::size_t t) {
-    for (const auto& e : replica_grads_) {
-      if (e.replica + 1 >= T) continue;
-      const auto [b, m] = detail::elementwise_part(e.size, T, t);
-      for (std::size_t i = b; i < b + m; ++i) {
-        e.grad[i] += e.replica_grad[i];
-        e.replica_grad[i] = 0.0f;
-      }
-    }
-  }
   /// Rows of the output for a batch of n: n, or 1 for a whole-batch value.
   static constexpr std::size_t output_rows(std::size_t n) { return batched_output ? n : 1; }
   static std::size_t check_batch(std::size_t n) {
@@ -579,22 +527,7 @@ class Model {
   int num_threads_ = 0;
   std::size_t scratch_slices_ = 0;
   detail::aligned_floats outputs_, output_grads_;
-  struct ReplicaGrad {
-    std::size_t replica;
-    float* grad;
-    float* replica_grad;
-    std::size_t size;
-  };
-  struct ReplicaValues {
-    std::size_t replica;
-    const float* from;
-    float* to;
-    std::size_t size;
-  };
-  std::vector<std::unique_ptr<network_type>> replicas_;
-  std::vector<ReplicaGrad> replica_grads_;
-  std::vector<ReplicaValues> replica_values_;
-  bool replica_grads_zero_ = true;
+  detail::Replicas<network_type> replicas_;
   // The last forward, for backward.
   const float* last_input_ = nullptr;
   const float* last_output_ = nullptr;

@@ -27,8 +27,8 @@ void for_each_parameter_unnamed(M& model, F&& f) {
   else model.for_each_parameter(f);
 }
 
-/// f(i, values, grad, count) for every parameter i of `model` (values and grad from the same
-/// element on, count of them): the whole of each parameter, or, for a ctnn::Model whose passes
+/// f(i, values, grad, first, count) for every parameter i of `model` (values and grad from element
+/// `first` on, count of them): the whole of each parameter, or, for a ctnn::Model whose passes
 /// over its parameters run on T threads (elementwise_threads()), part t of each on thread t.
 template <class M, class F>
 void for_each_parameter_part(M& model, F&& f) {

@@ -1,0 +1,98 @@
+// detail::Replicas<Net>: the copies of a network that Model's split backward runs slices 1..T-1
+// on — PyTorch DDP's replicas, inside one process.
+//
+// Replica r (slice r + 1's network) is a copy of the network made once per thread count; its
+// storage is kept, so later steps allocate nothing. At the start of each split backward, slice
+// r + 1's own thread refreshes it (refresh: the values of every parameter and buffer, through
+// pointers listed when it was made, and the mode — what DDP gives each replica, and all that a
+// built-in layer's backward reads beyond its forward's record), so the copy overlaps slice 0's
+// backward. Its .grad start at zero; after the slices, every thread adds its part of each replica
+// gradient into the network's and zeroes it (take_grads), replica 0's first, as one thread would.
+// A backward that throws leaves partial sums, and the next prepare zeroes them.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ctnn/core/threads.hpp"
+#include "ctnn/nn/mode.hpp"
+#include "ctnn/nn/module.hpp"
+
+namespace ctnn::detail {
+
+template <class Net>
+class Replicas {
+ public:
+  /// Replicas 0..T-2 exist and their gradients are zero (copies of `net` made on first need).
+  void prepare(Net& net, std::size_t T) {
+    while (nets_.size() + 1 < T) add(net);
+    if (!zero_)  // a backward that threw left partial sums
+      for (const auto& g : grads_) std::fill_n(g.replica, g.size, 0.0f);
+    zero_ = false;  // until take_grads has taken what the coming backward adds
+  }
+  /// Replica r with the network's parameter and buffer values and its mode (run by slice r + 1's thread).
+  Net& refresh(std::size_t r, bool training) {
+    for (const auto& v : values_)
+      if (v.r == r) std::copy_n(v.from, v.size, v.to);
+    nn::set_training(*nets_[r], training);
+    return *nets_[r];
+  }
+  /// Thread t of T adds its part of replicas 0..T-2's gradients into the network's and zeroes them.
+  void take_grads(std::size_t T, std::size_t t) {
+    for (const auto& g : grads_) {
+      if (g.r + 1 >= T) continue;
+      const auto [b, m] = elementwise_part(g.size, T, t);
+      for (std::size_t i = b; i < b + m; ++i) {
+        g.model[i] += g.replica[i];
+        g.replica[i] = 0.0f;
+      }
+    }
+  }
+  /// take_grads has run on every thread: the replicas' gradients are zero again.
+  void taken() { zero_ = true; }
+
+ private:
+  void add(Net& net) {
+    const std::size_t r = nets_.size();
+    nets_.push_back(std::make_unique<Net>(net));
+    std::vector<float*> grads, values;
+    net.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) { grads.push_back(p.grad.data()); });
+    nn::for_each_state(net, std::string(), [&](const std::string&, auto& x) {
+      if constexpr (requires { x.data(); }) values.push_back(x.data());
+    });
+    std::size_t i = 0;
+    nets_.back()->for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
+      float* g = p.grad.data();
+      const bool listed = std::any_of(grads_.begin(), grads_.end(), [&](const Grad& e) { return e.replica == g; });
+      if (!listed) grads_.push_back({r, grads[i], g, p.grad.numel()});  // once if shared
+      std::fill_n(g, p.grad.numel(), 0.0f);
+      ++i;
+    });
+    i = 0;
+    nn::for_each_state(*nets_.back(), std::string(), [&](const std::string&, auto& x) {
+      if constexpr (requires { x.data(); }) values_.push_back({r, values[i++], x.data(), x.numel()});
+    });
+  }
+
+  struct Grad {  // a parameter's .grad in the network and in replica r
+    std::size_t r;
+    float* model;
+    float* replica;
+    std::size_t size;
+  };
+  struct Values {  // a parameter's or buffer's values, copied into replica r
+    std::size_t r;
+    const float* from;
+    float* to;
+    std::size_t size;
+  };
+  std::vector<std::unique_ptr<Net>> nets_;
+  std::vector<Grad> grads_;
+  std::vector<Values> values_;
+  bool zero_ = true;
+};
+
+}  // namespace ctnn::detail
