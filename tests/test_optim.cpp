@@ -363,24 +363,18 @@ TEST_CASE("with 2 threads, zero_grad and the optimizers' steps split each parame
     CHECK(std::all_of(two.get<0>().weight.grad.begin(), two.get<0>().weight.grad.end(), zero));
     CHECK(std::all_of(two.get<0>().bias.grad.begin(), two.get<0>().bias.grad.end(), zero));
   }
+  const auto three_steps = [&](auto a, std::uint64_t seed, const char* what) {  // a on one, its copy on two
+    auto b = a;
+    for (std::uint64_t s = 0; s < 3; ++s) {
+      fill_grads(one, seed + s);
+      fill_grads(two, seed + s);
+      a.step(one);
+      b.step(two);
+      same(what);
+    }
+  };
   SUBCASE("SGD with momentum, weight decay and nesterov") {
-    optim::SGD a{.lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.01f, .nesterov = true}, b = a;
-    for (std::uint64_t s = 0; s < 3; ++s) {
-      fill_grads(one, 10 + s);
-      fill_grads(two, 10 + s);
-      a.step(one);
-      b.step(two);
-      same("SGD step");
-    }
+    three_steps(optim::SGD{.lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.01f, .nesterov = true}, 10, "SGD step");
   }
-  SUBCASE("Adam") {
-    optim::Adam a{.lr = 0.01f, .weight_decay = 0.1f}, b = a;
-    for (std::uint64_t s = 0; s < 3; ++s) {
-      fill_grads(one, 20 + s);
-      fill_grads(two, 20 + s);
-      a.step(one);
-      b.step(two);
-      same("Adam step");
-    }
-  }
+  SUBCASE("Adam") { three_steps(optim::Adam{.lr = 0.01f, .weight_decay = 0.1f}, 20, "Adam step"); }
 }
