@@ -134,7 +134,7 @@ CTNN_INLINE vfloat add_lanes(vfloat acc, const float* p, std::ptrdiff_t lo, std:
     return _mm512_mask_add_ps(acc, mask, acc, _mm512_maskz_loadu_ps(mask, p));
   }
 #endif
-#if defined(__AVX2__)
+#if defined(__AVX2__) && !defined(__AVX512F__)
   if constexpr (simd_width == 8) {
     // lane l is kept when l >= lo (from_lo read at 8 - lo) and l < hi (below_hi read at 8 - hi):
     // two loads and an and, where comparing lane indices took two compares and a guarded static
@@ -219,7 +219,7 @@ template <std::size_t SW>
 CTNN_INLINE vfloat load_strided(const float* p) {
   if constexpr (SW == 1) {
     return vfloat::load_unaligned(p);
-#if defined(__AVX2__)
+#if defined(__AVX2__) && !defined(__AVX512F__)
   } else if constexpr (SW == 2 && simd_width == 8) {
     // p[0..8) and p[7..15) (nothing past p[14]): [p0 p2 p8 p10 | p4 p6 p12 p14], then the middle
     // 64-bit pairs swapped

@@ -73,10 +73,13 @@ inline void conv_dcol_rows(const float* w, const float* dz, float* dcol) {
   if constexpr (Pmain < Pp) conv_dcol_tile<Og, K, Pp, MR, (Pp - Pmain) / simd_width>(w, dz + Pmain, dcol + Pmain);
 }
 
-/// dcol[K, Pp] = w[Og, K]^T dz[Og, Pp]
+/// dcol[K, Pp] = w[Og, K]^T dz[Og, Pp]. With 16 registers, 6 rows x 2 vectors (12 accumulators,
+/// as many FMA chains as hide the latency of both FMA units), not the forward's 4 x 2: LeNet's
+/// Og = 16 makes each chain short (BN-LeNet's second conv: its backward 2.65 -> 2.40 ms at batch
+/// 256 on Zen 3).
 template <std::size_t Og, std::size_t K, std::size_t Pp>
 inline void conv_dcol(const float* w, const float* dz, float* dcol) {
-  constexpr std::size_t MR = conv_tile_rows, Kmain = K / MR * MR;
+  constexpr std::size_t MR = vector_registers >= 32 ? conv_tile_rows : 6, Kmain = K / MR * MR;
   for (std::size_t k = 0; k < Kmain; k += MR) conv_dcol_rows<Og, K, Pp, MR>(w + k, dz, dcol + k * Pp);
   if constexpr (Kmain < K) conv_dcol_rows<Og, K, Pp, K - Kmain>(w + Kmain, dz, dcol + Kmain * Pp);
 }
