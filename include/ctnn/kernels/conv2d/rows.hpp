@@ -96,44 +96,60 @@ void rows_live_weights(const float* w, float* wa) {
       for (std::size_t a = 0; a < R::A; ++a) wa[(o * R::C + c) * R::A + a] = w[(o * R::C + c) * R::KK + R::taps[a]];
 }
 
+/// im2row's geometry at run time (see im2row_strided).
+struct Im2rowShape {
+  std::size_t OH, OW, SH, LDx, CS, C, A;  // outputs, stride along the height, xp's row and channel strides
+  const std::size_t* offset;              // the live taps' offsets in xp (conv_rows::offset)
+};
+
 /// patches[p, c*A + a] = xp[c, oh*SH, ow*SW + offset[a]] for one (padded) sample, p = oh*OW + ow.
 /// With AVX2 and SW <= 2, blocks of 8 outputs along a row times 8 taps: a (strided) load per tap,
 /// an 8 x 8 register transpose, a store per output (a third of the element copies' instructions;
 /// 64 channels at 24 x 24: 17% of the conv's time element by element). The rest element by element.
-template <Conv2dGeometry G>
-void im2row(const float* xp, float* patches) {
-  using R = conv_rows<G>;
-  const auto copy = [xp, patches](std::size_t oh, std::size_t ow, std::size_t c, std::size_t a) {
-    patches[(oh * R::OW + ow) * R::Ka + c * R::A + a] = xp[oh * G.SH * R::LDx + ow * G.SW + c * R::CS + R::offset[a]];
-  };
-#if defined(__AVX2__)
-  constexpr std::size_t blocked = simd_width == 8 && G.SW <= 2 && R::A >= 8 ? R::OW / 8 * 8 : 0;
-#else
-  constexpr std::size_t blocked = 0;
+/// Compiled out of line once per stride along the width: every conv shape shares it (im2row).
+template <std::size_t SW>
+[[gnu::noinline]] void im2row_strided(const float* xp, float* patches, const Im2rowShape& g) {
+  const std::size_t Ka = g.C * g.A;
+  std::size_t blocked = 0;  // outputs of each row done in blocks of 8
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  if constexpr (SW <= 2) blocked = g.A >= 8 ? g.OW / 8 * 8 : 0;
 #endif
-  for (std::size_t oh = 0; oh < R::OH; ++oh) {
-#if defined(__AVX2__)
-    if constexpr (blocked > 0)
+  for (std::size_t oh = 0; oh < g.OH; ++oh) {
+    const float* xr = xp + oh * g.SH * g.LDx;
+    float* pr = patches + oh * g.OW * Ka;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+    if constexpr (SW <= 2)
       for (std::size_t ow0 = 0; ow0 < blocked; ow0 += 8) {
-        const float* src = xp + oh * G.SH * R::LDx + ow0 * G.SW;
-        float* row = patches + (oh * R::OW + ow0) * R::Ka;
-        for (std::size_t c = 0; c < R::C; ++c) {
+        float* row = pr + ow0 * Ka;
+        for (std::size_t c = 0; c < g.C; ++c) {
+          const float* src = xr + c * g.CS + ow0 * SW;
+          float* dst = row + c * g.A;
           std::size_t a0 = 0;
-          for (; a0 + 8 <= R::A; a0 += 8) {
+          for (; a0 + 8 <= g.A; a0 += 8) {
             __m256 v[8];  // v[j][i] = tap a0 + j of output ow0 + i; transposed: v[i][j]
-            CTNN_UNROLL for (std::size_t j = 0; j < 8; ++j) v[j] =
-                load_strided<G.SW>(src + c * R::CS + R::offset[a0 + j]);
+            CTNN_UNROLL for (std::size_t j = 0; j < 8; ++j) v[j] = load_strided<SW>(src + g.offset[a0 + j]);
             transpose8(v);
-            CTNN_UNROLL for (std::size_t i = 0; i < 8; ++i) _mm256_storeu_ps(row + i * R::Ka + c * R::A + a0, v[i]);
+            CTNN_UNROLL for (std::size_t i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * Ka + a0, v[i]);
           }
-          for (std::size_t a = a0; a < R::A; ++a)
-            for (std::size_t i = 0; i < 8; ++i) copy(oh, ow0 + i, c, a);
+          for (std::size_t a = a0; a < g.A; ++a)
+            for (std::size_t i = 0; i < 8; ++i) dst[i * Ka + a] = src[g.offset[a] + i * SW];
         }
       }
 #endif
-    for (std::size_t ow = blocked; ow < R::OW; ++ow)
-      for (std::size_t c = 0; c < R::C; ++c) CTNN_UNROLL for (std::size_t a = 0; a < R::A; ++a) copy(oh, ow, c, a);
+    for (std::size_t ow = blocked; ow < g.OW; ++ow)
+      for (std::size_t c = 0; c < g.C; ++c) {
+        const float* src = xr + c * g.CS + ow * SW;
+        float* dst = pr + ow * Ka + c * g.A;
+        for (std::size_t a = 0; a < g.A; ++a) dst[a] = src[g.offset[a]];
+      }
   }
+}
+
+template <Conv2dGeometry G>
+void im2row(const float* xp, float* patches) {
+  using R = conv_rows<G>;
+  static constexpr Im2rowShape shape{R::OH, R::OW, G.SH, R::LDx, R::CS, R::C, R::A, R::offset.data()};
+  im2row_strided<G.SW>(xp, patches, shape);
 }
 
 /// The adjoint of im2row: dxp[c, oh*SH, ow*SW + offset[a]] += dpatches[p, c*A + a] (dxp zeroed first).
