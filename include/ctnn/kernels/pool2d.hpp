@@ -363,29 +363,29 @@ void maxpool2d_backward(const float* x, const float* dy, float* dx, std::size_t 
         }
       }
     }
-    return;
-  }
-  for (std::size_t s = 0; s < n * G.C; ++s) {
-    const float* xc = x + s * G.H * G.W;
-    const float* dyc = dy + s * G.OH * G.OW;
-    float* dxc = dx + s * G.H * G.W;
-    for (std::size_t oh = 0; oh < G.OH; ++oh) {
-      const std::ptrdiff_t h0 = hfirst[oh], h1 = hend[oh];
-      if (h0 >= h1) continue;  // no tap inside the input
-      for (std::size_t ow = 0; ow < G.OW; ++ow) {
-        const std::ptrdiff_t w0 = wfirst[ow], w1 = wend[ow];
-        if (w0 >= w1) continue;
-        std::ptrdiff_t best = h0 * W + w0;
-        float m = ninf;
-        for (std::ptrdiff_t ih = h0; ih < h1; ih += DH)
-          for (std::ptrdiff_t iw = w0; iw < w1; iw += DW) {
-            const float v = xc[ih * W + iw];
-            if (v > m || v != v) {
-              m = v;
-              best = ih * W + iw;
+  } else {  // the scalar rule, one window at a time
+    for (std::size_t s = 0; s < n * G.C; ++s) {
+      const float* xc = x + s * G.H * G.W;
+      const float* dyc = dy + s * G.OH * G.OW;
+      float* dxc = dx + s * G.H * G.W;
+      for (std::size_t oh = 0; oh < G.OH; ++oh) {
+        const std::ptrdiff_t h0 = hfirst[oh], h1 = hend[oh];
+        if (h0 >= h1) continue;  // no tap inside the input
+        for (std::size_t ow = 0; ow < G.OW; ++ow) {
+          const std::ptrdiff_t w0 = wfirst[ow], w1 = wend[ow];
+          if (w0 >= w1) continue;
+          std::ptrdiff_t best = h0 * W + w0;
+          float m = ninf;
+          for (std::ptrdiff_t ih = h0; ih < h1; ih += DH)
+            for (std::ptrdiff_t iw = w0; iw < w1; iw += DW) {
+              const float v = xc[ih * W + iw];
+              if (v > m || v != v) {
+                m = v;
+                best = ih * W + iw;
+              }
             }
-          }
-        dxc[best] += dyc[oh * G.OW + ow];
+          dxc[best] += dyc[oh * G.OW + ow];
+        }
       }
     }
   }
