@@ -109,8 +109,13 @@ inline void write_file_atomic(const std::filesystem::path& path, std::span<const
   fs::path tmp;
   int fd = -1;
   for (int attempt = 0; fd < 0; ++attempt) {
-    tmp = dir / ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-                 std::to_string(counter.fetch_add(1)));
+    std::string name = ".";  // appended piece by piece: g++ 12 -O3 warns -Wrestrict on "." + ... (GCC bug 105329)
+    name += path.filename().string();
+    name += ".tmp-";
+    name += std::to_string(::getpid());
+    name += '-';
+    name += std::to_string(counter.fetch_add(1));
+    tmp = dir / name;
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && (errno != EEXIST || attempt > 100))
       detail::st_fail_os("cannot create a temporary file " + detail::quote_name(tmp.string()), path, errno);

@@ -376,7 +376,10 @@ inline std::vector<std::byte> serialize_safetensors(std::span<const TensorEntry>
     if (text.size() > 1) text += ',';
     append_json_string(text, t.name, "tensor " + detail::quote_name(t.name) + ": the name");
     text += t.int64_data ? R"(:{"dtype":"I64","shape":[)" : R"(:{"dtype":"F32","shape":[)";
-    for (std::size_t i = 0; i < t.shape.size(); ++i) text += (i ? "," : "") + std::to_string(t.shape[i]);
+    for (std::size_t i = 0; i < t.shape.size(); ++i) {
+      if (i) text += ',';  // (not `(i ? "," : "") + ...`: g++ 12 -O3 warns -Wrestrict on it, GCC bug 105329)
+      text += std::to_string(t.shape[i]);
+    }
     text += R"(],"data_offsets":[)" + std::to_string(offset) + "," + std::to_string(offset + nbytes) + "]}";
     offset += nbytes;
   }

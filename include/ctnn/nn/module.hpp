@@ -338,7 +338,7 @@ template <std::size_t... P>
 struct path_string<layer<P...>> {
   static std::string get() {
     std::string s;
-    ((s += (s.empty() ? "" : ".") + std::to_string(P)), ...);
+    ((s += s.empty() ? "" : ".", s += std::to_string(P)), ...);
     return s.empty() ? "the network" : "layer " + s;
   }
 };
