@@ -392,4 +392,6 @@ TEST_CASE("AvgPool2d's tiling and general paths and MaxPool2d match the scalar r
   check_pool_paths<pool_shape(3, 7, 19, 3, 2, 1, 1, 1, 1, 1, 1, false)>("3x2 stride 1 pad 1 on 7x19");
   check_pool_paths<pool_shape(2, 13, 17, 3, 3, 3, 3, 1, 1, 2, 2, false)>("max 3x3/3 dilation 2 pad 1");
   check_pool_paths<pool_shape(1, 5, 37, 2, 2, 2, 2, 0, 0, 1, 1, true)>("2x2/2 ceil on 5x37 (overhang)");
+  // rows too wide for max pooling's vector backward (its row buffers on the stack): the scalar rule
+  check_pool_paths<pool_shape(1, 3, 6000, 3, 3, 2, 2, 1, 1, 1, 1, false)>("3x3/2 pad 1 on 3x6000 (scalar backward)");
 }

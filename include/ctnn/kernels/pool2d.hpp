@@ -321,25 +321,26 @@ void maxpool2d_backward(const float* x, const float* dy, float* dx, std::size_t 
   // one by one in output order. Indices stay within a plane, so a plane must be below 2^24 cells.
   constexpr std::size_t RF = G.row_floats(), OWv = round_up(G.OW, simd_width);
   constexpr bool vectors = G.H * G.W < (std::size_t{1} << 24) && G.KH * RF <= 16384;
-  if constexpr (vectors) {
-    static constexpr auto first_col = [] {  // per output: its first column inside the input
-      std::array<float, OWv> a{};
-      for (std::size_t o = 0; o < G.OW; ++o) a[o] = static_cast<float>(wfirst[o]);
-      return a;
-    }();
-    constexpr auto PW = static_cast<std::ptrdiff_t>(G.PW);
-    alignas(64) float rows[G.KH][RF];  // rows[r][j]: input row h0 + r*DH at column j - PW, -inf outside
+  static constexpr auto first_col = [] {  // per output: its first column inside the input
+    std::array<float, OWv> a{};
+    for (std::size_t o = 0; o < G.OW; ++o) a[o] = static_cast<float>(wfirst[o]);
+    return a;
+  }();
+  constexpr auto PW = static_cast<std::ptrdiff_t>(G.PW);
+  alignas(64) float rows[G.KH][vectors ? RF : 1];  // rows[r][j]: input row h0 + r*DH at column j - PW, -inf outside
+  if constexpr (vectors)
     for (auto& r : rows) std::fill_n(r, RF, ninf);
-    alignas(64) float lane[simd_width];
-    for (std::size_t i = 0; i < simd_width; ++i) lane[i] = static_cast<float>(i * G.SW);
-    const vfloat lanes = vfloat::load_aligned(lane);
-    for (std::size_t s = 0; s < n * G.C; ++s) {
-      const float* xc = x + s * G.H * G.W;
-      const float* dyc = dy + s * G.OH * G.OW;
-      float* dxc = dx + s * G.H * G.W;
-      for (std::size_t oh = 0; oh < G.OH; ++oh) {
-        const std::ptrdiff_t h0 = hfirst[oh], h1 = hend[oh];
-        if (h0 >= h1) continue;  // no tap inside the input
+  alignas(64) float lane[simd_width];
+  for (std::size_t i = 0; i < simd_width; ++i) lane[i] = static_cast<float>(i * G.SW);
+  const vfloat lanes = vfloat::load_aligned(lane);
+  for (std::size_t s = 0; s < n * G.C; ++s) {
+    const float* xc = x + s * G.H * G.W;
+    const float* dyc = dy + s * G.OH * G.OW;
+    float* dxc = dx + s * G.H * G.W;
+    for (std::size_t oh = 0; oh < G.OH; ++oh) {
+      const std::ptrdiff_t h0 = hfirst[oh], h1 = hend[oh];
+      if (h0 >= h1) continue;  // no tap inside the input
+      if constexpr (vectors) {
         std::size_t nr = 0;
         for (std::ptrdiff_t ih = h0; ih < h1; ih += DH) std::copy_n(xc + ih * W, G.W, rows[nr++] + G.PW);
         for (std::size_t ow0 = 0; ow0 < G.OW; ow0 += simd_width) {
@@ -361,16 +362,7 @@ void maxpool2d_backward(const float* x, const float* dy, float* dx, std::size_t 
           for (std::size_t i = 0; i < simd_width && ow0 + i < G.OW; ++i)
             if (wfirst[ow0 + i] < wend[ow0 + i]) dxc[static_cast<std::size_t>(at[i])] += dyc[oh * G.OW + ow0 + i];
         }
-      }
-    }
-  } else {  // the scalar rule, one window at a time
-    for (std::size_t s = 0; s < n * G.C; ++s) {
-      const float* xc = x + s * G.H * G.W;
-      const float* dyc = dy + s * G.OH * G.OW;
-      float* dxc = dx + s * G.H * G.W;
-      for (std::size_t oh = 0; oh < G.OH; ++oh) {
-        const std::ptrdiff_t h0 = hfirst[oh], h1 = hend[oh];
-        if (h0 >= h1) continue;  // no tap inside the input
+      } else {  // the scalar rule, one window at a time
         for (std::size_t ow = 0; ow < G.OW; ++ow) {
           const std::ptrdiff_t w0 = wfirst[ow], w1 = wend[ow];
           if (w0 >= w1) continue;
