@@ -39,8 +39,10 @@ struct Pool2dGeometry {
 
 namespace detail {
 
-// xsimd 8.1 on AVX-512 compiles `v != v` as an ordered compare (false for NaN): use isnan.
-inline vfloat max_nan(vfloat m, vfloat v) { return xsimd::select((v > m) || xsimd::isnan(v), v, m); }
+// ATen's max-pool rule: v replaces the running max m when it is greater or NaN. (xsimd 8.1 on
+// AVX-512 compiles `v != v` as an ordered compare, false for NaN: hence isnan.)
+inline auto replaces_max(vfloat m, vfloat v) { return (v > m) || xsimd::isnan(v); }
+inline vfloat max_nan(vfloat m, vfloat v) { return xsimd::select(replaces_max(m, v), v, m); }
 
 /// p[0], p[SW], ..., p[(simd_width-1)*SW]; may read up to p[2*simd_width - 1] (the row buffers
 /// have the slack). Stride 2: two loads and a two-source permute (AVX-512) or two shuffles (AVX2)
@@ -350,7 +352,7 @@ void maxpool2d_backward(const float* x, const float* dy, float* dx, std::size_t 
             for (std::size_t kw = 0; kw < G.KW; ++kw) {
               const std::size_t j = ow0 * G.SW + kw * G.DW;  // buffer column of lane 0's tap
               const vfloat v = detail::load_stride<G.SW>(rows[r] + j);
-              const auto take = (v > m) || xsimd::isnan(v);
+              const auto take = detail::replaces_max(m, v);
               m = xsimd::select(take, v, m);
               best =
                   xsimd::select(take, vfloat(static_cast<float>(ih * W + static_cast<std::ptrdiff_t>(j) - PW)) + lanes,
