@@ -16,6 +16,10 @@
 // samples' per-channel sums into rows that every slice sums in sample order
 // (core/slices.hpp), so 2 threads give 1 thread's numbers exactly.
 //
+// The passes (detail::batchnorm_statistics, detail::batchnorm_backward) are functions of a
+// BatchNormView, the layer's layout and tensors at run time: compiled once for every BatchNorm of
+// a program, where a template per shape and layer cost ResNet-18's training unit 1.5 s.
+//
 // Rules (compile errors, docs/errors.md): ERROR_input_rank_not_3 (BatchNorm2d),
 // ERROR_batchnorm1d_input_rank (BatchNorm1d on a sample that is not [C] or [C, L]),
 // ERROR_zero_sized_dimension (num_features = 0), ERROR_batchnorm_num_features_mismatch.
@@ -47,6 +51,123 @@ struct BatchNormOptions {
   bool track_running_stats = true;
 };
 
+namespace detail {
+
+/// A BatchNorm layer as its passes see it: the layout and its tensors (null where affine or
+/// track_running_stats is off). The passes below take one, so every BatchNorm shares them.
+struct BatchNormView {
+  kernels::ChannelLayout layout;
+  float eps, momentum;
+  const float *weight, *bias;
+  float *weight_grad, *bias_grad;
+  float *running_mean, *running_var;
+  std::int64_t* num_batches_tracked;
+};
+
+/// Scratch floats of a C-channel BatchNorm: the sums over the batch, one sample's row and this
+/// call's sums (2C doubles each), then 3C floats (forward's scale and shift; backward's factor
+/// and sums).
+constexpr std::size_t batchnorm_scratch_floats(std::size_t C) { return 3 * (2 * C) * 2 + 3 * C; }
+
+/// check_batch_size's exception, out of line.
+[[noreturn]] inline void throw_batchnorm_batch_size(const std::string& layer, const std::string& path, std::size_t n,
+                                                    const std::string& sample) {
+  throw std::invalid_argument("ctnn::nn::" + layer + " at " + path +
+                              ": expected more than 1 value per channel when training, got input size [" +
+                              std::to_string(n) + ", " + sample.substr(1));
+}
+
+/// forward's statistics: mean[C], invstd[C] (in stats, then the batch flag), and the per-channel
+/// scale s = weight invstd and shift t = bias - mean s, so that y = x s + t: returns s, with t
+/// after it (in scratch). `batch`: with this batch's statistics (N: the whole batch's samples),
+/// updating the running ones when `update_running` (training mode, slice 0); else with the
+/// running ones.
+inline const float* batchnorm_statistics(const BatchNormView& v, bool batch, bool update_running, std::size_t N,
+                                         const float* x, std::size_t n, float* stats, float* scratch) {
+  const std::size_t C = v.layout.C, Sp = v.layout.Sp;
+  float *mean = stats, *invstd = stats + C;
+  double *total = reinterpret_cast<double*>(scratch), *row = total + 2 * C;
+  float *s = scratch + 12 * C, *t = s + C;
+  if (batch) {
+    const double M = static_cast<double>(N * Sp);
+    ctnn::detail::reduce_over_batch(n, C, total, row, [&](std::size_t i, double* r) {
+      kernels::channel_sums(v.layout, x + i * v.layout.size(), r);
+    });
+    for (std::size_t c = 0; c < C; ++c) mean[c] = static_cast<float>(total[c] / M);
+    ctnn::detail::reduce_over_batch(n, C, total, row, [&](std::size_t i, double* r) {
+      kernels::channel_sq_devs(v.layout, x + i * v.layout.size(), mean, r);
+    });
+    for (std::size_t c = 0; c < C; ++c) invstd[c] = static_cast<float>(1.0 / std::sqrt(total[c] / M + v.eps));
+    if (v.running_mean && update_running) {
+      for (std::size_t c = 0; c < C; ++c) {
+        const float unbiased = static_cast<float>(total[c] / (M - 1));
+        v.running_mean[c] = (1 - v.momentum) * v.running_mean[c] + v.momentum * mean[c];
+        v.running_var[c] = (1 - v.momentum) * v.running_var[c] + v.momentum * unbiased;
+      }
+      ++*v.num_batches_tracked;
+    }
+  } else {
+    for (std::size_t c = 0; c < C; ++c) {
+      mean[c] = v.running_mean[c];
+      invstd[c] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(v.running_var[c]) + v.eps));
+    }
+  }
+  stats[2 * C] = batch ? 1.0f : 0.0f;
+  for (std::size_t c = 0; c < C; ++c) {
+    s[c] = (v.weight ? v.weight[c] : 1.0f) * invstd[c];
+    t[c] = (v.bias ? v.bias[c] : 0.0f) - mean[c] * s[c];
+  }
+  return s;
+}
+
+/// backward after the activation's: g = dy (gact), with the statistics forward left after the
+/// n samples' outputs in act,
+///   dbias += sum g,  dweight += sum g xhat   (this call's samples: Model adds the slices')
+///   dx = weight invstd / M (M g - sum g - xhat sum(g xhat))   with the batch's statistics
+///   dx = g weight invstd                                       with the running ones
+inline void batchnorm_backward(const BatchNormView& v, const float* x, float* dx, std::size_t n, const float* act,
+                               const float* g, float* scratch) {
+  const std::size_t C = v.layout.C, Sp = v.layout.Sp;
+  const float* stats = act + n * v.layout.size();
+  const float *mean = stats, *invstd = stats + C;
+  const bool batch = stats[2 * C] != 0.0f;
+  double *total = reinterpret_cast<double*>(scratch), *row = total + 2 * C, *local = row + 2 * C;
+  float *k = scratch + 12 * C, *sums = k + C;  // sums: sum g [C] then sum g xhat [C], as floats (k reuses s)
+  if (!v.weight_grad && !dx) return;
+  // This call's sums (for the parameters) and, with the batch's statistics, the whole batch's.
+  std::fill_n(local, 2 * C, 0.0);
+  auto rows = [&](std::size_t i, double* r) {
+    const std::size_t o = i * v.layout.size();
+    kernels::channel_grad_sums(v.layout, g + o, x + o, mean, invstd, r);
+    for (std::size_t c = 0; c < 2 * C; ++c) local[c] += r[c];
+  };
+  if (batch && dx) {
+    ctnn::detail::reduce_over_batch(n, 2 * C, total, row, rows);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) rows(i, row);
+  }
+  if (v.weight_grad) {
+    for (std::size_t c = 0; c < C; ++c) {
+      v.bias_grad[c] += static_cast<float>(local[c]);
+      v.weight_grad[c] += static_cast<float>(local[C + c]);
+    }
+  }
+  if (!dx) return;
+  if (batch) {
+    const float M = static_cast<float>(ctnn::detail::whole_batch(n) * Sp);
+    for (std::size_t c = 0; c < C; ++c) {
+      k[c] = (v.weight ? v.weight[c] : 1.0f) * invstd[c] / M;
+      sums[c] = static_cast<float>(total[c]);
+      sums[C + c] = static_cast<float>(total[C + c]);
+    }
+    kernels::batch_stats_input_grad(v.layout, g, x, mean, invstd, k, sums, sums + C, M, dx, n);
+  } else {
+    for (std::size_t c = 0; c < C; ++c) k[c] = (v.weight ? v.weight[c] : 1.0f) * invstd[c];
+    kernels::scale_input_grad(v.layout, g, k, dx, n);
+  }
+}
+
+}  // namespace detail
 
 /// The bound BatchNorm on per-sample shape S = [C, *] (Dim: 1 or 2, for its name).
 template <class S, BatchNormOptions Opt, int Dim, class Path>
@@ -63,8 +184,7 @@ struct BoundBatchNorm : Module<BoundBatchNorm<S, Opt, Dim, Path>>, TrainingMode 
   /// mean[C], invstd[C] and whether they were the batch's.
   static constexpr std::size_t stats_floats = 2 * C + 1;
   static constexpr std::size_t activation_floats = S::size + stats_floats;
-  /// Scratch: the sums over the batch and one sample's row (2C doubles each), scale and shift.
-  static constexpr std::size_t scratch_floats = 4 * (2 * C) + 2 * C;
+  static constexpr std::size_t scratch_floats = detail::batchnorm_scratch_floats(C);
   static constexpr std::ptrdiff_t output_offset = 0;
   /// Doubles per sample a split batch's reductions share (core/slices.hpp; Model sizes them).
   static constexpr std::size_t batch_row_doubles = 2 * C;
@@ -97,104 +217,34 @@ struct BoundBatchNorm : Module<BoundBatchNorm<S, Opt, Dim, Path>>, TrainingMode 
   /// checks every BatchNorm before a forward changes anything).
   void check_batch_size(std::size_t n) const {
     if (uses_batch_stats() && n * Sp <= 1)
-      throw std::invalid_argument("ctnn::nn::" + type_name() + " at " + detail::path_string<Path>::get() +
-                                  ": expected more than 1 value per channel when training, got input size [" +
-                                  std::to_string(n) + ", " + S::str().substr(1));
+      detail::throw_batchnorm_batch_size(type_name(), detail::path_string<Path>::get(), n, S::str());
   }
 
   // forward: y = Op(x s + t) with s = weight invstd, t = bias - mean s (Op: a following activation).
   template <class Op>
   const float* forward_fused(const float* x, std::size_t n, float* act, float* scratch) const {
-    float* stats = act + n * S::size;  // mean[C], invstd[C], batch flag
-    float *mean = stats, *invstd = stats + C;
-    double *total = reinterpret_cast<double*>(scratch), *row = total + 2 * C;
-    float *s = scratch + 8 * C, *t = s + C;
     const bool batch = uses_batch_stats();
+    std::size_t N = n;
     if (batch) {
-      const std::size_t N = ctnn::detail::whole_batch(n);
+      N = ctnn::detail::whole_batch(n);
       check_batch_size(N);
-      const double M = static_cast<double>(N * Sp);
-      ctnn::detail::reduce_over_batch(n, C, total, row, [&](std::size_t i, double* r) {
-        kernels::channel_sums<C, Sp>(x + i * S::size, r);
-      });
-      for (std::size_t c = 0; c < C; ++c) mean[c] = static_cast<float>(total[c] / M);
-      ctnn::detail::reduce_over_batch(n, C, total, row, [&](std::size_t i, double* r) {
-        kernels::channel_sq_devs<C, Sp>(x + i * S::size, mean, r);
-      });
-      for (std::size_t c = 0; c < C; ++c) invstd[c] = static_cast<float>(1.0 / std::sqrt(total[c] / M + eps));
-      if constexpr (track_running_stats) {
-        if (training() && ctnn::detail::first_slice()) {
-          auto& self = const_cast<BoundBatchNorm&>(*this);
-          for (std::size_t c = 0; c < C; ++c) {
-            const float unbiased = static_cast<float>(total[c] / (M - 1));
-            self.running_mean[c] = (1 - momentum) * running_mean[c] + momentum * mean[c];
-            self.running_var[c] = (1 - momentum) * running_var[c] + momentum * unbiased;
-          }
-          ++self.num_batches_tracked.value;
-        }
-      }
-    } else if constexpr (track_running_stats) {
-      for (std::size_t c = 0; c < C; ++c) {
-        mean[c] = running_mean[c];
-        invstd[c] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
-      }
     }
-    stats[2 * C] = batch ? 1.0f : 0.0f;
-    for (std::size_t c = 0; c < C; ++c) {
-      s[c] = affine_weight(c) * invstd[c];
-      t[c] = affine_bias(c) - mean[c] * s[c];
-    }
-    kernels::scale_shift<Op, C, Sp>(x, s, t, act, n);
+    auto& self = const_cast<BoundBatchNorm&>(*this);  // the running statistics move in training mode
+    const float* s = detail::batchnorm_statistics(self.view(), batch, training() && ctnn::detail::first_slice(), N, x,
+                                                  n, act + n * S::size, scratch);
+    kernels::scale_shift<Op>(layout, x, s, s + C, act, n);
     return act;
   }
   const float* forward(const float* x, std::size_t n, float* act, float* scratch) const {
     return forward_fused<kernels::identity_op>(x, n, act, scratch);
   }
 
-  // backward: g = Op'(y) dy (in place in gact), then
-  //   dbias += sum g,  dweight += sum g xhat   (this call's samples: Model adds the slices')
-  //   dx = weight invstd / M (M g - sum g - xhat sum(g xhat))   with the batch's statistics
-  //   dx = g weight invstd                                       with the running ones
+  // backward: g = Op'(y) dy (in place in gact), then detail::batchnorm_backward.
   template <class Op>
   void backward_fused(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
     if constexpr (!std::is_same_v<Op, kernels::identity_op>)
       kernels::eltwise_backward<Op>(act, gact, gact, n * S::size);
-    const float* stats = act + n * S::size;
-    const float *mean = stats, *invstd = stats + C;
-    const bool batch = stats[2 * C] != 0.0f;
-    double *total = reinterpret_cast<double*>(scratch), *row = total + 2 * C;
-    float *k = scratch + 8 * C, *sums = k + C;  // sums: sum g [C] then sum g xhat [C], as floats
-    if (!affine && !dx) return;
-    // This call's sums (for the parameters) and, with the batch's statistics, the whole batch's.
-    double local[2 * C > 0 ? 2 * C : 1] = {};
-    auto rows = [&](std::size_t i, double* r) {
-      kernels::channel_grad_sums<C, Sp>(gact + i * S::size, x + i * S::size, mean, invstd, r);
-      for (std::size_t c = 0; c < 2 * C; ++c) local[c] += r[c];
-    };
-    if (batch && dx) {
-      ctnn::detail::reduce_over_batch(n, 2 * C, total, row, rows);
-    } else {
-      for (std::size_t i = 0; i < n; ++i) rows(i, row);
-    }
-    if constexpr (affine) {
-      for (std::size_t c = 0; c < C; ++c) {
-        bias.grad[c] += static_cast<float>(local[c]);
-        weight.grad[c] += static_cast<float>(local[C + c]);
-      }
-    }
-    if (!dx) return;
-    if (batch) {
-      const float M = static_cast<float>(ctnn::detail::whole_batch(n) * Sp);
-      for (std::size_t c = 0; c < C; ++c) {
-        k[c] = affine_weight(c) * invstd[c] / M;
-        sums[c] = static_cast<float>(total[c]);
-        sums[C + c] = static_cast<float>(total[C + c]);
-      }
-      kernels::batch_stats_input_grad<C, Sp>(gact, x, mean, invstd, k, sums, sums + C, M, dx, n);
-    } else {
-      for (std::size_t c = 0; c < C; ++c) k[c] = affine_weight(c) * invstd[c];
-      kernels::scale_input_grad<C, Sp>(gact, k, dx, n);
-    }
+    detail::batchnorm_backward(view(), x, dx, n, act, gact, scratch);
   }
   void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
     backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);
@@ -229,18 +279,25 @@ struct BoundBatchNorm : Module<BoundBatchNorm<S, Opt, Dim, Path>>, TrainingMode 
   }
 
  private:
-  float affine_weight(std::size_t c) const {
-    if constexpr (affine) return weight[c];
-    else return (void)c, 1.0f;
-  }
-  float affine_bias(std::size_t c) const {
-    if constexpr (affine) return bias[c];
-    else return (void)c, 0.0f;
+  static constexpr kernels::ChannelLayout layout{C, Sp};
+  detail::BatchNormView view() {
+    detail::BatchNormView v{layout, eps, momentum, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+    if constexpr (affine) {
+      v.weight = weight.data();
+      v.bias = bias.data();
+      v.weight_grad = weight.grad.data();
+      v.bias_grad = bias.grad.data();
+    }
+    if constexpr (track_running_stats) {
+      v.running_mean = running_mean.data();
+      v.running_var = running_var.data();
+      v.num_batches_tracked = &num_batches_tracked.value;
+    }
+    return v;
   }
 };
 
 namespace detail {
-
 inline constexpr std::size_t lazy_num_features = static_cast<std::size_t>(-1);
 
 template <class In, class Path, BatchNormOptions Opt, int Dim, bool Lazy>
