@@ -2,7 +2,8 @@
 //
 //   channel_sums        r[c] = sum_j x[c, j]                              (the mean's row)
 //   channel_sq_devs     r[c] = sum_j (x[c, j] - mean[c])^2                (the variance's row)
-//   channel_grad_sums   r[c] = sum_j g[c, j],  r[C + c] = sum_j g[c, j] xhat[c, j]
+//   channel_grad_sums<Op>  g = Op'(y) dy (a fused activation's gradient, written over dy), then
+//                       r[c] = sum_j g[c, j],  r[C + c] = sum_j g[c, j] xhat[c, j]
 //                       with xhat = (x - mean) invstd                      (backward's rows)
 //   scale_shift<Op>     y = Op(x s[c] + t[c])                              (the normalization)
 //   batch_stats_input_grad  dx = k[c] (M g - sum g - xhat sum(g xhat)),  k = gamma invstd / M
@@ -10,7 +11,8 @@
 //
 // The layout is a run-time ChannelLayout: the passes are memory-bound loops along a channel's
 // values, so a constant C and Sp buy nothing but one instantiation per shape (ResNet-18 has nine
-// BatchNorm shapes); these are compiled once (scale_shift once per fused activation).
+// BatchNorm shapes); these are compiled once (scale_shift and channel_grad_sums once per fused
+// activation).
 //
 // Rows are sums of one sample in double (from float vector partials), which nn/batchnorm.hpp
 // adds over the batch in sample order (ctnn::detail::reduce_over_batch). With Sp = 1 (BatchNorm1d
@@ -20,6 +22,7 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 
 #include "ctnn/kernels/eltwise.hpp"
 #include "ctnn/kernels/simd.hpp"
@@ -98,11 +101,16 @@ inline void channel_sq_devs(ChannelLayout L, const float* x, const float* mean, 
   }
 }
 
-inline void channel_grad_sums(ChannelLayout L, const float* g, const float* x, const float* mean, const float* invstd,
-                              double* r) {
+/// backward's row of one sample: g = Op'(y) dy, written over dy (Op: the activation fused into
+/// the forward, y its output; nothing is written for the identity), and its sums.
+template <class Op>
+void channel_grad_sums(ChannelLayout L, const float* y, float* g, const float* x, const float* mean,
+                       const float* invstd, double* r) {
+  constexpr bool fused = !std::is_same_v<Op, identity_op>;
   const std::size_t C = L.C;
   if (L.Sp == 1) {
     for (std::size_t c = 0; c < C; ++c) {
+      if constexpr (fused) g[c] = Op::backward(y[c], g[c]);
       const float xhat = (x[c] - mean[c]) * invstd[c];
       r[c] = g[c];
       r[C + c] = g[c] * xhat;
@@ -110,13 +118,24 @@ inline void channel_grad_sums(ChannelLayout L, const float* g, const float* x, c
     return;
   }
   for (std::size_t c = 0; c < C; ++c) {
-    const float *gc = g + c * L.Sp, *xc = x + c * L.Sp;
+    const std::size_t o = c * L.Sp;
     const vfloat m(mean[c]), is(invstd[c]);
-    r[c] = detail::channel_reduce(L.Sp, [&](std::size_t j, std::size_t k) { return detail::load_n(gc + j, k); });
-    r[C + c] = detail::channel_reduce(L.Sp, [&](std::size_t j, std::size_t k) {
-      const vfloat xhat = (detail::load_n(xc + j, k) - m) * is;
-      return detail::keep_first(detail::load_n(gc + j, k) * xhat, k);
-    });
+    vfloat sum_g(0.0f), sum_gx(0.0f);
+    const auto add = [&](std::size_t j, std::size_t k) {
+      vfloat gv = detail::load_n(g + o + j, k);
+      if constexpr (fused) {
+        gv = detail::keep_first(Op::backward(detail::load_n(y + o + j, k), gv), k);
+        detail::store_n(gv, g + o + j, k);
+      }
+      const vfloat xhat = (detail::load_n(x + o + j, k) - m) * is;
+      sum_g += gv;
+      sum_gx += detail::keep_first(gv * xhat, k);
+    };
+    std::size_t j = 0;
+    for (; j + simd_width <= L.Sp; j += simd_width) add(j, simd_width);
+    if (j < L.Sp) add(j, L.Sp - j);
+    r[c] = hsum(sum_g);
+    r[C + c] = hsum(sum_gx);
   }
 }
 

@@ -120,13 +120,14 @@ inline const float* batchnorm_statistics(const BatchNormView& v, bool batch, boo
   return s;
 }
 
-/// backward after the activation's: g = dy (gact), with the statistics forward left after the
-/// n samples' outputs in act,
+/// backward: g = Op'(y) dy (written over dy, in gact, as the rows are made; Op: the activation
+/// fused into the forward), with the statistics forward left after the n samples' outputs y in act,
 ///   dbias += sum g,  dweight += sum g xhat   (this call's samples: Model adds the slices')
 ///   dx = weight invstd / M (M g - sum g - xhat sum(g xhat))   with the batch's statistics
 ///   dx = g weight invstd                                       with the running ones
-inline void batchnorm_backward(const BatchNormView& v, const float* x, float* dx, std::size_t n, const float* act,
-                               const float* g, float* scratch) {
+template <class Op>
+void batchnorm_backward(const BatchNormView& v, const float* x, float* dx, std::size_t n, const float* act, float* g,
+                        float* scratch) {
   const std::size_t C = v.layout.C, Sp = v.layout.Sp;
   const float* stats = act + n * v.layout.size();
   const float *mean = stats, *invstd = stats + C;
@@ -138,7 +139,7 @@ inline void batchnorm_backward(const BatchNormView& v, const float* x, float* dx
   std::fill_n(local, 2 * C, 0.0);
   auto rows = [&](std::size_t i, double* r) {
     const std::size_t o = i * v.layout.size();
-    kernels::channel_grad_sums(v.layout, g + o, x + o, mean, invstd, r);
+    kernels::channel_grad_sums<Op>(v.layout, act + o, g + o, x + o, mean, invstd, r);
     for (std::size_t c = 0; c < 2 * C; ++c) local[c] += r[c];
   };
   if (batch && dx) {
@@ -239,12 +240,10 @@ struct BoundBatchNorm : Module<BoundBatchNorm<S, Opt, Dim, Path>>, TrainingMode 
     return forward_fused<kernels::identity_op>(x, n, act, scratch);
   }
 
-  // backward: g = Op'(y) dy (in place in gact), then detail::batchnorm_backward.
+  // backward: detail::batchnorm_backward, with the activation's gradient in its first pass.
   template <class Op>
   void backward_fused(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
-    if constexpr (!std::is_same_v<Op, kernels::identity_op>)
-      kernels::eltwise_backward<Op>(act, gact, gact, n * S::size);
-    detail::batchnorm_backward(view(), x, dx, n, act, gact, scratch);
+    detail::batchnorm_backward<Op>(view(), x, dx, n, act, gact, scratch);
   }
   void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
     backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);
