@@ -121,7 +121,8 @@ void channel_grad_sums(ChannelLayout L, const float* y, float* g, const float* x
     const std::size_t o = c * L.Sp;
     const vfloat m(mean[c]), is(invstd[c]);
     vfloat sum_g(0.0f), sum_gx(0.0f);
-    const auto add = [&](std::size_t j, std::size_t k) {
+    // always inline (also at the tail's call), so that the accumulators stay in registers
+    const auto add = [&](std::size_t j, std::size_t k) __attribute__((always_inline)) {
       vfloat gv = detail::load_n(g + o + j, k);
       if constexpr (fused) {
         gv = detail::keep_first(Op::backward(detail::load_n(y + o + j, k), gv), k);
