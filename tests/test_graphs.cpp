@@ -321,8 +321,9 @@ TEST_CASE("BatchNorm's statistics are the whole batch's: 2 threads give 1 thread
     REQUIRE(net.threads_for_batch(201) == 2);
     check_same_step(step_with_threads(net, X, 1), step_with_threads(net, X, 2));
   }
-  // BatchNorm's scratch is the network's, 16 floats a channel: its backward's sums once ran C
-  // floats past it (into the next slice's scratch with 2 threads; ASan's heap overflow with 1).
+  // BatchNorm's scratch is the network's (16 channels: no rounding room after it): its backward's
+  // sums once ran C floats past it (into the next slice's scratch with 2 threads; ASan's heap
+  // overflow with 1).
   SUBCASE("a network whose largest scratch is BatchNorm's, with dL/dx through it") {
     using Net = nn::Sequential<nn::Tanh, nn::BatchNorm1d<{.num_features = 16}>>;
     Model<Net, Shape<16>> net(23);

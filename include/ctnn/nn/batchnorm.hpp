@@ -64,10 +64,11 @@ struct BatchNormView {
   std::int64_t* num_batches_tracked;
 };
 
-/// Scratch floats of a C-channel BatchNorm: the sums over the batch, one sample's row and this
-/// call's sums (2C doubles each), then 3C floats (forward's scale and shift; backward's factor
-/// and sums).
-constexpr std::size_t batchnorm_scratch_floats(std::size_t C) { return 3 * (2 * C) * 2 + 3 * C; }
+/// Scratch of a C-channel BatchNorm: the sums over the batch, one sample's row and this call's
+/// sums (2C doubles each), then, from batchnorm_floats_at(C), 3C floats (forward's scale and
+/// shift; backward's factor and sums).
+constexpr std::size_t batchnorm_floats_at(std::size_t C) { return 3 * (2 * C) * 2; }
+constexpr std::size_t batchnorm_scratch_floats(std::size_t C) { return batchnorm_floats_at(C) + 3 * C; }
 
 /// check_batch_size's exception, out of line.
 [[noreturn]] inline void throw_batchnorm_batch_size(const std::string& layer, const std::string& path, std::size_t n,
@@ -87,7 +88,7 @@ inline const float* batchnorm_statistics(const BatchNormView& v, bool batch, boo
   const std::size_t C = v.layout.C, Sp = v.layout.Sp;
   float *mean = stats, *invstd = stats + C;
   double *total = reinterpret_cast<double*>(scratch), *row = total + 2 * C;
-  float *s = scratch + 12 * C, *t = s + C;
+  float *s = scratch + batchnorm_floats_at(C), *t = s + C;
   if (batch) {
     const double M = static_cast<double>(N * Sp);
     ctnn::detail::reduce_over_batch(n, C, total, row, [&](std::size_t i, double* r) {
@@ -133,7 +134,8 @@ void batchnorm_backward(const BatchNormView& v, const float* x, float* dx, std::
   const float *mean = stats, *invstd = stats + C;
   const bool batch = stats[2 * C] != 0.0f;
   double *total = reinterpret_cast<double*>(scratch), *row = total + 2 * C, *local = row + 2 * C;
-  float *k = scratch + 12 * C, *sums = k + C;  // sums: sum g [C] then sum g xhat [C], as floats (k reuses s)
+  // k, then sums: sum g [C] and sum g xhat [C], as floats (where forward kept s and t)
+  float *k = scratch + batchnorm_floats_at(C), *sums = k + C;
   if (!v.weight_grad && !dx) return;
   // This call's sums (for the parameters) and, with the batch's statistics, the whole batch's.
   std::fill_n(local, 2 * C, 0.0);
