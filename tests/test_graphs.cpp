@@ -378,19 +378,20 @@ TEST_CASE("the threads' copies of the network follow the model: each step's para
     for (const auto& [name, p] : net.named_parameters()) g.push_back(p.grad.to_vector());
     return g;
   };
-  const auto backward_both = [&](const std::string& what) {
-    for (auto* net : {&one, &two}) {
+  const auto backward_pair = [&](auto& first, auto& second, const std::string& what) {
+    for (auto* net : {&first, &second}) {
       net->zero_grad();
       net->forward(X);
       net->backward(loss, y);
     }
-    const auto a = grads(one), b = grads(two);
+    const auto a = grads(first), b = grads(second);
     float largest = 0.0f;
     for (const auto& g : a)
       for (float v : g) largest = std::max(largest, std::fabs(v));
     for (std::size_t i = 0; i < a.size(); ++i)
       ctnn_test::check_close(b[i], a[i], 1e-4f, 1e-4f * largest, what + ": gradient " + std::to_string(i));
   };
+  const auto backward_both = [&](const std::string& what) { backward_pair(one, two, what); };
   for (int step = 0; step < 3; ++step) {
     backward_both("training step " + std::to_string(step));
     sgd_one.step(one);
@@ -412,6 +413,17 @@ TEST_CASE("the threads' copies of the network follow the model: each step's para
   backward_both("training mode again");
   const auto in_training = grads(two)[0];
   CHECK(std::any_of(in_training.begin(), in_training.end(), [](float g) { return g != 0.0f; }));
+  // The copies read the model's parameters in place; moved with the model, they still do.
+  Model<Net, Shape<4, 7, 7>> moved(std::move(two));
+  for (int step = 0; step < 2; ++step) {
+    sgd_one.step(one);
+    sgd_two.step(moved);
+    backward_pair(one, moved, "moved model, step " + std::to_string(step));
+  }
+  two = std::move(moved);  // and back, by assignment
+  sgd_one.step(one);
+  sgd_two.step(two);
+  backward_both("moved back");
 }
 
 TEST_CASE("a training step of a network with BatchNorm and Dropout allocates nothing after the first") {

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -38,7 +39,10 @@ inline constexpr std::size_t tensor_alignment = 64;  // one cache line, one AVX-
 namespace detail {
 
 struct aligned_delete {
-  void operator()(float* p) const noexcept { ::operator delete[](p, std::align_val_t{tensor_alignment}); }
+  bool owns = true;  // false: the floats belong to another tensor (tensor_storage::share)
+  void operator()(float* p) const noexcept {
+    if (owns) ::operator delete[](p, std::align_val_t{tensor_alignment});
+  }
 };
 using aligned_floats = std::unique_ptr<float[], aligned_delete>;
 
@@ -137,6 +141,10 @@ using TensorView = BasicTensorView<S, float>;
 template <class S>
 using ConstTensorView = BasicTensorView<S, const float>;
 
+namespace detail {
+struct tensor_storage;
+}
+
 /// An owning tensor of shape S, zero-initialized, 64-byte aligned.
 template <class S>
 class Tensor : public TensorAccess<Tensor<S>, S> {
@@ -187,8 +195,27 @@ class Tensor : public TensorAccess<Tensor<S>, S> {
                         std::to_string(S::size));
     std::copy(values.begin(), values.end(), data());
   }
+  friend struct detail::tensor_storage;
   detail::aligned_floats data_;
 };
+
+namespace detail {
+/// share(borrower, owner): `borrower` gives up its floats and reads and writes `owner`'s in place,
+/// without owning them — how a Model's thread replicas use the network's parameters and buffers
+/// (nn/replicas.hpp). `owner`'s floats must outlive `borrower`'s use of them.
+struct tensor_storage {
+  template <class S>
+  static void share(Tensor<S>& borrower, Tensor<S>& owner) {
+    borrower.data_ = aligned_floats(owner.data(), aligned_delete{.owns = false});
+  }
+};
+/// Whether T is a Tensor<S> or derives from one (nn::Parameter, nn::Buffer).
+template <class S>
+std::true_type derives_from_tensor(const Tensor<S>*);
+std::false_type derives_from_tensor(const void*);
+template <class T>
+inline constexpr bool is_tensor = decltype(derives_from_tensor(static_cast<const T*>(nullptr)))::value;
+}  // namespace detail
 
 // ---- Batches: N samples of shape S -------------------------------------------------------
 

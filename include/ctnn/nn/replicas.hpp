@@ -2,19 +2,21 @@
 // on — PyTorch DDP's replicas, inside one process.
 //
 // Replica r (slice r + 1's network) is a copy of the network made once per thread count; its
-// storage is kept, so later steps allocate nothing. At the start of each split backward, slice
-// r + 1's own thread refreshes it (refresh: the values of every parameter and buffer, through
-// pointers listed when it was made, and the mode — what DDP gives each replica, and all that a
-// built-in layer's backward reads beyond its forward's record), so the copy overlaps slice 0's
-// backward. Its .grad start at zero; after the slices, every thread adds its part of each replica
-// gradient into the network's and zeroes it (take_grads), replica 0's first, as one thread would.
-// A backward that throws leaves partial sums, and the next prepare zeroes them.
+// storage is kept, so later steps allocate nothing. Its parameters and buffers are not copies:
+// each reads the network's own values in place (detail::tensor_storage::share), so a replica
+// always sees what DDP would broadcast to it — every value that a built-in layer's backward reads
+// beyond its forward's record — without a weight-sized copy per step. refresh gives it the mode
+// (and copies any other state a layer lists). Its .grad are its own and start at zero; after the
+// slices, every thread adds its part of each replica gradient into the network's and zeroes it
+// (take_grads), replica 0's first, as one thread would. A backward that throws leaves partial
+// sums, and the next prepare zeroes them.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ctnn/core/threads.hpp"
@@ -33,7 +35,7 @@ class Replicas {
       for (const auto& g : grads_) std::fill_n(g.replica, g.size, 0.0f);
     zero_ = false;  // until take_grads has taken what the coming backward adds
   }
-  /// Replica r with the network's parameter and buffer values and its mode (run by slice r + 1's thread).
+  /// Replica r in the network's mode, with any state it does not share copied (run by slice r + 1's thread).
   Net& refresh(std::size_t r, bool training) {
     for (const auto& v : values_)
       if (v.r == r) std::copy_n(v.from, v.size, v.to);
@@ -58,11 +60,10 @@ class Replicas {
   void add(Net& net) {
     const std::size_t r = nets_.size();
     nets_.push_back(std::make_unique<Net>(net));
-    std::vector<float*> grads, values;
+    std::vector<float*> grads;
+    std::vector<void*> states;  // the network's state objects, in the order the replica lists its own
     net.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) { grads.push_back(p.grad.data()); });
-    nn::for_each_state(net, std::string(), [&](const std::string&, auto& x) {
-      if constexpr (requires { x.data(); }) values.push_back(x.data());
-    });
+    nn::for_each_state(net, std::string(), [&](const std::string&, auto& x) { states.push_back(&x); });
     std::size_t i = 0;
     nets_.back()->for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
       float* g = p.grad.data();
@@ -73,7 +74,10 @@ class Replicas {
     });
     i = 0;
     nn::for_each_state(*nets_.back(), std::string(), [&](const std::string&, auto& x) {
-      if constexpr (requires { x.data(); }) values_.push_back({r, values[i++], x.data(), x.numel()});
+      using X = std::remove_cvref_t<decltype(x)>;
+      X& own = *static_cast<X*>(states[i++]);  // the same walk over the same type: the same object's twin
+      if constexpr (is_tensor<X>) tensor_storage::share(x, own);
+      else if constexpr (requires { x.data(); }) values_.push_back({r, own.data(), x.data(), x.numel()});
     });
   }
 
@@ -83,7 +87,7 @@ class Replicas {
     float* replica;
     std::size_t size;
   };
-  struct Values {  // a parameter's or buffer's values, copied into replica r
+  struct Values {  // the values of a state entry that is not a tensor, copied into replica r
     std::size_t r;
     const float* from;
     float* to;
