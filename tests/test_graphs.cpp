@@ -424,6 +424,16 @@ TEST_CASE("the threads' copies of the network follow the model: each step's para
   sgd_one.step(one);
   sgd_two.step(two);
   backward_both("moved back");
+  // A parameter given new floats (a tensor moved into it) after the copies were made: the copies
+  // read the new ones (under ASan, a read of the freed ones fails).
+  using LinearWeight = ctnn::Tensor<typename std::remove_cvref_t<decltype(one.get<3>().weight)>::shape_type>;
+  for (auto* net : {&one, &two}) {
+    ctnn::Generator gen(9);  // the same values for both
+    LinearWeight w;
+    ctnn::randn_(w, gen);
+    net->get<3>().weight = std::move(w);
+  }
+  backward_both("a parameter with new storage");
 }
 
 TEST_CASE("a training step of a network with BatchNorm and Dropout allocates nothing after the first") {

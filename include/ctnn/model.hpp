@@ -9,8 +9,8 @@
 // Threads: a batch large enough to be worth it is split into one slice per thread
 // (ctnn::set_num_threads, or set_num_threads on the model); each thread runs the whole network on
 // its slice with its own part of the workspace, and in backward the other threads accumulate
-// parameter gradients in private copies of the network that are then added into the model's
-// (nn/replicas.hpp).
+// parameter gradients in copies of the network (which read the model's parameters in place) that
+// are then added into the model's (nn/replicas.hpp).
 // Each slice is computed exactly as it would be alone, so the results do not depend on the
 // thread count beyond float summation order in the parameter gradients. The exception is a layer
 // whose statistics are the whole batch's (BatchNorm in training mode): the slices then meet at a
@@ -209,7 +209,7 @@ class Model {
       return;
     }
     // The slices of the last forward, in parallel: slice 0 on the model's own network, slice t
-    // on replica t-1 (which its own thread first gives the model's parameters, buffers and
+    // on replica t-1 (which reads the model's parameters and buffers in place and takes its
     // mode; its .grad starts at zero), whose gradients are then added into the model's, each
     // thread adding its part of every parameter.
     const std::size_t n = last_n_, T = last_slices_;

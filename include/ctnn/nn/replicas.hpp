@@ -3,10 +3,11 @@
 //
 // Replica r (slice r + 1's network) is a copy of the network made once per thread count; its
 // storage is kept, so later steps allocate nothing. Its parameters and buffers are not copies:
-// each reads the network's own values in place (detail::tensor_storage::share), so a replica
-// always sees what DDP would broadcast to it — every value that a built-in layer's backward reads
-// beyond its forward's record — without a weight-sized copy per step. refresh gives it the mode
-// (and copies any other state a layer lists). Its .grad are its own and start at zero; after the
+// each reads the network's own values in place (detail::tensor_storage::share, renewed at each
+// prepare in case a tensor of the network has been given new storage), so a replica always sees
+// what DDP would broadcast to it — every value that a built-in layer's backward reads beyond its
+// forward's record — without a weight-sized copy per step. refresh gives it the mode (and copies
+// any other state a layer lists). Its .grad are its own and start at zero; after the
 // slices, every thread adds its part of each replica gradient into the network's and zeroes it
 // (take_grads), replica 0's first, as one thread would. A backward that throws leaves partial
 // sums, and the next prepare zeroes them.
@@ -28,9 +29,12 @@ namespace ctnn::detail {
 template <class Net>
 class Replicas {
  public:
-  /// Replicas 0..T-2 exist and their gradients are zero (copies of `net` made on first need).
+  /// Replicas 0..T-2 exist, read the network's current storage, and their gradients are zero
+  /// (copies of `net` made on first need).
   void prepare(Net& net, std::size_t T) {
     while (nets_.size() + 1 < T) add(net);
+    values_.clear();
+    for (std::size_t r = 0; r + 1 < T; ++r) link(net, r);
     if (!zero_)  // a backward that threw left partial sums
       for (const auto& g : grads_) std::fill_n(g.replica, g.size, 0.0f);
     zero_ = false;  // until take_grads has taken what the coming backward adds
@@ -60,24 +64,34 @@ class Replicas {
   void add(Net& net) {
     const std::size_t r = nets_.size();
     nets_.push_back(std::make_unique<Net>(net));
-    std::vector<float*> grads;
-    std::vector<void*> states;  // the network's state objects, in the order the replica lists its own
-    net.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) { grads.push_back(p.grad.data()); });
-    nn::for_each_state(net, std::string(), [&](const std::string&, auto& x) { states.push_back(&x); });
-    std::size_t i = 0;
     nets_.back()->for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
       float* g = p.grad.data();
       const bool listed = std::any_of(grads_.begin(), grads_.end(), [&](const Grad& e) { return e.replica == g; });
-      if (!listed) grads_.push_back({r, grads[i], g, p.grad.numel()});  // once if shared
+      if (!listed) grads_.push_back({r, nullptr, g, p.grad.numel()});  // once if shared; link sets .model
       std::fill_n(g, p.grad.numel(), 0.0f);
-      ++i;
     });
-    i = 0;
-    nn::for_each_state(*nets_.back(), std::string(), [&](const std::string&, auto& x) {
+  }
+  /// Points replica r's parameters and buffers at the network's storage and its gradient entries
+  /// at the network's .grad, as they are now (a tensor moved into the network, `weight = {...}`,
+  /// brings new floats); lists any other state for refresh to copy. A walk without names: after
+  /// the first step, no allocation.
+  void link(Net& net, std::size_t r) {
+    states_.clear();
+    net_grads_.clear();
+    nn::for_each_state(net, nn::unnamed, [&](const std::string&, auto& x) { states_.push_back(&x); });
+    net.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) { net_grads_.push_back(p.grad.data()); });
+    std::size_t i = 0;
+    nn::for_each_state(*nets_[r], nn::unnamed, [&](const std::string&, auto& x) {
       using X = std::remove_cvref_t<decltype(x)>;
-      X& own = *static_cast<X*>(states[i++]);  // the same walk over the same type: the same object's twin
+      X& own = *static_cast<X*>(states_[i++]);  // the same walk over the same type: x's twin
       if constexpr (is_tensor<X>) tensor_storage::share(x, own);
       else if constexpr (requires { x.data(); }) values_.push_back({r, own.data(), x.data(), x.numel()});
+    });
+    i = 0;
+    nets_[r]->for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
+      for (auto& g : grads_)
+        if (g.replica == p.grad.data()) g.model = net_grads_[i];
+      ++i;
     });
   }
 
@@ -96,6 +110,8 @@ class Replicas {
   std::vector<std::unique_ptr<Net>> nets_;
   std::vector<Grad> grads_;
   std::vector<Values> values_;
+  std::vector<void*> states_;      // link's walk: the network's state objects, in order
+  std::vector<float*> net_grads_;  // and its parameters' .grad
   bool zero_ = true;
 };
 
