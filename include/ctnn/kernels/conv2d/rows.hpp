@@ -190,9 +190,15 @@ void rows_to_panels(const float* rows, std::size_t M, float* panels) {
   for (std::size_t j0 = 0; j0 < Kpad; j0 += NR) {
     const std::size_t width = std::min(NR, Kpad - j0), valid = std::min(width, Ka - j0);
     float* panel = panels + j0 * Rows;
-    for (std::size_t m = 0; m < M; ++m) {
-      std::copy_n(rows + m * Ka + j0, valid, panel + m * width);
-      std::fill(panel + m * width + valid, panel + (m + 1) * width, 0.0f);
+    if (valid == NR) {  // a whole panel's rows: NR / simd_width vector copies each, inlined
+      for (std::size_t m = 0; m < M; ++m)
+        CTNN_UNROLL for (std::size_t v = 0; v < NR / simd_width; ++v)
+          vfloat::load_unaligned(rows + m * Ka + j0 + v * simd_width).store_aligned(panel + m * NR + v * simd_width);
+    } else {  // a copy of run-time length calls memmove: about as long as copying these few floats
+      for (std::size_t m = 0; m < M; ++m) {
+        std::copy_n(rows + m * Ka + j0, valid, panel + m * width);
+        std::fill(panel + m * width + valid, panel + (m + 1) * width, 0.0f);
+      }
     }
     std::fill(panel + M * width, panel + Rows * width, 0.0f);
   }
