@@ -191,9 +191,13 @@ void rows_to_panels(const float* rows, std::size_t M, float* panels) {
     const std::size_t width = std::min(NR, Kpad - j0), valid = std::min(width, Ka - j0);
     float* panel = panels + j0 * Rows;
     if (valid == NR) {  // a whole panel's rows: NR / simd_width vector copies each, inlined
-      for (std::size_t m = 0; m < M; ++m)
-        CTNN_UNROLL for (std::size_t v = 0; v < NR / simd_width; ++v)
-          vfloat::load_unaligned(rows + m * Ka + j0 + v * simd_width).store_aligned(panel + m * NR + v * simd_width);
+      for (std::size_t m = 0; m < M; ++m) {
+        const float* src = rows + m * Ka + j0;
+        float* dst = panel + m * NR;
+        CTNN_UNROLL for (std::size_t v = 0; v < NR; v += simd_width) {
+          vfloat::load_unaligned(src + v).store_aligned(dst + v);
+        }
+      }
     } else {  // a copy of run-time length calls memmove: about as long as copying these few floats
       for (std::size_t m = 0; m < M; ++m) {
         std::copy_n(rows + m * Ka + j0, valid, panel + m * width);
