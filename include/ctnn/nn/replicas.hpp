@@ -7,8 +7,8 @@
 // prepare in case a tensor of the network has been given new storage), so a replica always sees
 // what DDP would broadcast to it — every value that a built-in layer's backward reads beyond its
 // forward's record — without a weight-sized copy per step. refresh gives it the mode (and copies
-// any other state a layer lists). Its .grad are its own and start at zero; after the
-// slices, every thread adds its part of each replica gradient into the network's and zeroes it
+// any other state a layer lists). Its .grad are its own and start at zero; after the slices,
+// every thread adds its part of each replica gradient into the network's and zeroes it
 // (take_grads), replica 0's first, as one thread would. A backward that throws leaves partial
 // sums, and the next prepare zeroes them.
 #pragma once
