@@ -73,25 +73,21 @@ class Replicas {
   }
   /// Points replica r's parameters and buffers at the network's storage and its gradient entries
   /// at the network's .grad, as they are now (a tensor moved into the network, `weight = {...}`,
-  /// brings new floats); lists any other state for refresh to copy. A walk without names: after
-  /// the first step, no allocation.
+  /// brings new floats); lists any other state for refresh to copy. One walk of each network (the
+  /// state_dict walk, which holds every parameter), without names: after the first step, no
+  /// allocation.
   void link(Net& net, std::size_t r) {
     states_.clear();
-    net_grads_.clear();
     nn::for_each_state(net, nn::unnamed, [&](const std::string&, auto& x) { states_.push_back(&x); });
-    net.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) { net_grads_.push_back(p.grad.data()); });
     std::size_t i = 0;
     nn::for_each_state(*nets_[r], nn::unnamed, [&](const std::string&, auto& x) {
       using X = std::remove_cvref_t<decltype(x)>;
       X& own = *static_cast<X*>(states_[i++]);  // the same walk over the same type: x's twin
       if constexpr (is_tensor<X>) tensor_storage::share(x, own);
       else if constexpr (requires { x.data(); }) values_.push_back({r, own.data(), x.data(), x.numel()});
-    });
-    i = 0;
-    nets_[r]->for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
-      for (auto& g : grads_)
-        if (g.replica == p.grad.data()) g.model = net_grads_[i];
-      ++i;
+      if constexpr (requires { x.grad.data(); })  // a parameter
+        for (auto& g : grads_)
+          if (g.replica == x.grad.data()) g.model = own.grad.data();
     });
   }
 
@@ -110,8 +106,7 @@ class Replicas {
   std::vector<std::unique_ptr<Net>> nets_;
   std::vector<Grad> grads_;
   std::vector<Values> values_;
-  std::vector<void*> states_;      // link's walk: the network's state objects, in order
-  std::vector<float*> net_grads_;  // and its parameters' .grad
+  std::vector<void*> states_;  // link's walk: the network's state objects, in order
   bool zero_ = true;
 };
 
