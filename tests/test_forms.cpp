@@ -210,6 +210,8 @@ constexpr k::Conv2dGeometry map_1x1_reflect{5, 2, 3, 7, 3, 3, 1, 1, 1, 1, 1, 1, 
 // their strided loads, their tail taps and outputs); a dilated 3x3 with 19 outputs a row
 constexpr k::Conv2dGeometry stem_7x7{2, 18, 21, 8, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry dilated_wide{3, 5, 21, 8, 3, 3, 1, 1, 2, 1, 2, 2, 0, 0, 1, PaddingMode::zeros};
+// a 1x11 kernel: more taps along a row than col2im keeps separate sums for (8), so two share one
+constexpr k::Conv2dGeometry taps_1x11{2, 4, 20, 3, 1, 11, 1, 1, 1, 1, 0, 0, 5, 5, 1, PaddingMode::zeros};
 static_assert(k::detail::conv_rows<stem_7x7>::A == 49 && stem_7x7.OW() == 11 && dilated_wide.OW() == 19);
 static_assert(k::detail::conv_rows<map_1x1>::A == 1 && k::detail::conv_rows<map_1x1>::taps[0] == 4);
 static_assert(k::detail::conv_rows<map_2x2_stride2>::A == 4 && k::detail::conv_rows<map_2x2>::A == 9);
@@ -370,6 +372,7 @@ TEST_CASE("every Conv2d form matches the scalar reference on every shape it supp
   check_conv_forms<map_1x1_reflect, true, k::identity_op>("5->7 3x3 replicate pad (1,1,0,0) on 2x3");
   check_conv_forms<stem_7x7, true, k::identity_op>("2->8 7x7 stride 2 pad 3");
   check_conv_forms<dilated_wide, false, k::relu_op>("3->8 3x3 dilation (2,1) pad (2,2,0,0), 19 wide");
+  check_conv_forms<taps_1x11, true, k::identity_op>("2->3 1x11 pad (0,0,5,5)");
 }
 
 TEST_CASE("Linear's dot and packed paths match the scalar reference at every row count") {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 
 #include "ctnn/kernels/conv2d/gemm.hpp"
 #include "ctnn/kernels/simd.hpp"
@@ -110,35 +111,46 @@ void im2col(const float* xp, float* col) {
 
 /// The adjoint of im2col: dxp[c, ih, iw] = sum of dcol[k, p] over the (k, p) that im2col read
 /// xp[c, ih, iw] into (dxp is overwritten). With stride 1 along the width, each vector of a dxp row
-/// is summed in a register from shifted loads of the dcol rows that reach it, each keeping only the
-/// lanes that row covers (add_lanes), and stored once (rows in increasing order, so the zero lanes
-/// a store spills into the next row are overwritten later); dcol must be readable (KW-1)*DW floats
-/// before and a vector past its ends, dxp writable a vector past its end. Otherwise dxp is zeroed
-/// and the entries scatter-added.
+/// is summed in registers (a sum per kw, so the adds do not wait on each other) from shifted loads
+/// of the dcol rows that reach it, each keeping only the lanes that row covers (add_lanes), and
+/// stored once (rows in increasing order, so the zero lanes a store spills into the next row are
+/// overwritten later); dcol must be readable (KW-1)*DW floats before and a vector past its ends,
+/// dxp writable a vector past its end. Otherwise dxp is zeroed and the entries scatter-added.
 template <Conv2dGeometry G, std::size_t Hx, std::size_t LDx, std::size_t LDc>
 void col2im(const float* dcol, float* dxp) {
   constexpr std::size_t OH = G.OH(), OW = G.OW();
   if constexpr (G.SW == 1) {
     constexpr std::size_t NV = (LDx + simd_width - 1) / simd_width;  // vectors per dxp row
+    constexpr std::size_t chains = std::min<std::size_t>(G.KW, 8);
     for (std::size_t c = 0; c < G.Cg(); ++c)
       for (std::size_t ih = 0; ih < Hx; ++ih) {
         float* row = dxp + (c * Hx + ih) * LDx;
-        for (std::size_t v = 0; v < NV; ++v) {
-          const std::size_t j0 = v * simd_width;
-          vfloat acc(0.0f);
+        // vector v of the row (lanes j0 = v*simd_width on), v and kw known at compile time
+        const auto row_vector = [&]<std::size_t v>() {
+          constexpr std::size_t j0 = v * simd_width;
+          vfloat acc[chains];  // one sum per kw: independent adds, not one chain of KH*KW latencies
+          CTNN_UNROLL for (std::size_t kw = 0; kw < chains; ++kw) acc[kw] = vfloat(0.0f);
           for (std::size_t kh = 0; kh < G.KH && kh * G.DH <= ih; ++kh) {
             const std::size_t t = ih - kh * G.DH;
             if (t % G.SH != 0 || t / G.SH >= OH) continue;
             const float* src = dcol + (c * G.KH + kh) * G.KW * LDc + t / G.SH * OW;
-            CTNN_UNROLL for (std::size_t kw = 0; kw < G.KW; ++kw) {
+            [&]<std::size_t... kw>(std::index_sequence<kw...>) {
               // lanes j0 + l in [off, off + OW) read dcol row (kh, kw) at column l + j0 - off
-              const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(kw * G.DW) - static_cast<std::ptrdiff_t>(j0);
-              if (off >= std::ptrdiff_t(simd_width) || off + std::ptrdiff_t(OW) <= 0) continue;
-              acc = detail::add_lanes(acc, src + kw * LDc - off, off, off + std::ptrdiff_t(OW));
-            }
+              const auto add = [&]<std::size_t k>() {
+                constexpr std::ptrdiff_t off = std::ptrdiff_t(k * G.DW) - std::ptrdiff_t(j0);
+                if constexpr (off < std::ptrdiff_t(simd_width) && off + std::ptrdiff_t(OW) > 0)
+                  acc[k % chains] =
+                      detail::add_lanes(acc[k % chains], src + k * LDc - off, off, off + std::ptrdiff_t(OW));
+              };
+              (add.template operator()<kw>(), ...);
+            }(std::make_index_sequence<G.KW>{});
           }
-          acc.store_unaligned(row + j0);
-        }
+          CTNN_UNROLL for (std::size_t kw = 1; kw < chains; ++kw) acc[0] += acc[kw];
+          acc[0].store_unaligned(row + j0);
+        };
+        [&]<std::size_t... v>(std::index_sequence<v...>) {
+          (row_vector.template operator()<v>(), ...);
+        }(std::make_index_sequence<NV>{});
       }
   } else {
     std::fill_n(dxp, G.Cg() * Hx * LDx, 0.0f);
