@@ -395,8 +395,9 @@ void avgpool2d_backward(const float* dy, float* dx, std::size_t n, float* scratc
                 G.OH * G.SH == G.H && G.OW * G.SW == G.W && G.DH == 1 && G.DW == 1) {
     // The windows tile the input exactly: every input cell gets the gradient of its one window, so
     // dx is written once (no zeroing, no adds): each row of a window band is dy's row spread along
-    // the width (KW == 2 on AVX-512: a lane-doubling permute, stored KH times from the register;
-    // reading back a row just written with masked stores would stall on store forwarding).
+    // the width (KW == 2 with AVX-512 or AVX2: a lane-doubling permute, stored KH times from the
+    // register; reading back a row just written with masked or scalar stores would stall on store
+    // forwarding: BN-LeNet's first pool, 2.7% -> 2.1% of the step on AVX2).
     constexpr float div = DivisorOverride != 0 ? static_cast<float>(DivisorOverride) : static_cast<float>(G.KH * G.KW);
     for (std::size_t s = 0; s < n * G.C; ++s) {
       const float* dyc = dy + s * G.OH * G.OW;
@@ -413,6 +414,20 @@ void avgpool2d_backward(const float* dy, float* dx, std::size_t n, float* scratc
             const vfloat v(_mm512_permutexvar_ps(twice, detail::load_first(g + ow, m) / vfloat(div)));
             CTNN_UNROLL for (std::size_t kh = 0; kh < G.KH; ++kh) detail::store_n(v, r0 + kh * G.W + 2 * ow, 2 * m);
           }
+          done = true;
+        }
+#elif defined(__AVX2__)
+        if constexpr (G.KW == 2 && simd_width == 8) {  // 4 windows a vector; the last OW % 4 one by one
+          const __m256i twice = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+          std::size_t ow = 0;
+          CTNN_UNROLL for (; ow + 4 <= G.OW; ow += 4) {
+            const __m256 v = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(g + ow)), twice);
+            const vfloat d = vfloat(v) / vfloat(div);
+            CTNN_UNROLL for (std::size_t kh = 0; kh < G.KH; ++kh) d.store_unaligned(r0 + kh * G.W + 2 * ow);
+          }
+          for (; ow < G.OW; ++ow)
+            CTNN_UNROLL for (std::size_t kh = 0; kh < G.KH; ++kh) r0[kh * G.W + 2 * ow] = r0[kh * G.W + 2 * ow + 1] =
+                g[ow] / div;
           done = true;
         }
 #endif
