@@ -200,6 +200,8 @@ constexpr k::Conv2dGeometry strided_dilated{3, 12, 13, 7, 5, 3, 2, 3, 1, 2, 2, 2
 constexpr k::Conv2dGeometry strided_1x1{16, 7, 9, 8, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry wide_32{16, 5, 6, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry lenet_conv2{6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry lenet_conv1{1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1, PaddingMode::zeros};
+static_assert(k::detail::flat_rows(lenet_conv1.O) == 6);  // its flat and shifted tiles: all 6 channels at once
 // ResNet-18's last stage at 28 x 28: a 1 x 1 map keeps the centre tap only; a stride-2 3x3 on 2 x 2
 // keeps 4 of 9 taps; a 2 x 2 map keeps all 9 (each tap reads the input for some output)
 constexpr k::Conv2dGeometry map_1x1{24, 1, 1, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
@@ -366,6 +368,7 @@ TEST_CASE("every Conv2d form matches the scalar reference on every shape it supp
   check_conv_forms<strided_1x1, true, k::relu_op>("16->8 1x1 stride 2");
   check_conv_forms<wide_32, true, k::identity_op>("16->32 3x3");
   check_conv_forms<lenet_conv2, true, k::identity_op>("LeNet conv2 6->16 5x5");
+  check_conv_forms<lenet_conv1, true, k::relu_op>("LeNet conv1 1->6 5x5 pad 2");
   check_conv_forms<map_1x1, false, k::identity_op>("24->20 3x3 pad 1 on 1x1");
   check_conv_forms<map_2x2_stride2, true, k::relu_op>("12->24 3x3 stride 2 pad 1 on 2x2");
   check_conv_forms<map_2x2, false, k::relu_op>("20->8 3x3 pad 1 on 2x2");

@@ -51,10 +51,11 @@ struct FlatConv {
 
 namespace detail {
 
-/// Output channels per flat tile: all of them up to 8 (4 with 16 registers), else 8 (6 when that divides O).
+/// Output channels per flat tile: all of them up to 8 (4 with 16 registers, or 6 as 6 x 2), else 8
+/// (6 when that divides O).
 constexpr std::size_t flat_rows(std::size_t O) {
   const std::size_t most = vector_registers >= 32 ? 8 : 4;
-  if (O <= most) return O;
+  if (O <= most || O == 6) return O;
   return most == 8 && O % 8 != 0 && O % 6 == 0 ? 6 : most;
 }
 /// Vectors of q per flat tile for MO rows: MO*R accumulators + R loaded + 1 broadcast registers.
