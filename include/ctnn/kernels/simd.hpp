@@ -190,6 +190,20 @@ CTNN_INLINE vfloat keep_first(vfloat v, std::size_t n) {
   std::fill(tmp + n, tmp + simd_width, 0.0f);
   return vfloat::load_aligned(tmp);
 }
+/// The lanes l < n (< simd_width) of v, the others those of fill.
+CTNN_INLINE vfloat first_or(vfloat v, std::size_t n, vfloat fill) {
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) return _mm512_mask_mov_ps(fill, static_cast<__mmask16>((1u << n) - 1u), v);
+#endif
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  if constexpr (simd_width == 8) return _mm256_blendv_ps(fill, v, _mm256_castsi256_ps(first_mask(n)));
+#endif
+  alignas(64) float tmp[simd_width], rest[simd_width];
+  v.store_aligned(tmp);
+  fill.store_aligned(rest);
+  std::copy(rest + n, rest + simd_width, tmp + n);
+  return vfloat::load_aligned(tmp);
+}
 /// min(n, simd_width) floats at p: a plain load when that is a whole vector, else load_first.
 CTNN_INLINE vfloat load_n(const float* p, std::size_t n) {
   return n >= simd_width ? vfloat::load_unaligned(p) : load_first(p, n);
