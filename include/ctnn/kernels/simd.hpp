@@ -2,10 +2,10 @@
 //   vfloat, simd_width, round_up          the vector type (xsimd's default arch), its width, sizes
 //   fmadd, fnmadd, fmsub, fnmsub          explicit fused multiply-adds (no contraction flag needed)
 //   load_first, store_first, load_n, ...  partial vectors: row tails that are not whole vectors
-//   load_strided, copy_row, add_to        strided loads, compile-time-length row copies and adds
+//   load_strided, load8_strided, ...      strided loads, compile-time-length row copies and adds
 //   hsum, hmax, reduce_rows               horizontal reductions (one vector; 16 at once)
 //   transpose_block                       16 x 16 transposes (AVX-512)
-//   transpose8, transpose_matrix          8 x 8 register transposes (AVX2); any matrix transposed
+//   transpose8, transpose_matrix          8 x 8 register transposes (AVX2, AVX-512); any matrix transposed
 // Loss, optimizers, expressions and kernels use these names; none re-aliases xsimd's types.
 //
 // g++ 12 reports false "'__Y' may be used uninitialized" warnings inside the AVX-512
@@ -241,6 +241,23 @@ CTNN_INLINE void add_to(float* x, const float* y) {
     for (; i < N; ++i) x[i] += y[i];
 }
 
+#if defined(__AVX2__)
+/// p[0], p[SW], ..., p[7*SW] (SW 1 or 2) as 8 lanes, with AVX-512 too (transpose8's blocks).
+template <std::size_t SW>
+CTNN_INLINE __m256 load8_strided(const float* p) {
+  static_assert(SW == 1 || SW == 2);
+  if constexpr (SW == 1) {
+    return _mm256_loadu_ps(p);
+  } else {
+    // p[0..8) and p[7..15) (nothing past p[14]): [p0 p2 p8 p10 | p4 p6 p12 p14], then the middle
+    // 64-bit pairs swapped
+    const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 7);
+    const __m256 even = _mm256_shuffle_ps(lo, hi, 0xD8);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8));
+  }
+}
+#endif
+
 /// p[0], p[SW], ..., p[(simd_width-1)*SW]: one vector of a strided row (a gather unless SW == 1,
 /// or SW == 2 on AVX2: two loads and two shuffles).
 template <std::size_t SW>
@@ -249,11 +266,7 @@ CTNN_INLINE vfloat load_strided(const float* p) {
     return vfloat::load_unaligned(p);
 #if defined(__AVX2__) && !defined(__AVX512F__)
   } else if constexpr (SW == 2 && simd_width == 8) {
-    // p[0..8) and p[7..15) (nothing past p[14]): [p0 p2 p8 p10 | p4 p6 p12 p14], then the middle
-    // 64-bit pairs swapped
-    const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 7);
-    const __m256 even = _mm256_shuffle_ps(lo, hi, 0xD8);
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8));
+    return load8_strided<2>(p);
 #endif
   } else {
     using ibatch = xsimd::batch<std::int32_t>;
@@ -383,26 +396,24 @@ inline void transpose_elements(const float* src, std::size_t lds, float* dst, st
 }
 
 /// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: a matrix transposed (the GEMM's
-/// weight panels, the conv rows form's [P, O] <-> [O, P] layouts). With AVX2 (8 lanes), 8 x 8
+/// weight panels, the conv rows form's [P, O] <-> [O, P] layouts). With AVX2 (AVX-512 too), 8 x 8
 /// blocks in registers: 8 loads, 24 shuffles, 8 stores, where element copies would be 64 loads
 /// and 64 stores; the edges element by element.
 inline void transpose_matrix(const float* src, std::size_t lds, float* dst, std::size_t ldd, std::size_t rows,
                              std::size_t cols) {
   std::size_t r0 = 0;
 #if defined(__AVX2__)
-  if constexpr (simd_width == 8) {
-    for (; r0 + 8 <= rows; r0 += 8) {
-      std::size_t c0 = 0;
-      for (; c0 + 8 <= cols; c0 += 8) {
-        const float* s = src + r0 * lds + c0;
-        __m256 r[8];
-        CTNN_UNROLL for (std::size_t i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * lds);
-        transpose8(r);
-        float* d = dst + c0 * ldd + r0;
-        CTNN_UNROLL for (std::size_t j = 0; j < 8; ++j) _mm256_storeu_ps(d + j * ldd, r[j]);
-      }
-      transpose_elements(src + r0 * lds + c0, lds, dst + c0 * ldd + r0, ldd, 8, cols - c0);
+  for (; r0 + 8 <= rows; r0 += 8) {
+    std::size_t c0 = 0;
+    for (; c0 + 8 <= cols; c0 += 8) {
+      const float* s = src + r0 * lds + c0;
+      __m256 r[8];
+      CTNN_UNROLL for (std::size_t i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * lds);
+      transpose8(r);
+      float* d = dst + c0 * ldd + r0;
+      CTNN_UNROLL for (std::size_t j = 0; j < 8; ++j) _mm256_storeu_ps(d + j * ldd, r[j]);
     }
+    transpose_elements(src + r0 * lds + c0, lds, dst + c0 * ldd + r0, ldd, 8, cols - c0);
   }
 #endif
   transpose_elements(src + r0 * lds, lds, dst + r0, ldd, rows - r0, cols);

@@ -103,21 +103,22 @@ struct Im2rowShape {
 };
 
 /// patches[p, c*A + a] = xp[c, oh*SH, ow*SW + offset[a]] for one (padded) sample, p = oh*OW + ow.
-/// With AVX2 and SW <= 2, blocks of 8 outputs along a row times 8 taps: a (strided) load per tap,
-/// an 8 x 8 register transpose, a store per output (a third of the element copies' instructions;
-/// 64 channels at 24 x 24: 17% of the conv's time element by element). The rest element by element.
+/// With AVX2 (AVX-512 too) and SW <= 2, blocks of 8 outputs along a row times 8 taps: a (strided)
+/// load per tap, an 8 x 8 register transpose, a store per output (a third of the element copies'
+/// instructions; 64 channels at 24 x 24: 17% of the conv's time element by element). The rest
+/// element by element.
 /// Compiled out of line once per stride along the width: every conv shape shares it (im2row).
 template <std::size_t SW>
 [[gnu::noinline]] void im2row_strided(const float* xp, float* patches, const Im2rowShape& g) {
   const std::size_t Ka = g.C * g.A;
   std::size_t blocked = 0;  // outputs of each row done in blocks of 8
-#if defined(__AVX2__) && !defined(__AVX512F__)
+#if defined(__AVX2__)
   if constexpr (SW <= 2) blocked = g.A >= 8 ? g.OW / 8 * 8 : 0;
 #endif
   for (std::size_t oh = 0; oh < g.OH; ++oh) {
     const float* xr = xp + oh * g.SH * g.LDx;
     float* pr = patches + oh * g.OW * Ka;
-#if defined(__AVX2__) && !defined(__AVX512F__)
+#if defined(__AVX2__)
     if constexpr (SW <= 2)
       for (std::size_t ow0 = 0; ow0 < blocked; ow0 += 8) {
         float* row = pr + ow0 * Ka;
@@ -127,7 +128,7 @@ template <std::size_t SW>
           std::size_t a0 = 0;
           for (; a0 + 8 <= g.A; a0 += 8) {
             __m256 v[8];  // v[j][i] = tap a0 + j of output ow0 + i; transposed: v[i][j]
-            CTNN_UNROLL for (std::size_t j = 0; j < 8; ++j) v[j] = load_strided<SW>(src + g.offset[a0 + j]);
+            CTNN_UNROLL for (std::size_t j = 0; j < 8; ++j) v[j] = load8_strided<SW>(src + g.offset[a0 + j]);
             transpose8(v);
             CTNN_UNROLL for (std::size_t i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * Ka + a0, v[i]);
           }
