@@ -218,7 +218,7 @@ static_assert(k::detail::conv_rows<stem_7x7>::A == 49 && stem_7x7.OW() == 11 && 
 static_assert(k::detail::conv_rows<map_1x1>::A == 1 && k::detail::conv_rows<map_1x1>::taps[0] == 4);
 static_assert(k::detail::conv_rows<map_2x2_stride2>::A == 4 && k::detail::conv_rows<map_2x2>::A == 9);
 static_assert(k::detail::conv_rows<map_1x1_reflect>::A == 9);  // replicate: padding reads the input
-// The cost model on ResNet-18's layers at 96 x 96: with 32 registers (AVX-512) the flat forward where
+// The cost model on ResNet-18's layers: with 32 registers (AVX-512) the flat forward where
 // 90% of its lanes are outputs (24 x 24 maps), the rows form below that (12 x 12) and with AVX2; the
 // rows form's chunk of 3 x 3 maps at 512 channels: 2 samples, 18 rows, whole 6-row tiles (AVX-512)
 constexpr k::Conv2dGeometry resnet_24x24{64, 24, 24, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
@@ -228,6 +228,15 @@ static_assert(k::detail::conv2d_plan<resnet_24x24>::form ==
               (k::simd_width >= 16 ? k::ConvForward::flat : k::ConvForward::rows));
 static_assert(k::detail::conv2d_plan<resnet_12x12>::form == k::ConvForward::rows);
 static_assert(k::detail::conv_rows<resnet_3x3>::chunk == (k::simd_width >= 16 ? 2 : 3));
+// ... and the backward: with AVX-512 the outer weight gradient and col2im from 7 x 7 maps on (ResNet-18's
+// first stage at 28 x 28), the rows form below that (its third stage at 96 x 96: 6 x 6) and with AVX2
+constexpr k::Conv2dGeometry resnet_7x7{64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry resnet_6x6{256, 6, 6, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
+static_assert(k::detail::conv2d_backward_plan<resnet_7x7>::dw_form ==
+              (k::simd_width >= 16 ? k::ConvWeightGrad::outer : k::ConvWeightGrad::rows));
+static_assert(k::detail::conv2d_backward_plan<resnet_7x7>::dx_form ==
+              (k::simd_width >= 16 ? k::ConvInputGrad::col2im : k::ConvInputGrad::rows));
+static_assert(k::detail::conv2d_backward_plan<resnet_6x6>::dw_form == k::ConvWeightGrad::rows);
 
 
 // ---- Linear's GEMM: the dot and packed paths -----------------------------------------------------

@@ -85,7 +85,13 @@ struct conv2d_plan {
   static constexpr bool flat_dense = simd_width >= 16 && 10 * P >= 9 * flat.LQ();
   static constexpr bool rows_wide = G.groups == 1 && G.O >= 32 && K >= 64;
   static constexpr bool rows_pays = G.groups == 1 && (!auto_flat || (rows_wide && !flat_dense));
-  static constexpr bool rows_backward_pays = G.groups == 1 && (!auto_flat || (rows_wide && P * K <= 262144));
+  // With AVX-512, from 7 x 7 maps on (at least 49 outputs a sample), the outer weight gradient and
+  // the col2im input gradient beat the rows form's backward (Zen 5, batch 64, GFLOP/s: 64 channels
+  // at 7 x 7 204 against 162, 128 at 12 x 12 238 against 208; 128 at 4 x 4 185 against 200, 256
+  // at 6 x 6 192 against 205; with AVX2 on the same core within 4% of each other at 7 x 7).
+  static constexpr bool outer_dense = simd_width >= 16 && P >= 49 && G.Og() % simd_width == 0;
+  static constexpr bool rows_backward_pays =
+      G.groups == 1 && (!auto_flat || (rows_wide && P * K <= 262144 && !outer_dense));
   static constexpr ConvForward form = Forms.forward != ConvForward::automatic ? Forms.forward
                                       : G.depthwise() && !auto_flat           ? ConvForward::depthwise
                                       : rows_pays                             ? ConvForward::rows
@@ -184,7 +190,8 @@ struct conv2d_backward_plan {
                                                                                            : ConvWeightGrad::flat;
   static constexpr ConvInputGrad dx_form = Forms.input_grad != ConvInputGrad::automatic ? Forms.input_grad
                                            : dw_form == ConvWeightGrad::rows            ? ConvInputGrad::rows
-                                           : dw_form == ConvWeightGrad::gemm || 5 * gemm_dx_cost < 4 * flat_dx_cost
+                                           : dw_form == ConvWeightGrad::gemm || fwd::outer_dense ||
+                                                     5 * gemm_dx_cost < 4 * flat_dx_cost
                                                ? ConvInputGrad::col2im
                                                : ConvInputGrad::flat;
   static constexpr bool use_rows = dw_form == ConvWeightGrad::rows;
