@@ -188,12 +188,12 @@ struct conv2d_backward_plan {
                                             : G.Og() % simd_width == 0                     ? ConvWeightGrad::outer
                                             : fwd::shifted_pays(4)                         ? ConvWeightGrad::shifted
                                                                                            : ConvWeightGrad::flat;
-  static constexpr ConvInputGrad dx_form = Forms.input_grad != ConvInputGrad::automatic ? Forms.input_grad
-                                           : dw_form == ConvWeightGrad::rows            ? ConvInputGrad::rows
-                                           : dw_form == ConvWeightGrad::gemm || fwd::outer_dense ||
-                                                     5 * gemm_dx_cost < 4 * flat_dx_cost
-                                               ? ConvInputGrad::col2im
-                                               : ConvInputGrad::flat;
+  static constexpr ConvInputGrad dx_form =
+      Forms.input_grad != ConvInputGrad::automatic ? Forms.input_grad
+      : dw_form == ConvWeightGrad::rows            ? ConvInputGrad::rows
+      : dw_form == ConvWeightGrad::gemm || fwd::outer_dense || 5 * gemm_dx_cost < 4 * flat_dx_cost
+          ? ConvInputGrad::col2im
+          : ConvInputGrad::flat;
   static constexpr bool use_rows = dw_form == ConvWeightGrad::rows;
   static_assert(use_rows == (dx_form == ConvInputGrad::rows),
                 "the rows weight gradient and the rows input gradient run together");
