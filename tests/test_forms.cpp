@@ -218,24 +218,32 @@ static_assert(k::detail::conv_rows<stem_7x7>::A == 49 && stem_7x7.OW() == 11 && 
 static_assert(k::detail::conv_rows<map_1x1>::A == 1 && k::detail::conv_rows<map_1x1>::taps[0] == 4);
 static_assert(k::detail::conv_rows<map_2x2_stride2>::A == 4 && k::detail::conv_rows<map_2x2>::A == 9);
 static_assert(k::detail::conv_rows<map_1x1_reflect>::A == 9);  // replicate: padding reads the input
-// The cost model on ResNet-18's layers: with 32 registers (AVX-512) the flat forward where
-// 90% of its lanes are outputs (24 x 24 maps), the rows form below that (12 x 12) and with AVX2; the
-// rows form's chunk of 3 x 3 maps at 512 channels: 2 samples, 18 rows, whole 6-row tiles (AVX-512)
+// The cost model on ResNet-18's layers. With 32 registers (AVX-512): the flat forward where 90% of its
+// lanes are outputs (24 x 24), the rows form below (12 x 12, 7 x 7) and with AVX2; im2col for the stem at
+// 96 x 96 (K = 49, P = 2304), not at 28 x 28 (P = 196), and its weight gradient at both; the rows
+// form's chunk of 3 x 3 maps at 512 channels: 2 samples, 18 rows, whole 6-row tiles.
 constexpr k::Conv2dGeometry resnet_24x24{64, 24, 24, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry resnet_12x12{128, 12, 12, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
-constexpr k::Conv2dGeometry resnet_3x3{512, 3, 3, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
-static_assert(k::detail::conv2d_plan<resnet_24x24>::form ==
-              (k::simd_width >= 16 ? k::ConvForward::flat : k::ConvForward::rows));
-static_assert(k::detail::conv2d_plan<resnet_12x12>::form == k::ConvForward::rows);
-static_assert(k::detail::conv_rows<resnet_3x3>::chunk == (k::simd_width >= 16 ? 2 : 3));
-// ... and the backward: with AVX-512 the outer weight gradient and col2im from 7 x 7 maps on (ResNet-18's
-// first stage at 28 x 28), the rows form below that (its third stage at 96 x 96: 6 x 6) and with AVX2
 constexpr k::Conv2dGeometry resnet_7x7{64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry resnet_6x6{256, 6, 6, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry resnet_3x3{512, 3, 3, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry stem_96{1, 96, 96, 64, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry stem_28{1, 28, 28, 64, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, PaddingMode::zeros};
+constexpr bool avx512 = k::simd_width >= 16;
+static_assert(k::detail::conv2d_plan<resnet_24x24>::form == (avx512 ? k::ConvForward::flat : k::ConvForward::rows));
+static_assert(k::detail::conv2d_plan<resnet_7x7>::form == k::ConvForward::rows);
+static_assert(k::detail::conv2d_plan<resnet_12x12>::form == k::ConvForward::rows);
+static_assert(k::detail::conv2d_plan<stem_96>::form == (avx512 ? k::ConvForward::gemm : k::ConvForward::rows));
+static_assert(k::detail::conv2d_plan<stem_28>::form == k::ConvForward::rows);
+static_assert(k::detail::conv2d_backward_plan<stem_28>::dw_form ==
+              (avx512 ? k::ConvWeightGrad::gemm : k::ConvWeightGrad::rows));
+static_assert(k::detail::conv_rows<resnet_3x3>::chunk == (avx512 ? 2 : 3));
+// ... and the backward: with AVX-512 the outer weight gradient and col2im from 7 x 7 maps on (ResNet-18's
+// first stage at 28 x 28), the rows form below that (its third stage at 96 x 96: 6 x 6) and with AVX2
 static_assert(k::detail::conv2d_backward_plan<resnet_7x7>::dw_form ==
-              (k::simd_width >= 16 ? k::ConvWeightGrad::outer : k::ConvWeightGrad::rows));
+              (avx512 ? k::ConvWeightGrad::outer : k::ConvWeightGrad::rows));
 static_assert(k::detail::conv2d_backward_plan<resnet_7x7>::dx_form ==
-              (k::simd_width >= 16 ? k::ConvInputGrad::col2im : k::ConvInputGrad::rows));
+              (avx512 ? k::ConvInputGrad::col2im : k::ConvInputGrad::rows));
 static_assert(k::detail::conv2d_backward_plan<resnet_6x6>::dw_form == k::ConvWeightGrad::rows);
 
 

@@ -81,17 +81,26 @@ struct conv2d_plan {
   // With 32 vector registers (AVX-512) the flat form's tiles are larger: where at least 90% of its
   // lanes are outputs it is the faster forward (Zen 5, batch 64, GFLOP/s flat / rows: 64 channels
   // at 56 x 56 226 / 216, at 24 x 24 241 / 221; 128 at 12 x 12, 86% outputs, 214 / 241; with AVX2
-  // on the same core the flat form runs at 53-77 against the rows form's 115-125).
+  // on the same core the flat form runs at 53-77 against the rows form's 115-125). (At 7 x 7, 77%
+  // outputs, 182 / 162 alone, but ResNet-18's eval at 28 x 28 ran 4% slower with it.) And a short
+  // reduction (K < 64: ResNet-18's 7x7/2 stem on one channel) over many outputs runs faster as
+  // im2col and its GEMM (at 96 x 96, P = 2304: 165 against 111; at 28 x 28, P = 196, the rows form,
+  // 150 against 135).
   static constexpr bool flat_dense = simd_width >= 16 && 10 * P >= 9 * flat.LQ();
+  static constexpr bool gemm_short = simd_width >= 16 && !auto_flat && K < 64 && P >= 1024;
   static constexpr bool rows_wide = G.groups == 1 && G.O >= 32 && K >= 64;
-  static constexpr bool rows_pays = G.groups == 1 && (!auto_flat || (rows_wide && !flat_dense));
+  static constexpr bool rows_pays = G.groups == 1 && !gemm_short && (!auto_flat || (rows_wide && !flat_dense));
   // With AVX-512, from 7 x 7 maps on (at least 49 outputs a sample), the outer weight gradient and
   // the col2im input gradient beat the rows form's backward (Zen 5, batch 64, GFLOP/s: 64 channels
   // at 7 x 7 204 against 162, 128 at 12 x 12 238 against 208; 128 at 4 x 4 185 against 200, 256
-  // at 6 x 6 192 against 205; with AVX2 on the same core within 4% of each other at 7 x 7).
+  // at 6 x 6 192 against 205; with AVX2 on the same core within 4% of each other at 7 x 7); and
+  // where the flat forms do not run, a short reduction (K < 128) over at least 64 outputs a sample
+  // takes the im2col weight gradient (the stem's, dW alone: 111 against 67 at 28 x 28, 97 against
+  // 73 at 96 x 96; a 1x1/2 conv 64 -> 128 from 24 x 24, dW and dx: 128 against 101).
   static constexpr bool outer_dense = simd_width >= 16 && P >= 49 && G.Og() % simd_width == 0;
+  static constexpr bool gemm_dw_short = simd_width >= 16 && !auto_flat && K < 128 && P >= 64;
   static constexpr bool rows_backward_pays =
-      G.groups == 1 && (!auto_flat || (rows_wide && P * K <= 262144 && !outer_dense));
+      G.groups == 1 && !gemm_dw_short && (!auto_flat || (rows_wide && P * K <= 262144 && !outer_dense));
   static constexpr ConvForward form = Forms.forward != ConvForward::automatic ? Forms.forward
                                       : G.depthwise() && !auto_flat           ? ConvForward::depthwise
                                       : rows_pays                             ? ConvForward::rows
