@@ -81,7 +81,9 @@ struct conv_rows {
     return most;
   }();
   static constexpr std::size_t rows = chunk * P;
-  static constexpr std::size_t xp_floats = round_up(C * CS, 16);  // one padded sample (or its gradient)
+  // one padded sample (or its gradient), and 16 floats of slack: im2row's blocks read up to 15
+  // floats past the last one they use
+  static constexpr std::size_t xp_floats = round_up(C * CS + 16, 16);
   static constexpr std::size_t patch_floats = round_up(rows * Ka, 16);
   static constexpr std::size_t yr_floats = P == 1 ? 0 : round_up(rows * O, 16);  // yr or dzr
   static constexpr std::size_t wa_floats = pruned ? round_up(O * Ka, 16) : 0;
@@ -111,20 +113,24 @@ void rows_live_weights(const float* w, float* wa) {
 struct Im2rowShape {
   std::size_t OH, OW, SH, LDx, CS, C, A;  // outputs, stride along the height, xp's row and channel strides
   const std::size_t* offset;              // the live taps' offsets in xp (conv_rows::offset)
+  bool slack;                             // xp readable 16 floats past its end (the padded copy)
 };
 
 /// patches[p, c*A + a] = xp[c, oh*SH, ow*SW + offset[a]] for one (padded) sample, p = oh*OW + ow.
 /// With AVX2 (AVX-512 too) and SW <= 2, blocks of 8 outputs along a row times 8 taps: a (strided)
 /// load per tap, an 8 x 8 register transpose, a store per output (a third of the element copies'
-/// instructions; 64 channels at 24 x 24: 17% of the conv's time element by element). The rest
-/// element by element.
+/// instructions; 64 channels at 24 x 24: 17% of the conv's time element by element). When xp has
+/// slack, a row's last n < 8 outputs are a block too (its loads read past them, its n stores do
+/// not: maps of 12, 6 and 3 outputs a row copied element by element were 4% of ResNet-18's eval
+/// at 96 x 96 on Zen 5; masked loads measured no faster than the element copies). The rest element
+/// by element.
 /// Compiled out of line once per stride along the width: every conv shape shares it (im2row).
 template <std::size_t SW>
 [[gnu::noinline]] void im2row_strided(const float* xp, float* patches, const Im2rowShape& g) {
   const std::size_t Ka = g.C * g.A;
-  std::size_t blocked = 0;  // outputs of each row done in blocks of 8
+  std::size_t blocked = 0;  // outputs of each row done in blocks of 8 (with slack: the last one partial)
 #if defined(__AVX2__)
-  if constexpr (SW <= 2) blocked = g.A >= 8 ? g.OW / 8 * 8 : 0;
+  if constexpr (SW <= 2) blocked = g.A < 8 ? 0 : g.slack ? g.OW : g.OW / 8 * 8;
 #endif
   for (std::size_t oh = 0; oh < g.OH; ++oh) {
     const float* xr = xp + oh * g.SH * g.LDx;
@@ -132,6 +138,7 @@ template <std::size_t SW>
 #if defined(__AVX2__)
     if constexpr (SW <= 2)
       for (std::size_t ow0 = 0; ow0 < blocked; ow0 += 8) {
+        const std::size_t n = std::min<std::size_t>(8, blocked - ow0);  // outputs in this block
         float* row = pr + ow0 * Ka;
         for (std::size_t c = 0; c < g.C; ++c) {
           const float* src = xr + c * g.CS + ow0 * SW;
@@ -141,10 +148,14 @@ template <std::size_t SW>
             __m256 v[8];  // v[j][i] = tap a0 + j of output ow0 + i; transposed: v[i][j]
             CTNN_UNROLL for (std::size_t j = 0; j < 8; ++j) v[j] = load8_strided<SW>(src + g.offset[a0 + j]);
             transpose8(v);
-            CTNN_UNROLL for (std::size_t i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * Ka + a0, v[i]);
+            if (n == 8) {
+              CTNN_UNROLL for (std::size_t i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * Ka + a0, v[i]);
+            } else {
+              for (std::size_t i = 0; i < n; ++i) _mm256_storeu_ps(dst + i * Ka + a0, v[i]);
+            }
           }
           for (std::size_t a = a0; a < g.A; ++a)
-            for (std::size_t i = 0; i < 8; ++i) dst[i * Ka + a] = src[g.offset[a] + i * SW];
+            for (std::size_t i = 0; i < n; ++i) dst[i * Ka + a] = src[g.offset[a] + i * SW];
         }
       }
 #endif
@@ -160,7 +171,7 @@ template <std::size_t SW>
 template <Conv2dGeometry G>
 void im2row(const float* xp, float* patches) {
   using R = conv_rows<G>;
-  static constexpr Im2rowShape shape{R::OH, R::OW, G.SH, R::LDx, R::CS, R::C, R::A, R::offset.data()};
+  static constexpr Im2rowShape shape{R::OH, R::OW, G.SH, R::LDx, R::CS, R::C, R::A, R::offset.data(), G.padded()};
   im2row_strided<G.SW>(xp, patches, shape);
 }
 
@@ -183,6 +194,7 @@ template <Conv2dGeometry G>
 void rows_patches(const float* x, std::size_t count, float* xp, float* patches) {
   using R = conv_rows<G>;
   constexpr std::size_t in_floats = G.C * G.H * G.W;
+  if constexpr (G.padded()) std::fill(xp + R::C * R::CS, xp + R::xp_floats, 0.0f);  // the slack im2row reads
   for (std::size_t s = 0; s < count; ++s) {
     const float* src = x + s * in_floats;
     if constexpr (G.padded()) {
