@@ -41,12 +41,13 @@ void mm_rows(const float* x, const float* w, float* y) {
     }
     for (std::size_t i = 0; i < R; ++i) acc[i].store_unaligned(y + i * M + m);
   }
-  for (; m < M; ++m)
-    for (std::size_t i = 0; i < R; ++i) {
-      float s = 0.0f;
-      for (std::size_t k = 0; k < K; ++k) s += x[i * K + k] * w[k * M + m];
-      y[i * M + m] = s;
-    }
+  if constexpr (M % simd_width != 0)  // (a dead loop here made g++ -O2 warn at 4-lane SSE widths)
+    for (; m < M; ++m)
+      for (std::size_t i = 0; i < R; ++i) {
+        float s = 0.0f;
+        for (std::size_t k = 0; k < K; ++k) s += x[i * K + k] * w[k * M + m];
+        y[i * M + m] = s;
+      }
 }
 
 /// y = x w: x [rows, K], w [K, M], y [rows, M], four rows at a time.
