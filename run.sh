@@ -133,10 +133,12 @@ run_tests() {
     -Doptimization=0 -Ddebug=false -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fno-sanitize-recover=all
   # The portable instruction set (8-lane kernels, other tile shapes and tails than AVX-512's).
   configure avx2 g++ --werror -Disa=avx2 -Dtests=enabled -Dexamples=disabled -Dbenchmarks=disabled
-  for name in gcc clang sanitize avx2; do
+  # The compiler's default instruction set (4-lane SSE, no FMA): a user's plain `g++ -O2` build.
+  configure none g++ --werror -Disa=none -Dtests=enabled -Dexamples=disabled -Dbenchmarks=disabled
+  for name in gcc clang sanitize avx2 none; do
     local suites=()
     # compile-fail cases gain nothing from sanitizers or another instruction set
-    [ "$name" = sanitize ] || [ "$name" = avx2 ] && suites=(unit)
+    [ "$name" = sanitize ] || [ "$name" = avx2 ] || [ "$name" = none ] && suites=(unit)
     echo "== meson test (build/$name)"
     if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
        meson test -C "build/$name" --print-errorlogs "${suites[@]}"; then :; else status=1; fi
@@ -171,7 +173,7 @@ PY
     fi
     rm -rf "$corpus"
   fi
-  echo "ctnn test suites (formatting, g++, clang, sanitizers, avx2): $passed passed, $failed failed"
+  echo "ctnn test suites (formatting, g++, clang, sanitizers, avx2, no -march): $passed passed, $failed failed"
   return $status
 }
 
