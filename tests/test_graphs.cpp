@@ -77,7 +77,8 @@ void check_mode(M net, const RefMap& ref, const std::string& mode, float rtol) {
   net.backward();
   // atol 3e-5: a conv's bias before a training-mode BatchNorm has a gradient of exactly zero in
   // exact arithmetic (the batch mean takes the bias out); both sides are then the rounding of a sum
-  // of dozens of O(1) terms, whose order depends on the vector width (1.2e-5 apart with SSE)
+  // of terms of order 1 (50 in residual_nested), whose order depends on the vector width (1.2e-5
+  // apart with SSE)
   std::size_t params = 0;
   for (const auto& [name, p] : net.named_parameters()) {
     ctnn_test::check_close(p.grad.to_vector(), ref.at(mode + ".grad." + name).values, rtol, 3e-5f,
