@@ -157,6 +157,11 @@ using FwdForm = k::ConvForward;
 using DwForm = k::ConvWeightGrad;
 using DxForm = k::ConvInputGrad;
 
+/// The dense form runs any groups-1 zeros-mode shape; its T (C H W x O OH OW floats) is kept small here.
+template <k::Conv2dGeometry G>
+constexpr bool dense_ok = G.groups == 1 && G.mode == PaddingMode::zeros &&
+                          G.C * G.H * G.W * G.O * G.OH() * G.OW() <= k::detail::dense_max_floats;
+
 /// Every form that supports G, each forward form paired with a backward form in turn.
 template <k::Conv2dGeometry G, bool Bias, class Op>
 void check_conv_forms(const char* shape) {
@@ -168,6 +173,8 @@ void check_conv_forms(const char* shape) {
     check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::gemm, DwForm::gemm, DxForm::col2im}>(n, s + " gemm/gemm");
     if constexpr (G.groups == 1)
       check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::rows, DwForm::rows, DxForm::rows}>(n, s + " rows/rows");
+    if constexpr (dense_ok<G>)
+      check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::dense, DwForm::dense, DxForm::dense}>(n, s + " dense");
     if constexpr (G.groups == G.C)
       check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::depthwise, DwForm::gemm, DxForm::col2im}>(n,
                                                                                                      s + " depthwise");
@@ -218,6 +225,14 @@ static_assert(k::detail::conv_rows<stem_7x7>::A == 49 && stem_7x7.OW() == 11 && 
 static_assert(k::detail::conv_rows<map_1x1>::A == 1 && k::detail::conv_rows<map_1x1>::taps[0] == 4);
 static_assert(k::detail::conv_rows<map_2x2_stride2>::A == 4 && k::detail::conv_rows<map_2x2>::A == 9);
 static_assert(k::detail::conv_rows<map_1x1_reflect>::A == 9);  // replicate: padding reads the input
+// The dense form where a map of more than one pixel has no more pixels than live taps (2 x 2 maps
+// here: 9 and 4 live taps), not on a 1 x 1 map, nor with replicate padding.
+static_assert(k::detail::conv2d_plan<map_2x2>::form == k::ConvForward::dense &&
+              k::detail::conv2d_backward_plan<map_2x2>::use_dense);
+static_assert(k::detail::conv2d_plan<map_2x2_stride2>::form == k::ConvForward::dense);
+static_assert(k::detail::conv2d_plan<map_1x1>::form == k::ConvForward::rows);
+static_assert(k::detail::conv2d_plan<map_1x1_reflect>::form != k::ConvForward::dense);
+static_assert(k::detail::conv2d_plan<stem_7x7>::form != k::ConvForward::dense);
 // The cost model on ResNet-18's layers. With 32 registers (AVX-512): the flat forward where 90% of its
 // lanes are outputs (24 x 24), the rows form below (12 x 12, 7 x 7) and with AVX2; im2col for the stem at
 // 96 x 96 (K = 49, P = 2304), not at 28 x 28 (P = 196), and its weight gradient at both; the rows
@@ -403,6 +418,11 @@ TEST_CASE("every Conv2d form matches the scalar reference on every shape it supp
   check_conv_forms<stem_7x7, true, k::identity_op>("2->8 7x7 stride 2 pad 3");
   check_conv_forms<dilated_wide, false, k::relu_op>("3->8 3x3 dilation (2,1) pad (2,2,0,0), 19 wide");
   check_conv_forms<taps_1x11, true, k::identity_op>("2->3 1x11 pad (0,0,5,5)");
+  // the dense weight gradient's chunks of 32 samples: a whole one and a partial one
+  check_conv_form<map_2x2, true, k::relu_op, k::Conv2dForms{FwdForm::dense, DwForm::dense, DxForm::dense}>(
+      45, "20->8 3x3 pad 1 on 2x2 dense");
+  check_conv_form<padded_3x3, false, k::identity_op, k::Conv2dForms{FwdForm::dense, DwForm::dense, DxForm::dense}>(
+      33, "3->16 3x3 pad 1 dense");
 }
 
 TEST_CASE("Linear's dot and packed paths match the scalar reference at every row count") {

@@ -33,7 +33,10 @@ template <Conv2dGeometry G, bool Bias, class Op = identity_op, Conv2dForms Forms
 void conv2d_backward(const float* x, const float* w, const float* y, float* dy, float* dw, float* db, float* dx,
                      std::size_t n, float* scratch) {
   using plan = detail::conv2d_backward_plan<G, Forms>;
-  if constexpr (plan::use_rows) {
+  if constexpr (plan::use_dense) {
+    detail::conv2d_backward_dense<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch);
+    return;
+  } else if constexpr (plan::use_rows) {
     detail::conv2d_backward_rows<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch);
     return;
   } else if constexpr (plan::use_flat) {

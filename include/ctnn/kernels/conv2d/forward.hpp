@@ -25,7 +25,9 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, st
   constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * P;
   float* xp = scratch;
   float* panel = scratch + plan::xp_floats;
-  if constexpr (plan::form == ConvForward::rows) {
+  if constexpr (plan::form == ConvForward::dense) {
+    detail::conv2d_forward_dense<G, Bias, Op>(x, w, b, y, n, scratch);
+  } else if constexpr (plan::form == ConvForward::rows) {
     detail::conv2d_forward_rows<G, Bias, Op>(x, w, b, y, n, scratch);
   } else if constexpr (plan::use_flat) {
     // The flat form reads the padded input: unpadded, x itself, except for the last sample, whose

@@ -1,8 +1,8 @@
 // The conv plan: which form runs each pass of a Conv2dGeometry, and the scratch each needs.
 //   forward:          gemm (im2col + GEMM, pointwise), rows (the batch's patches as Linear rows),
-//                     depthwise, flat, shifted
-//   weight gradient:  gemm (im2col), rows, flat, shifted, outer
-//   input gradient:   col2im (dcol GEMM + col2im), rows (row2im), flat (full correlation)
+//                     dense (the conv as a Linear on the flattened sample), depthwise, flat, shifted
+//   weight gradient:  gemm (im2col), rows, dense, flat, shifted, outer
+//   input gradient:   col2im (dcol GEMM + col2im), rows (row2im), dense, flat (full correlation)
 // The cost model chooses (Conv2dForms{} = automatic); a Conv2dForms argument forces a form on any
 // geometry it supports (the form-grid test runs every form that way).
 #pragma once
@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "ctnn/kernels/conv2d/dense.hpp"
 #include "ctnn/kernels/conv2d/flat.hpp"
 #include "ctnn/kernels/conv2d/gemm.hpp"
 #include "ctnn/kernels/conv2d/rows.hpp"
@@ -20,16 +21,19 @@ namespace ctnn::kernels {
 
 /// The forward's forms. gemm: im2col + GEMM (any geometry; a pointwise conv's im2col is a copy);
 /// rows: the batch's patches as the rows of Linear's GEMM (groups 1; taps that read only zero
-/// padding dropped); depthwise: groups == C; flat and shifted: stride 1.
-enum class ConvForward { automatic, gemm, rows, depthwise, flat, shifted };
+/// padding dropped); dense: the conv as a Linear on the flattened sample (groups 1, zeros padding);
+/// depthwise: groups == C; flat and shifted: stride 1.
+enum class ConvForward { automatic, gemm, rows, depthwise, flat, shifted, dense };
 /// The weight gradient's forms. gemm: im2col + conv_dw (any geometry; its input gradient is then
 /// col2im); rows: Linear's weight gradient on the batch's patches (groups 1; its input gradient is
-/// then rows); flat, shifted: stride 1; outer: stride 1 and Og a multiple of the vector width.
-enum class ConvWeightGrad { automatic, gemm, rows, flat, shifted, outer };
+/// then rows); flat, shifted: stride 1; outer: stride 1 and Og a multiple of the vector width;
+/// dense: dT = dz^T x on the flattened samples, folded into dW (its input gradient is then dense).
+enum class ConvWeightGrad { automatic, gemm, rows, flat, shifted, outer, dense };
 /// The input gradient's forms. col2im: dcol = W^T dz, then col2im (any geometry); flat: the full
 /// correlation of dz with the flipped kernel (stride 1, beside a flat/shifted/outer weight gradient);
-/// rows: dpatches = dz W, then row2im (beside the rows weight gradient only).
-enum class ConvInputGrad { automatic, col2im, rows, flat };
+/// rows: dpatches = dz W, then row2im (beside the rows weight gradient only); dense: dx = dz T
+/// (beside the dense weight gradient only).
+enum class ConvInputGrad { automatic, col2im, rows, flat, dense };
 
 /// Which form runs each pass; `automatic` is the cost model's choice (what every layer uses).
 struct Conv2dForms {
@@ -44,6 +48,22 @@ template <Conv2dGeometry G, bool Used>
 constexpr std::size_t rows_scratch(bool backward) {
   if constexpr (Used) return backward ? conv_rows<G>::backward_scratch : conv_rows<G>::forward_scratch;
   else return 0;
+}
+/// The dense form's scratch (conv_dense, instantiated only where the form runs).
+template <Conv2dGeometry G, bool Used>
+constexpr std::size_t dense_scratch(bool backward) {
+  if constexpr (Used) return backward ? conv_dense<G>::backward_scratch : conv_dense<G>::forward_scratch;
+  else return 0;
+}
+/// The dense form pays where a sample's map has no more pixels than the rows form keeps taps (T then
+/// has at most as many C x O blocks per output as the rows form's patches have taps, none of them
+/// zeros of padding, and nothing is copied), the map is more than one pixel (on a 1 x 1 map the rows
+/// form multiplies the centre tap alone and copies next to nothing) and T is at most dense_max_floats.
+template <Conv2dGeometry G>
+constexpr bool dense_pays() {
+  constexpr std::size_t Q = G.H * G.W;
+  if constexpr (G.groups != 1 || G.mode != PaddingMode::zeros || Q == 1) return false;
+  else return Q <= conv_rows<G>::A && G.C * Q * G.O * G.OH() * G.OW() <= dense_max_floats;
 }
 
 /// The forward's plan: the form (forced by Forms, or the cost model's), its scratch layout.
@@ -102,12 +122,15 @@ struct conv2d_plan {
   static constexpr bool rows_backward_pays =
       G.groups == 1 && !gemm_dw_short && (!auto_flat || (rows_wide && P * K <= 262144 && !outer_dense));
   static constexpr ConvForward form = Forms.forward != ConvForward::automatic ? Forms.forward
+                                      : dense_pays<G>()                       ? ConvForward::dense
                                       : G.depthwise() && !auto_flat           ? ConvForward::depthwise
                                       : rows_pays                             ? ConvForward::rows
                                       : !auto_flat                            ? ConvForward::gemm
                                       : shifted_pays(2)                       ? ConvForward::shifted
                                                                               : ConvForward::flat;
   static_assert(form != ConvForward::rows || G.groups == 1, "the rows form needs groups == 1");
+  static_assert(form != ConvForward::dense || (G.groups == 1 && G.mode == PaddingMode::zeros),
+                "the dense form needs groups == 1 and zeros padding");
   static_assert(form != ConvForward::depthwise || G.groups == G.C, "the depthwise form needs groups == in_channels");
   static_assert(!(form == ConvForward::flat || form == ConvForward::shifted) || stride1,
                 "the flat and shifted forms need stride 1");
@@ -130,8 +153,10 @@ struct conv2d_plan {
   static constexpr std::size_t src_floats = use_shifted ? shifted_floats : flat_xp_floats;
   // flat path: the source, the packed weights, then (shifted) the padded input
   static constexpr bool use_rows = form == ConvForward::rows;
+  static constexpr bool use_dense = form == ConvForward::dense;
   static constexpr std::size_t scratch_floats =
-      use_rows   ? rows_scratch<G, use_rows>(false)
+      use_dense  ? dense_scratch<G, use_dense>(false)
+      : use_rows ? rows_scratch<G, use_rows>(false)
       : use_flat ? src_floats + flat_weight_floats<used> * G.groups + (use_shifted ? flat_pad_floats : 0)
                  : xp_floats + panel_floats;
 };
@@ -192,6 +217,7 @@ struct conv2d_backward_plan {
   static constexpr std::size_t gemm_dx_cost = K * G.Og() * ((P + simd_width - 1) / simd_width) +
                                               2 * G.Cg() * G.Hp() * ((LDx + simd_width - 1) / simd_width) * KK;
   static constexpr ConvWeightGrad dw_form = Forms.weight_grad != ConvWeightGrad::automatic ? Forms.weight_grad
+                                            : dense_pays<G>()                              ? ConvWeightGrad::dense
                                             : fwd::rows_backward_pays                      ? ConvWeightGrad::rows
                                             : !fwd::auto_flat                              ? ConvWeightGrad::gemm
                                             : G.Og() % simd_width == 0                     ? ConvWeightGrad::outer
@@ -199,6 +225,7 @@ struct conv2d_backward_plan {
                                                                                            : ConvWeightGrad::flat;
   static constexpr ConvInputGrad dx_form =
       Forms.input_grad != ConvInputGrad::automatic ? Forms.input_grad
+      : dw_form == ConvWeightGrad::dense           ? ConvInputGrad::dense
       : dw_form == ConvWeightGrad::rows            ? ConvInputGrad::rows
       : dw_form == ConvWeightGrad::gemm || fwd::outer_dense || 5 * gemm_dx_cost < 4 * flat_dx_cost
           ? ConvInputGrad::col2im
@@ -206,15 +233,20 @@ struct conv2d_backward_plan {
   static constexpr bool use_rows = dw_form == ConvWeightGrad::rows;
   static_assert(use_rows == (dx_form == ConvInputGrad::rows),
                 "the rows weight gradient and the rows input gradient run together");
+  static constexpr bool use_dense = dw_form == ConvWeightGrad::dense;
+  static_assert(use_dense == (dx_form == ConvInputGrad::dense),
+                "the dense weight gradient and the dense input gradient run together");
+  static_assert(!use_dense || (G.groups == 1 && G.mode == PaddingMode::zeros),
+                "the dense form needs groups == 1 and zeros padding");
   static_assert(!use_rows || G.groups == 1, "the rows form needs groups == 1");
-  static_assert(dw_form == ConvWeightGrad::gemm || use_rows || fwd::stride1,
+  static_assert(dw_form == ConvWeightGrad::gemm || use_rows || use_dense || fwd::stride1,
                 "the flat, shifted and outer weight gradients need stride 1");
   static_assert(dw_form != ConvWeightGrad::outer || G.Og() % simd_width == 0,
                 "the outer weight gradient needs out_channels / groups to be a multiple of the vector width");
   static_assert(dw_form != ConvWeightGrad::gemm || dx_form == ConvInputGrad::col2im,
                 "the im2col weight gradient computes its input gradient by col2im");
   // The rows form, the stride-1 path (flat, shifted or outer dW; flat or col2im dx), else the general one.
-  static constexpr bool use_flat = dw_form != ConvWeightGrad::gemm && !use_rows;
+  static constexpr bool use_flat = dw_form != ConvWeightGrad::gemm && !use_rows && !use_dense;
   static_assert(!use_flat || (flat.LQ() <= CSz && flat_dx.LQ() <= CSz && flat_dx.slack() <= reach));
   static constexpr bool outer_dw = dw_form == ConvWeightGrad::outer;
   static constexpr bool shifted_dw = dw_form == ConvWeightGrad::shifted;
@@ -252,7 +284,8 @@ struct conv2d_backward_plan {
       chunk * sample_floats + wflip_floats + wdx_floats + dcol_floats + flat_dxp_floats + dw_acc_floats;
   // layout: xp, dz, gap, col, dxp (general path) or chunk xs, chunk dz slots, chunk dzc, chunk dzT,
   // wflip, wdx, dcol, dxp, dW^T or dw_shifted (flat path)
-  static constexpr std::size_t scratch_floats = use_rows ? rows_scratch<G, use_rows>(true)
+  static constexpr std::size_t scratch_floats = use_dense  ? dense_scratch<G, use_dense>(true)
+                                                : use_rows ? rows_scratch<G, use_rows>(true)
                                                 : use_flat
                                                     ? flat_scratch_floats
                                                     : xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;
