@@ -76,8 +76,8 @@ CTNN_INLINE float dense_entry(const float* wc) {
 
 /// Row (c, q) of a forward panel: valid outputs from j0 (whole runs (o, 0..P)), zeros to width.
 template <Conv2dGeometry G, std::size_t q, std::size_t... p>
-void dense_forward_row(const float* w, std::size_t c, std::size_t j0, std::size_t valid, std::size_t width,
-                       float* row, std::index_sequence<p...>) {
+void dense_forward_row(const float* w, std::size_t c, std::size_t j0, std::size_t valid, std::size_t width, float* row,
+                       std::index_sequence<p...>) {
   using D = conv_dense<G>;
   for (std::size_t i = 0; i < valid; i += D::P) {
     const float* wc = w + ((j0 + i) / D::P * D::C + c) * D::KK;
@@ -157,6 +157,16 @@ void dense_backward_panels(const float* w, float* panels) {
   }
 }
 
+/// acc[tap(p, q)] += dT[(o, p), (c, q)] for the pair pq = p*Q + q (nothing where no tap joins them);
+/// rows: dT's rows (o, p) for every p.
+template <Conv2dGeometry G, std::size_t pq>
+CTNN_INLINE void dense_fold_pair(float* acc, const float* rows, std::size_t c) {
+  using D = conv_dense<G>;
+  constexpr std::size_t p = pq / D::Q, q = pq % D::Q;
+  constexpr int t = D::tap[p][q];
+  if constexpr (t >= 0) acc[t] += rows[p * D::CQ + c * D::Q + q];
+}
+
 /// dW[o, c, tap(p, q)] += dT[(o, p), (c, q)]. Where a sample has few (p, q) pairs, each channel's
 /// taps are summed in registers over the pairs (a compile-time list), then added to dW once.
 template <Conv2dGeometry G>
@@ -170,10 +180,7 @@ void dense_fold_weight_grad(const float* dt, float* dw) {
       for (std::size_t c = 0; c < D::C; ++c) {
         float acc[KK] = {};
         [&]<std::size_t... pq>(std::index_sequence<pq...>) {
-          ((D::tap[pq / Q][pq % Q] >= 0 ? void(acc[static_cast<std::size_t>(D::tap[pq / Q][pq % Q])] +=
-                                               rows[pq / Q * CQ + c * Q + pq % Q])
-                                         : void()),
-           ...);
+          (dense_fold_pair<G, pq>(acc, rows, c), ...);
         }(std::make_index_sequence<P * Q>{});
         CTNN_UNROLL for (std::size_t t = 0; t < KK; ++t) dwo[c * KK + t] += acc[t];
       }
