@@ -9,8 +9,9 @@
 // It multiplies only the (p, q) pairs a tap joins: on ResNet-18's 2 x 2 maps at 28 x 28, a 3x3/pad-1
 // conv is 16 C*O multiply-adds a sample where the rows form's patches take 36 (20 of them with the
 // zero padding), and neither the input nor the output is copied, padded or transposed. The cost
-// model takes it where the map has no more pixels than the rows form has live taps (H*W <= A) and
-// T stays small (dense_max_floats): T grows as the square of the map.
+// model (plan.hpp, dense_pays) takes it where a map of more than one pixel has no more pixels than
+// the rows form has live taps (H*W <= A) and T stays small (dense_max_floats): T grows as the
+// square of the map.
 #pragma once
 
 #include <algorithm>
@@ -23,8 +24,8 @@
 
 namespace ctnn::kernels::detail {
 
-/// The largest T the dense form builds (floats): 4 MiB, about what the rows form's patches and
-/// packed weights of the same convs take.
+/// The largest T the cost model gives the dense form (floats): 4 MiB, the 256-channel convs on
+/// ResNet-18's 2 x 2 maps at 28 x 28.
 inline constexpr std::size_t dense_max_floats = std::size_t{1} << 20;
 
 /// The dense form's shape: which tap joins each output pixel p to each input pixel q, and scratch.
@@ -66,6 +67,14 @@ struct conv_dense {
 template <Conv2dGeometry G>
 inline constexpr bool dense_unrolled = conv_dense<G>::P * conv_dense<G>::Q <= 64;
 
+/// T[j, k] for output j = o*P + p and input k = c*Q + q (the general path, every index at run time).
+template <Conv2dGeometry G>
+float dense_at(const float* w, std::size_t j, std::size_t k) {
+  using D = conv_dense<G>;
+  const int t = D::tap[j % D::P][k % D::Q];
+  return t < 0 ? 0.0f : w[(j / D::P * D::C + k / D::Q) * D::KK + static_cast<std::size_t>(t)];
+}
+
 /// T[(o, p), (c, q)], from wc = w[o, c, :].
 template <Conv2dGeometry G, std::size_t p, std::size_t q>
 CTNN_INLINE float dense_entry(const float* wc) {
@@ -103,7 +112,7 @@ void dense_backward_row(const float* wo, std::size_t j0, std::size_t valid, std:
 template <Conv2dGeometry G>
 void dense_forward_panels(const float* w, float* panels) {
   using D = conv_dense<G>;
-  constexpr std::size_t OPpad = round_up(D::OP, simd_width), NR = D::NRf, P = D::P, Q = D::Q, KK = D::KK;
+  constexpr std::size_t OPpad = round_up(D::OP, simd_width), NR = D::NRf, P = D::P, Q = D::Q;
   for (std::size_t j0 = 0; j0 < OPpad; j0 += NR) {
     const std::size_t width = std::min(NR, OPpad - j0), valid = std::min(width, D::OP - j0);
     float* panel = panels + j0 * D::CQ;
@@ -116,11 +125,7 @@ void dense_forward_panels(const float* w, float* panels) {
       } else {
         for (std::size_t q = 0; q < Q; ++q) {
           float* row = panel + (c * Q + q) * width;
-          for (std::size_t i = 0; i < width; ++i) {
-            const std::size_t j = j0 + i, o = j / P, p = j % P;
-            const int t = j < D::OP ? D::tap[p][q] : -1;
-            row[i] = t < 0 ? 0.0f : w[(o * D::C + c) * KK + static_cast<std::size_t>(t)];
-          }
+          for (std::size_t i = 0; i < width; ++i) row[i] = i < valid ? dense_at<G>(w, j0 + i, c * Q + q) : 0.0f;
         }
       }
     }
@@ -146,11 +151,7 @@ void dense_backward_panels(const float* w, float* panels) {
       } else {
         for (std::size_t p = 0; p < P; ++p) {
           float* row = panel + (o * P + p) * width;
-          for (std::size_t i = 0; i < width; ++i) {
-            const std::size_t j = j0 + i, c = j / Q, q = j % Q;
-            const int t = j < D::CQ ? D::tap[p][q] : -1;
-            row[i] = t < 0 ? 0.0f : wo[c * KK + static_cast<std::size_t>(t)];
-          }
+          for (std::size_t i = 0; i < width; ++i) row[i] = i < valid ? dense_at<G>(w, o * P + p, j0 + i) : 0.0f;
         }
       }
     }
