@@ -175,6 +175,9 @@ void check_conv_forms(const char* shape) {
       check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::rows, DwForm::rows, DxForm::rows}>(n, s + " rows/rows");
     if constexpr (dense_ok<G>)
       check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::dense, DwForm::dense, DxForm::dense}>(n, s + " dense");
+    if constexpr (k::detail::regions_ok<G>())
+      check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::regions, DwForm::regions, DxForm::regions}>(n,
+                                                                                                       s + " regions");
     if constexpr (G.groups == G.C)
       check_conv_form<G, Bias, Op, k::Conv2dForms{FwdForm::depthwise, DwForm::gemm, DxForm::col2im}>(n,
                                                                                                      s + " depthwise");
@@ -221,6 +224,21 @@ constexpr k::Conv2dGeometry stem_7x7{2, 18, 21, 8, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3,
 constexpr k::Conv2dGeometry dilated_wide{3, 5, 21, 8, 3, 3, 1, 1, 2, 1, 2, 2, 0, 0, 1, PaddingMode::zeros};
 // a 1x11 kernel: more taps along a row than col2im keeps separate sums for (8), so two share one
 constexpr k::Conv2dGeometry taps_1x11{2, 4, 20, 3, 1, 11, 1, 1, 1, 1, 0, 0, 5, 5, 1, PaddingMode::zeros};
+// The regions form on every shape above (its columns rounded up to whole panels) and on wider
+// ones: 48 and 64 channels, whole panels with one instruction set or another (AVX-512: 64, AVX2: 24,
+// SSE: 12 floats); a 3x3/pad-1 conv (9 regions); strides (2, 3), dilation (1, 2), asymmetric padding; a 1x1 kernel
+// with padding, whose border outputs read only padding (regions of no taps: Op(b)); a 1 x 1 map;
+// an unpadded 1x1/2 conv (one region); a map whose samples are transposed a few at a time.
+constexpr k::Conv2dGeometry regions_3x3{48, 5, 6, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry regions_strided{64, 9, 8, 24, 5, 3, 2, 3, 1, 2, 2, 1, 1, 2, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry regions_pad_only{64, 3, 4, 8, 1, 1, 1, 1, 1, 1, 1, 1, 2, 0, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry regions_1x1{64, 1, 1, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry regions_unpadded{64, 7, 7, 20, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry regions_batches{64, 64, 64, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
+static_assert(k::detail::conv_regions<regions_3x3>::count == 9 && k::detail::conv_regions<regions_1x1>::count == 1);
+static_assert(k::detail::conv_regions<regions_3x3>::taps_per_sample == (2 + 3 + 3 + 3 + 2) * (2 + 3 + 3 + 3 + 3 + 2));
+static_assert(k::detail::conv_regions<regions_pad_only>::regions[0].A == 0);
+static_assert(k::detail::conv_regions<regions_batches>::batch == 4);
 static_assert(k::detail::conv_rows<stem_7x7>::A == 49 && stem_7x7.OW() == 11 && dilated_wide.OW() == 19);
 static_assert(k::detail::conv_rows<map_1x1>::A == 1 && k::detail::conv_rows<map_1x1>::taps[0] == 4);
 static_assert(k::detail::conv_rows<map_2x2_stride2>::A == 4 && k::detail::conv_rows<map_2x2>::A == 9);
@@ -230,37 +248,37 @@ static_assert(k::detail::conv_rows<map_1x1_reflect>::A == 9);  // replicate: pad
 static_assert(k::detail::conv2d_plan<map_2x2>::form == k::ConvForward::dense &&
               k::detail::conv2d_backward_plan<map_2x2>::use_dense);
 static_assert(k::detail::conv2d_plan<map_2x2_stride2>::form == k::ConvForward::dense);
-static_assert(k::detail::conv2d_plan<map_1x1>::form == k::ConvForward::rows);
+static_assert(k::detail::conv2d_plan<map_1x1>::form ==
+              (k::detail::conv_regions<map_1x1>::Cp == 24 ? k::ConvForward::regions : k::ConvForward::rows));
 static_assert(k::detail::conv2d_plan<map_1x1_reflect>::form != k::ConvForward::dense);
 static_assert(k::detail::conv2d_plan<stem_7x7>::form != k::ConvForward::dense);
 // The cost model on ResNet-18's layers. With 32 registers (AVX-512): the flat forward where 90% of its
-// lanes are outputs (24 x 24), the rows form below (12 x 12, 7 x 7) and with AVX2; im2col for the stem at
-// 96 x 96 (K = 49, P = 2304), not at 28 x 28 (P = 196), and its weight gradient at both; the rows
-// form's chunk of 3 x 3 maps at 512 channels: 2 samples, 18 rows, whole 6-row tiles.
+// lanes are outputs (24 x 24; the rows form with AVX2: a 3x3/pad-1 conv there saves 5% in regions);
+// the regions form where it saves a tenth of the multiply-adds (12 x 12 and below) and on maps of at
+// most 7 x 7 (the 1 x 1 maps too), both passes, where no columns are padded; im2col for the stem at 96 x 96 (K = 49, P = 2304),
+// not at 28 x 28 (P = 196), and its weight gradient at both (one channel: no regions).
 constexpr k::Conv2dGeometry resnet_24x24{64, 24, 24, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry resnet_12x12{128, 12, 12, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry resnet_7x7{64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry resnet_6x6{256, 6, 6, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry resnet_3x3{512, 3, 3, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
+constexpr k::Conv2dGeometry resnet_1x1{512, 1, 1, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry stem_96{1, 96, 96, 64, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, PaddingMode::zeros};
 constexpr k::Conv2dGeometry stem_28{1, 28, 28, 64, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, PaddingMode::zeros};
 constexpr bool avx512 = k::simd_width >= 16;
 static_assert(k::detail::conv2d_plan<resnet_24x24>::form == (avx512 ? k::ConvForward::flat : k::ConvForward::rows));
-static_assert(k::detail::conv2d_plan<resnet_7x7>::form == k::ConvForward::rows);
-static_assert(k::detail::conv2d_plan<resnet_12x12>::form == k::ConvForward::rows);
+static_assert(k::detail::conv2d_backward_plan<resnet_24x24>::dw_form != k::ConvWeightGrad::regions);
+template <k::Conv2dGeometry G>
+constexpr bool takes_regions =
+    k::detail::conv2d_plan<G>::form == k::ConvForward::regions && k::detail::conv2d_backward_plan<G>::use_regions;
+static_assert(takes_regions<resnet_6x6> && takes_regions<resnet_3x3>);
+// without AVX-512, panels of 3 vectors round 64 and 128 channels up to 72 and 132 or 144 columns a tap
+static_assert(takes_regions<resnet_12x12> == avx512 && takes_regions<resnet_7x7> == avx512 &&
+              takes_regions<resnet_1x1> == avx512);
 static_assert(k::detail::conv2d_plan<stem_96>::form == (avx512 ? k::ConvForward::gemm : k::ConvForward::rows));
 static_assert(k::detail::conv2d_plan<stem_28>::form == k::ConvForward::rows);
 static_assert(k::detail::conv2d_backward_plan<stem_28>::dw_form ==
               (avx512 ? k::ConvWeightGrad::gemm : k::ConvWeightGrad::rows));
-static_assert(k::detail::conv_rows<resnet_3x3>::chunk == (avx512 ? 2 : 3));
-// ... and the backward: with AVX-512 the outer weight gradient and col2im from 7 x 7 maps on (ResNet-18's
-// first stage at 28 x 28), the rows form below that (its third stage at 96 x 96: 6 x 6) and with AVX2
-static_assert(k::detail::conv2d_backward_plan<resnet_7x7>::dw_form ==
-              (avx512 ? k::ConvWeightGrad::outer : k::ConvWeightGrad::rows));
-static_assert(k::detail::conv2d_backward_plan<resnet_7x7>::dx_form ==
-              (avx512 ? k::ConvInputGrad::col2im : k::ConvInputGrad::rows));
-static_assert(k::detail::conv2d_backward_plan<resnet_6x6>::dw_form == k::ConvWeightGrad::rows);
-
 
 // ---- Linear's GEMM: the dot and packed paths -----------------------------------------------------
 
@@ -418,6 +436,15 @@ TEST_CASE("every Conv2d form matches the scalar reference on every shape it supp
   check_conv_forms<stem_7x7, true, k::identity_op>("2->8 7x7 stride 2 pad 3");
   check_conv_forms<dilated_wide, false, k::relu_op>("3->8 3x3 dilation (2,1) pad (2,2,0,0), 19 wide");
   check_conv_forms<taps_1x11, true, k::identity_op>("2->3 1x11 pad (0,0,5,5)");
+  check_conv_forms<regions_3x3, true, k::relu_op>("48->16 3x3 pad 1");
+  check_conv_forms<regions_strided, true, k::identity_op>("64->24 5x3 stride (2,3) dilation (1,2) pad (2,1,1,2)");
+  check_conv_forms<regions_pad_only, true, k::relu_op>("64->8 1x1 pad (1,1,2,0)");
+  check_conv_forms<regions_1x1, false, k::identity_op>("64->40 3x3 pad 1 on 1x1");
+  check_conv_forms<regions_unpadded, true, k::relu_op>("64->20 1x1 stride 2");
+  // the regions form's batches of 4 samples transposed at once: two whole ones and a partial one
+  check_conv_form<regions_batches, true, k::relu_op,
+                  k::Conv2dForms{FwdForm::regions, DwForm::regions, DxForm::regions}>(
+      9, "64->4 3x3 pad 1 on 64x64 regions");
   // the dense weight gradient's chunks of 32 samples: a whole one and a partial one
   check_conv_form<map_2x2, true, k::relu_op, k::Conv2dForms{FwdForm::dense, DwForm::dense, DxForm::dense}>(
       45, "20->8 3x3 pad 1 on 2x2 dense");
@@ -427,10 +454,10 @@ TEST_CASE("every Conv2d form matches the scalar reference on every shape it supp
 
 TEST_CASE("Linear's dot and packed paths match the scalar reference at every row count") {
   check_linear_paths<3, 7, false>();
-  check_linear_paths<20, 256, true>();   // the MLP's first layer: packs from a few rows on
-  check_linear_paths<33, 17, false>();   // K and O tails of both widths
-  check_linear_paths<256, 10, true>();   // dot always (few outputs)
-  check_linear_paths<120, 84, true>();   // LeNet's middle layer
+  check_linear_paths<20, 256, true>();  // the MLP's first layer: packs from a few rows on
+  check_linear_paths<33, 17, false>();  // K and O tails of both widths
+  check_linear_paths<256, 10, true>();  // dot always (few outputs)
+  check_linear_paths<120, 84, true>();  // LeNet's middle layer
   check_linear_paths<16, 40, false>();
 }
 

@@ -36,6 +36,9 @@ void conv2d_backward(const float* x, const float* w, const float* y, float* dy, 
   if constexpr (plan::use_dense) {
     detail::conv2d_backward_dense<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch);
     return;
+  } else if constexpr (plan::use_regions) {
+    detail::conv2d_backward_regions<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch);
+    return;
   } else if constexpr (plan::use_rows) {
     detail::conv2d_backward_rows<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch);
     return;

@@ -27,6 +27,8 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, st
   float* panel = scratch + plan::xp_floats;
   if constexpr (plan::form == ConvForward::dense) {
     detail::conv2d_forward_dense<G, Bias, Op>(x, w, b, y, n, scratch);
+  } else if constexpr (plan::form == ConvForward::regions) {
+    detail::conv2d_forward_regions<G, Bias, Op>(x, w, b, y, n, scratch);
   } else if constexpr (plan::form == ConvForward::rows) {
     detail::conv2d_forward_rows<G, Bias, Op>(x, w, b, y, n, scratch);
   } else if constexpr (plan::use_flat) {

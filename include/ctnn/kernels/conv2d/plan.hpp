@@ -1,8 +1,9 @@
 // The conv plan: which form runs each pass of a Conv2dGeometry, and the scratch each needs.
 //   forward:          gemm (im2col + GEMM, pointwise), rows (the batch's patches as Linear rows),
+//                     regions (the rows form per region of outputs that read the same taps),
 //                     dense (the conv as a Linear on the flattened sample), depthwise, flat, shifted
-//   weight gradient:  gemm (im2col), rows, dense, flat, shifted, outer
-//   input gradient:   col2im (dcol GEMM + col2im), rows (row2im), dense, flat (full correlation)
+//   weight gradient:  gemm (im2col), rows, regions, dense, flat, shifted, outer
+//   input gradient:   col2im (dcol GEMM + col2im), rows (row2im), regions, dense, flat (full correlation)
 // The cost model chooses (Conv2dForms{} = automatic); a Conv2dForms argument forces a form on any
 // geometry it supports (the form-grid test runs every form that way).
 #pragma once
@@ -13,6 +14,7 @@
 #include "ctnn/kernels/conv2d/dense.hpp"
 #include "ctnn/kernels/conv2d/flat.hpp"
 #include "ctnn/kernels/conv2d/gemm.hpp"
+#include "ctnn/kernels/conv2d/regions.hpp"
 #include "ctnn/kernels/conv2d/rows.hpp"
 
 namespace ctnn::kernels {
@@ -21,19 +23,23 @@ namespace ctnn::kernels {
 
 /// The forward's forms. gemm: im2col + GEMM (any geometry; a pointwise conv's im2col is a copy);
 /// rows: the batch's patches as the rows of Linear's GEMM (groups 1; taps that read only zero
-/// padding dropped); dense: the conv as a Linear on the flattened sample (groups 1, zeros padding);
-/// depthwise: groups == C; flat and shifted: stride 1.
-enum class ConvForward { automatic, gemm, rows, depthwise, flat, shifted, dense };
+/// padding dropped); regions: the rows form once per region of outputs that read the input through
+/// the same taps (groups 1, zeros padding); dense: the conv as
+/// a Linear on the flattened sample (groups 1, zeros padding); depthwise: groups == C; flat and
+/// shifted: stride 1.
+enum class ConvForward { automatic, gemm, rows, depthwise, flat, shifted, dense, regions };
 /// The weight gradient's forms. gemm: im2col + conv_dw (any geometry; its input gradient is then
 /// col2im); rows: Linear's weight gradient on the batch's patches (groups 1; its input gradient is
 /// then rows); flat, shifted: stride 1; outer: stride 1 and Og a multiple of the vector width;
-/// dense: dT = dz^T x on the flattened samples, folded into dW (its input gradient is then dense).
-enum class ConvWeightGrad { automatic, gemm, rows, flat, shifted, outer, dense };
+/// dense: dT = dz^T x on the flattened samples, folded into dW (its input gradient is then dense);
+/// regions: the rows form's per region (its input gradient is then regions).
+enum class ConvWeightGrad { automatic, gemm, rows, flat, shifted, outer, dense, regions };
 /// The input gradient's forms. col2im: dcol = W^T dz, then col2im (any geometry); flat: the full
 /// correlation of dz with the flipped kernel (stride 1, beside a flat/shifted/outer weight gradient);
 /// rows: dpatches = dz W, then row2im (beside the rows weight gradient only); dense: dx = dz T
-/// (beside the dense weight gradient only).
-enum class ConvInputGrad { automatic, col2im, rows, flat, dense };
+/// (beside the dense weight gradient only); regions: the rows form's per region (beside the regions
+/// weight gradient only).
+enum class ConvInputGrad { automatic, col2im, rows, flat, dense, regions };
 
 /// Which form runs each pass; `automatic` is the cost model's choice (what every layer uses).
 struct Conv2dForms {
@@ -54,6 +60,35 @@ template <Conv2dGeometry G, bool Used>
 constexpr std::size_t dense_scratch(bool backward) {
   if constexpr (Used) return backward ? conv_dense<G>::backward_scratch : conv_dense<G>::forward_scratch;
   else return 0;
+}
+/// The regions form's scratch (instantiated only where the form runs).
+template <Conv2dGeometry G, bool Used>
+constexpr std::size_t regions_scratch_floats(bool backward) {
+  if constexpr (Used) return backward ? regions_scratch<G>::backward : regions_scratch<G>::forward;
+  else return 0;
+}
+/// Where the regions form runs: groups 1, zeros padding, some tap live.
+template <Conv2dGeometry G>
+constexpr bool regions_ok() {
+  if constexpr (G.groups != 1 || G.mode != PaddingMode::zeros) return false;
+  else return conv_rows<G>::A > 0;
+}
+/// The regions form pays where its multiply-adds (each tap's C columns rounded up to whole
+/// panels, Cp) are at most nine tenths of the rows form's (maps of 12 x 12 and less with a 3x3/pad-1
+/// kernel), and on maps of at most 7 x 7 outputs without padded columns, where its channels-last
+/// copies beat im2row's (Zen 5, batch 64, ms forward / backward, rows or the cost model's choice
+/// before it -> regions: 128 channels at 4 x 4 1.54 / 3.38 -> 1.10 / 2.89; 64 at 7 x 7 1.29 / 2.50
+/// -> 1.02 / 2.40; 512 at 3 x 3 13.1 / 33 -> 8.6 / 24; 256 at 6 x 6 12.2 / 26.2 -> 10.0 / 22.6; 128
+/// at 12 x 12 12.9 / 24.2 -> 11.5 / 24.3; 512 on a 1 x 1 map 0.50 / 1.08 -> 0.47 / 1.04; but 64 at
+/// 24 x 24, 5% saved, 12.3 / 24.8 -> 13.1 / 28.9).
+template <Conv2dGeometry G>
+constexpr bool regions_pay() {
+  if constexpr (!regions_ok<G>()) return false;
+  else {
+    using R = conv_regions<G>;
+    const std::size_t rows_macs = G.OH() * G.OW() * conv_rows<G>::A * G.C, macs = R::taps_per_sample * R::Cp;
+    return 10 * macs <= 9 * rows_macs || (G.OH() * G.OW() <= 49 && R::Cp == G.C);
+  }
 }
 /// The dense form pays where a sample's map has no more pixels than the rows form keeps taps (T then
 /// has at most as many C x O blocks per output as the rows form's patches have taps, none of them
@@ -123,6 +158,7 @@ struct conv2d_plan {
       G.groups == 1 && !gemm_dw_short && (!auto_flat || (rows_wide && P * K <= 262144 && !outer_dense));
   static constexpr ConvForward form = Forms.forward != ConvForward::automatic ? Forms.forward
                                       : dense_pays<G>()                       ? ConvForward::dense
+                                      : regions_pay<G>()                      ? ConvForward::regions
                                       : G.depthwise() && !auto_flat           ? ConvForward::depthwise
                                       : rows_pays                             ? ConvForward::rows
                                       : !auto_flat                            ? ConvForward::gemm
@@ -131,6 +167,8 @@ struct conv2d_plan {
   static_assert(form != ConvForward::rows || G.groups == 1, "the rows form needs groups == 1");
   static_assert(form != ConvForward::dense || (G.groups == 1 && G.mode == PaddingMode::zeros),
                 "the dense form needs groups == 1 and zeros padding");
+  static_assert(form != ConvForward::regions || regions_ok<G>(),
+                "the regions form needs groups == 1 and zeros padding");
   static_assert(form != ConvForward::depthwise || G.groups == G.C, "the depthwise form needs groups == in_channels");
   static_assert(!(form == ConvForward::flat || form == ConvForward::shifted) || stride1,
                 "the flat and shifted forms need stride 1");
@@ -154,11 +192,13 @@ struct conv2d_plan {
   // flat path: the source, the packed weights, then (shifted) the padded input
   static constexpr bool use_rows = form == ConvForward::rows;
   static constexpr bool use_dense = form == ConvForward::dense;
+  static constexpr bool use_regions = form == ConvForward::regions;
   static constexpr std::size_t scratch_floats =
-      use_dense  ? dense_scratch<G, use_dense>(false)
-      : use_rows ? rows_scratch<G, use_rows>(false)
-      : use_flat ? src_floats + flat_weight_floats<used> * G.groups + (use_shifted ? flat_pad_floats : 0)
-                 : xp_floats + panel_floats;
+      use_dense     ? dense_scratch<G, use_dense>(false)
+      : use_regions ? regions_scratch_floats<G, use_regions>(false)
+      : use_rows    ? rows_scratch<G, use_rows>(false)
+      : use_flat    ? src_floats + flat_weight_floats<used> * G.groups + (use_shifted ? flat_pad_floats : 0)
+                    : xp_floats + panel_floats;
 };
 }  // namespace detail
 
@@ -218,6 +258,7 @@ struct conv2d_backward_plan {
                                               2 * G.Cg() * G.Hp() * ((LDx + simd_width - 1) / simd_width) * KK;
   static constexpr ConvWeightGrad dw_form = Forms.weight_grad != ConvWeightGrad::automatic ? Forms.weight_grad
                                             : dense_pays<G>()                              ? ConvWeightGrad::dense
+                                            : regions_pay<G>()                             ? ConvWeightGrad::regions
                                             : fwd::rows_backward_pays                      ? ConvWeightGrad::rows
                                             : !fwd::auto_flat                              ? ConvWeightGrad::gemm
                                             : G.Og() % simd_width == 0                     ? ConvWeightGrad::outer
@@ -226,6 +267,7 @@ struct conv2d_backward_plan {
   static constexpr ConvInputGrad dx_form =
       Forms.input_grad != ConvInputGrad::automatic ? Forms.input_grad
       : dw_form == ConvWeightGrad::dense           ? ConvInputGrad::dense
+      : dw_form == ConvWeightGrad::regions         ? ConvInputGrad::regions
       : dw_form == ConvWeightGrad::rows            ? ConvInputGrad::rows
       : dw_form == ConvWeightGrad::gemm || fwd::outer_dense || 5 * gemm_dx_cost < 4 * flat_dx_cost
           ? ConvInputGrad::col2im
@@ -236,17 +278,21 @@ struct conv2d_backward_plan {
   static constexpr bool use_dense = dw_form == ConvWeightGrad::dense;
   static_assert(use_dense == (dx_form == ConvInputGrad::dense),
                 "the dense weight gradient and the dense input gradient run together");
+  static constexpr bool use_regions = dw_form == ConvWeightGrad::regions;
+  static_assert(use_regions == (dx_form == ConvInputGrad::regions),
+                "the regions weight gradient and the regions input gradient run together");
+  static_assert(!use_regions || regions_ok<G>(), "the regions form needs groups == 1 and zeros padding");
   static_assert(!use_dense || (G.groups == 1 && G.mode == PaddingMode::zeros),
                 "the dense form needs groups == 1 and zeros padding");
   static_assert(!use_rows || G.groups == 1, "the rows form needs groups == 1");
-  static_assert(dw_form == ConvWeightGrad::gemm || use_rows || use_dense || fwd::stride1,
+  static_assert(dw_form == ConvWeightGrad::gemm || use_rows || use_dense || use_regions || fwd::stride1,
                 "the flat, shifted and outer weight gradients need stride 1");
   static_assert(dw_form != ConvWeightGrad::outer || G.Og() % simd_width == 0,
                 "the outer weight gradient needs out_channels / groups to be a multiple of the vector width");
   static_assert(dw_form != ConvWeightGrad::gemm || dx_form == ConvInputGrad::col2im,
                 "the im2col weight gradient computes its input gradient by col2im");
   // The rows form, the stride-1 path (flat, shifted or outer dW; flat or col2im dx), else the general one.
-  static constexpr bool use_flat = dw_form != ConvWeightGrad::gemm && !use_rows && !use_dense;
+  static constexpr bool use_flat = dw_form != ConvWeightGrad::gemm && !use_rows && !use_dense && !use_regions;
   static_assert(!use_flat || (flat.LQ() <= CSz && flat_dx.LQ() <= CSz && flat_dx.slack() <= reach));
   static constexpr bool outer_dw = dw_form == ConvWeightGrad::outer;
   static constexpr bool shifted_dw = dw_form == ConvWeightGrad::shifted;
@@ -284,8 +330,9 @@ struct conv2d_backward_plan {
       chunk * sample_floats + wflip_floats + wdx_floats + dcol_floats + flat_dxp_floats + dw_acc_floats;
   // layout: xp, dz, gap, col, dxp (general path) or chunk xs, chunk dz slots, chunk dzc, chunk dzT,
   // wflip, wdx, dcol, dxp, dW^T or dw_shifted (flat path)
-  static constexpr std::size_t scratch_floats = use_dense  ? dense_scratch<G, use_dense>(true)
-                                                : use_rows ? rows_scratch<G, use_rows>(true)
+  static constexpr std::size_t scratch_floats = use_dense     ? dense_scratch<G, use_dense>(true)
+                                                : use_regions ? regions_scratch_floats<G, use_regions>(true)
+                                                : use_rows    ? rows_scratch<G, use_rows>(true)
                                                 : use_flat
                                                     ? flat_scratch_floats
                                                     : xp_floats + dz_floats + gap_floats + col_floats + dxp_floats;

@@ -1,0 +1,417 @@
+// Conv2d, the regions form (groups 1, zeros padding, channels a multiple of a panel): the rows form
+// (rows.hpp) with a map's outputs split into regions whose outputs all read the input through the
+// same taps. On a small padded map the outputs along the border read zero padding through some
+// taps: a 3x3/pad-1 conv on a 4 x 4 map multiplies 144 C*O products a sample in the rows form, 44
+// of them with padding; in its 3 x 3 regions (corners, edges, the middle), 100.
+// Region r holds outputs [oh0, oh1) x [ow0, ow1) and A_r taps tap_r[a], every one of which reads
+// the input for every output of the region. Its patches are tap-major, column a*C + c, so that a
+// tap's C columns meet the same C rows of the whole weight laid out tap-major, Wt[o, k*C + c] =
+// w[o, c, k]: one packing of Wt serves every region (rows_gemm reads a region's taps through a
+// RowsGemmMap), where weights gathered per region would cost as much as the work they save.
+//   forward:  yr[M_r, O]    = Op(b + patches_r[M_r, A_r C] Wt[:, taps_r]^T)
+//             y[s, o, p]    = yr[s*P_r + i, o], p the region's i-th output
+//   backward: dzt_r[O, M_r] = dz[s, o, p] over the region's outputs; db += dz's sums
+//             dWt[:, taps_r] += dzt_r patches_r;        at the end dW[o, c, k] += dWt[o, k*C + c]
+//             dpatches_r    = dzt_r^T Wt[:, taps_r];    dxh += row2im_r(dpatches_r)
+// The patches are copied from the samples transposed to channels-last, xh[ih, iw, c]: a tap is C
+// contiguous floats there (taps along a kernel row, dilation 1: one run), and every tap of a
+// region reads inside the map, so nothing is padded. dx is dxh transposed back.
+// A batch of samples is transposed at once; every region then runs on it, in chunks of its own.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <numeric>
+#include <type_traits>
+#include <utility>
+
+#include "ctnn/kernels/conv2d/rows.hpp"
+
+namespace ctnn::kernels::detail {
+
+/// Outputs [i0, i1) along one axis.
+struct AxisRun {
+  std::size_t i0, i1;
+};
+
+/// One axis of a zeros-mode conv (stride S, dilation D, padding before Pb, input N, kernel K,
+/// output Out): whether output i reads the input through offset k, and the runs of consecutive
+/// outputs that read it through the same offsets.
+template <std::size_t S, std::size_t D, std::size_t Pb, std::size_t N, std::size_t K, std::size_t Out>
+struct axis_runs {
+  static constexpr bool reads(std::size_t i, std::size_t k) { return i * S + k * D >= Pb && i * S + k * D < Pb + N; }
+  static constexpr bool same(std::size_t i, std::size_t j) {
+    for (std::size_t k = 0; k < K; ++k)
+      if (reads(i, k) != reads(j, k)) return false;
+    return true;
+  }
+  static constexpr std::size_t count = [] {
+    std::size_t c = 1;
+    for (std::size_t i = 1; i < Out; ++i) c += !same(i - 1, i);
+    return c;
+  }();
+  static constexpr std::array<AxisRun, count> runs = [] {
+    std::array<AxisRun, count> r{};
+    std::size_t c = 0;
+    for (std::size_t i = 1; i < Out; ++i)
+      if (!same(i - 1, i)) {
+        r[c].i1 = i;
+        r[++c].i0 = i;
+      }
+    r[c].i1 = Out;
+    return r;
+  }();
+};
+
+/// One region: outputs [oh0, oh1) x [ow0, ow1) and their A taps, tap[a] their places among the
+/// conv's live taps (conv_rows::taps), in order;
+/// tap a of output (oh, ow) reads pixel oh*SH*W + ow*SW + at[a] of the sample (inside the map).
+template <std::size_t KK>
+struct ConvRegion {
+  std::size_t oh0, oh1, ow0, ow1, A;
+  std::array<std::size_t, KK> tap;
+  std::array<std::ptrdiff_t, KK> at;
+  constexpr std::size_t OH() const { return oh1 - oh0; }
+  constexpr std::size_t OW() const { return ow1 - ow0; }
+  constexpr std::size_t P() const { return OH() * OW(); }
+};
+
+/// The regions form's shape: the regions, each one's chunk, and the scratch layouts.
+template <Conv2dGeometry G>
+struct conv_regions {
+  static constexpr std::size_t OH = G.OH(), OW = G.OW(), P = OH * OW, O = G.O, C = G.C, KK = G.KH * G.KW;
+  /// The taps some output reads the input through (the rows form's live taps): Wt holds these.
+  static constexpr std::size_t L = conv_rows<G>::A;
+  static constexpr auto live = conv_rows<G>::taps;
+  /// Panels of the tap-major weights and patches (packed_shape's width for these: 4 vectors with
+  /// AVX-512, 3 below); each tap's block of columns is C rounded up to whole panels, Cp (zeros
+  /// past C), so that no panel holds two taps.
+  static constexpr std::size_t NR = (simd_width >= 16 ? 4 : 3) * simd_width, Cp = round_up(C, NR);
+  static constexpr std::size_t HW = G.H * G.W, in_floats = C * HW, KC = L * Cp;
+
+  static_assert(G.groups == 1 && G.mode == PaddingMode::zeros, "the regions form needs groups == 1 and zeros padding");
+  using Hs = axis_runs<G.SH, G.DH, G.PT, G.H, G.KH, OH>;
+  using Ws = axis_runs<G.SW, G.DW, G.PL, G.W, G.KW, OW>;
+  static constexpr std::size_t count = Hs::count * Ws::count;
+  static constexpr std::array<ConvRegion<KK>, count> regions = [] {
+    std::array<ConvRegion<KK>, count> rs{};
+    for (std::size_t i = 0; i < Hs::count; ++i)
+      for (std::size_t j = 0; j < Ws::count; ++j) {
+        auto& r = rs[i * Ws::count + j];
+        r = {Hs::runs[i].i0, Hs::runs[i].i1, Ws::runs[j].i0, Ws::runs[j].i1, 0, {}, {}};
+        for (std::size_t kh = 0; kh < G.KH; ++kh)
+          for (std::size_t kw = 0; kw < G.KW; ++kw)
+            if (Hs::reads(r.oh0, kh) && Ws::reads(r.ow0, kw)) {
+              r.tap[r.A] = static_cast<std::size_t>(std::find(live.begin(), live.end(), kh * G.KW + kw) - live.begin());
+              r.at[r.A++] = (static_cast<std::ptrdiff_t>(kh * G.DH) - static_cast<std::ptrdiff_t>(G.PT)) *
+                                static_cast<std::ptrdiff_t>(G.W) +
+                            static_cast<std::ptrdiff_t>(kw * G.DW) - static_cast<std::ptrdiff_t>(G.PL);
+            }
+      }
+    return rs;
+  }();
+  /// The multiply-adds of a sample in units of C*O: each output's taps (the rows form: P * its live taps).
+  static constexpr std::size_t taps_per_sample = [] {
+    std::size_t t = 0;
+    for (const auto& r : regions) t += r.P() * r.A;
+    return t;
+  }();
+  /// Samples transposed at once (xh), about 1 Mi floats, at most 64.
+  static constexpr std::size_t batch = std::clamp<std::size_t>((std::size_t{1} << 20) / in_floats, 1, 64);
+  /// chunk[r]: region r's samples per chunk: its patches about rows_chunk_floats, at most `batch`,
+  /// and of those down to half that many, the most whose rows are whole row tiles. A region of a
+  /// few outputs takes many samples, so its weight gradient's reduction (chunk * P_r rows) stays long.
+  static constexpr std::array<std::size_t, count> chunk = [] {
+    std::array<std::size_t, count> c{};
+    for (std::size_t r = 0; r < count; ++r) {
+      const std::size_t Pr = regions[r].P(), Ka = std::max<std::size_t>(1, Cp * regions[r].A);
+      const std::size_t most = std::clamp<std::size_t>(rows_chunk_floats / (Pr * Ka), 1, batch);
+      c[r] = most;
+      for (std::size_t k = most; 2 * k >= most; --k)
+        if (k * Pr % packed_shape<O>::mr == 0) {
+          c[r] = k;
+          break;
+        }
+    }
+    return c;
+  }();
+};
+
+/// The regions form's scratch: the most floats f(region r, its chunk's rows) over the regions,
+/// rounded up to 16, and the layouts.
+template <Conv2dGeometry G>
+struct regions_scratch {
+  using RG = conv_regions<G>;
+  template <class F>
+  static constexpr std::size_t largest(F f) {
+    std::size_t m = 0;
+    for (std::size_t r = 0; r < RG::count; ++r) m = std::max(m, f(RG::regions[r], RG::chunk[r] * RG::regions[r].P()));
+    return round_up(m, 16);
+  }
+  static constexpr std::size_t Cp = RG::Cp, O = RG::O;
+  static constexpr std::size_t xh = RG::batch * RG::in_floats;
+  static constexpr std::size_t patches = largest([](const auto& r, std::size_t rows) { return rows * Cp * r.A; });
+  static constexpr std::size_t yr = RG::P == 1 ? 0 : largest([](const auto&, std::size_t rows) { return rows * O; });
+  static constexpr std::size_t wt = round_up(O * RG::KC, 16);
+  static constexpr std::size_t packed = RG::KC * round_up(O, simd_width) + 16;  // + alignment
+  // forward: xh, one region's patches, its rows yr, Wt, Wt packed
+  static constexpr std::size_t forward = xh + patches + yr + wt + packed;
+  static constexpr std::size_t dzt = largest([](const auto&, std::size_t rows) { return O * rows; });
+  static constexpr std::size_t dx_panels = O * RG::KC + 16;
+  // backward: xh, dxh, patches, dzr, dpatches, dzt, the patches' panels, Wt, dWt, Wt's panels
+  static constexpr std::size_t backward = 2 * xh + 3 * patches + yr + dzt + 2 * wt + dx_panels;
+};
+/// Region r's compile-time shape: sizes, its K segments (runs of consecutive taps: consecutive
+/// columns of the patches and rows of Wt), its runs of pixels (taps along a kernel row with
+/// dilation 1: adjacent in xh), and for each of its panels, Wt's panel and dWt's column.
+template <class RG, std::size_t r>
+struct region_shape {
+  static constexpr auto region = RG::regions[r];
+  static constexpr std::size_t Cp = RG::Cp, A = region.A, Ka = Cp * A, rows = RG::chunk[r] * region.P();
+  static_assert(A == 0 || packed_shape<Ka>::nr == RG::NR);
+  static constexpr std::size_t segment_count = [] {
+    std::size_t n = A > 0;
+    for (std::size_t a = 1; a < A; ++a) n += region.tap[a] != region.tap[a - 1] + 1;
+    return n;
+  }();
+  static constexpr auto segments = [] {
+    std::array<KSegment, segment_count> s{};
+    std::size_t n = 0;
+    for (std::size_t a = 0; a < A; ++a)
+      if (a > 0 && region.tap[a] == region.tap[a - 1] + 1) s[n - 1].len += Cp;
+      else s[n++] = {a * Cp, region.tap[a] * Cp, Cp};
+    return s;
+  }();
+  /// Taps [first, first + taps) of a pixel run read adjacent pixels (along a kernel row, dilation 1),
+  /// and their columns are adjacent too (C == Cp; else a run is one tap).
+  static constexpr std::size_t pixel_run_count = [] {
+    std::size_t n = A > 0;
+    for (std::size_t a = 1; a < A; ++a) n += !(RG::C == Cp && region.at[a] == region.at[a - 1] + 1);
+    return n;
+  }();
+  static constexpr auto pixel_runs = [] {
+    std::array<std::array<std::size_t, 2>, pixel_run_count> s{};  // first tap, taps
+    std::size_t n = 0;
+    for (std::size_t a = 0; a < A; ++a)
+      if (a > 0 && RG::C == Cp && region.at[a] == region.at[a - 1] + 1) ++s[n - 1][1];
+      else s[n++] = {a, 1};
+    return s;
+  }();
+  static constexpr std::size_t panels = Ka / RG::NR, per_tap = Cp / RG::NR;
+  static constexpr auto wt_panel = [] {  // Wt's panel for the region's panel p
+    std::array<std::size_t, panels + 1> q{};
+    for (std::size_t p = 0; p < panels; ++p) q[p] = region.tap[p / per_tap] * per_tap + p % per_tap;
+    return q;
+  }();
+  static constexpr auto dwt_column = [] {  // dWt's first column for the region's panel p
+    std::array<std::size_t, panels + 1> q{};
+    for (std::size_t p = 0; p < panels; ++p) q[p] = wt_panel[p] * RG::NR;
+    return q;
+  }();
+};
+
+/// Calls f.template operator()<r>() for r = 0 .. N-1.
+template <std::size_t N, class F>
+void for_each_region(F&& f) {
+  [&]<std::size_t... r>(std::index_sequence<r...>) {
+    (f.template operator()<r>(), ...);
+  }(std::make_index_sequence<N>{});
+}
+
+/// Region r's patches for `count` samples of xh (channels-last, sample stride HW*C):
+/// patches[s*P_r + i, a*Cp + c] = xh[s, pixel of output i through tap a, c] (zero from c = C on).
+template <class RG, std::size_t r, Conv2dGeometry G>
+void im2row_region(const float* xh, std::size_t count, float* patches) {
+  using S = region_shape<RG, r>;
+  constexpr auto region = S::region;
+  constexpr std::size_t C = RG::C, Cp = RG::Cp;
+  for (std::size_t s = 0; s < count; ++s)
+    for (std::size_t oh = region.oh0; oh < region.oh1; ++oh)
+      for (std::size_t ow = region.ow0; ow < region.ow1; ++ow) {
+        const float* src = xh + s * RG::in_floats;
+        const std::ptrdiff_t pixel = static_cast<std::ptrdiff_t>(oh * G.SH * G.W + ow * G.SW);
+        float* dst = patches + (s * region.P() + (oh - region.oh0) * region.OW() + (ow - region.ow0)) * S::Ka;
+        [&]<std::size_t... j>(std::index_sequence<j...>) {
+          (copy_row<S::pixel_runs[j][1] * C>(dst + S::pixel_runs[j][0] * Cp,
+                                             src + (pixel + region.at[S::pixel_runs[j][0]]) *
+                                                       static_cast<std::ptrdiff_t>(C)),
+           ...);
+        }(std::make_index_sequence<S::pixel_run_count>{});
+        if constexpr (Cp != C)
+          for (std::size_t a = 0; a < S::A; ++a) std::fill(dst + a * Cp + C, dst + (a + 1) * Cp, 0.0f);
+      }
+}
+
+/// The adjoint: dxh[s, pixel of output i through tap a, c] += dpatches[s*P_r + i, a*Cp + c], c < C.
+template <class RG, std::size_t r, Conv2dGeometry G>
+void row2im_region(const float* dpatches, std::size_t count, float* dxh) {
+  using S = region_shape<RG, r>;
+  constexpr auto region = S::region;
+  constexpr std::size_t C = RG::C, Cp = RG::Cp;
+  for (std::size_t s = 0; s < count; ++s)
+    for (std::size_t oh = region.oh0; oh < region.oh1; ++oh)
+      for (std::size_t ow = region.ow0; ow < region.ow1; ++ow) {
+        float* dst = dxh + s * RG::in_floats;
+        const std::ptrdiff_t pixel = static_cast<std::ptrdiff_t>(oh * G.SH * G.W + ow * G.SW);
+        const float* src = dpatches + (s * region.P() + (oh - region.oh0) * region.OW() + (ow - region.ow0)) * S::Ka;
+        [&]<std::size_t... j>(std::index_sequence<j...>) {
+          (add_to<S::pixel_runs[j][1] * C>(dst + (pixel + region.at[S::pixel_runs[j][0]]) *
+                                                     static_cast<std::ptrdiff_t>(C),
+                                           src + S::pixel_runs[j][0] * Cp),
+           ...);
+        }(std::make_index_sequence<S::pixel_run_count>{});
+      }
+}
+
+/// Wt[o, l*Cp + c] = w[o, c, live[l]] (zero from c = C on): the live taps' weights, tap-major.
+template <Conv2dGeometry G>
+void regions_weights(const float* w, float* wt) {
+  using RG = conv_regions<G>;
+  constexpr std::size_t C = RG::C, Cp = RG::Cp, KK = RG::KK;
+  for (std::size_t o = 0; o < RG::O; ++o)
+    if constexpr (RG::L == KK && Cp == C) {
+      transpose_matrix(w + o * C * KK, KK, wt + o * RG::KC, C, C, KK);
+    } else {
+      for (std::size_t l = 0; l < RG::L; ++l) {
+        for (std::size_t c = 0; c < C; ++c) wt[o * RG::KC + l * Cp + c] = w[(o * C + c) * KK + RG::live[l]];
+        std::fill(wt + o * RG::KC + l * Cp + C, wt + o * RG::KC + (l + 1) * Cp, 0.0f);
+      }
+    }
+}
+
+/// xh[s, pixel, c] = x[s, c, pixel] for `count` samples: channels-last.
+template <Conv2dGeometry G>
+void regions_channels_last(const float* x, std::size_t count, float* xh) {
+  using RG = conv_regions<G>;
+  for (std::size_t s = 0; s < count; ++s)
+    transpose_matrix(x + s * RG::in_floats, RG::HW, xh + s * RG::in_floats, RG::C, RG::C, RG::HW);
+}
+
+/// y = Op(conv2d(x, w) + b) for n samples, the regions form. `scratch`: regions_scratch<G>::forward floats.
+template <Conv2dGeometry G, bool Bias, class Op>
+void conv2d_forward_regions(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch) {
+  using RG = conv_regions<G>;
+  using Z = regions_scratch<G>;
+  constexpr std::size_t O = RG::O, P = RG::P;
+  float* xh = scratch;
+  float* patches = xh + Z::xh;
+  float* yr = patches + Z::patches;
+  float* wt = yr + Z::yr;
+  float* packed = align_64(wt + Z::wt);
+  regions_weights<G>(w, wt);
+  pack_panels<RG::KC, O>(wt, packed);
+  for (std::size_t b0 = 0; b0 < n; b0 += RG::batch) {
+    const std::size_t samples = std::min(RG::batch, n - b0);
+    regions_channels_last<G>(x + b0 * RG::in_floats, samples, xh);
+    for_each_region<RG::count>([&]<std::size_t r>() {
+      using S = region_shape<RG, r>;
+      constexpr auto region = S::region;
+      constexpr std::size_t Pr = region.P(), OWr = region.OW();
+      static constexpr RowsGemmMap map{S::Ka, RG::KC, O, S::segments.data(), S::segment_count, nullptr, nullptr};
+      for (std::size_t s0 = 0; s0 < samples; s0 += RG::chunk[r]) {
+        const std::size_t count = std::min(RG::chunk[r], samples - s0), M = count * Pr;
+        float* out = y + (b0 + s0) * O * P;
+        float* rows = P == 1 ? out : yr;
+        for (std::size_t m = 0; m < M; ++m)
+          if constexpr (Bias) std::copy_n(b, O, rows + m * O);
+          else std::fill_n(rows + m * O, O, 0.0f);
+        if constexpr (S::A > 0) {
+          im2row_region<RG, r, G>(xh + s0 * RG::in_floats, count, patches);
+          rows_gemm<S::Ka, O, Op>(patches, packed, rows, M, &map);
+        } else if constexpr (!std::is_same_v<Op, identity_op>) {
+          eltwise_forward<Op>(rows, rows, M * O);  // outputs that read only padding: Op(b)
+        }
+        if constexpr (P != 1)  // out[s, o, p] = yr[s*Pr + i, o], a row of the region at a time
+          for (std::size_t s = 0; s < count; ++s)
+            for (std::size_t oh = region.oh0; oh < region.oh1; ++oh)
+              transpose_matrix(yr + (s * Pr + (oh - region.oh0) * OWr) * O, O,
+                               out + s * O * P + oh * RG::OW + region.ow0, P, OWr, O);
+      }
+    });
+  }
+}
+
+/// Backward of conv2d + Op for n samples, the regions form (conv2d_backward's contract).
+/// `scratch`: regions_scratch<G>::backward floats.
+template <Conv2dGeometry G, bool Bias, class Op>
+void conv2d_backward_regions(const float* x, const float* w, const float* y, float* dy, float* dw, float* db, float* dx,
+                             std::size_t n, float* scratch) {
+  using RG = conv_regions<G>;
+  using Z = regions_scratch<G>;
+  constexpr std::size_t O = RG::O, P = RG::P, C = RG::C, KC = RG::KC, in_floats = RG::in_floats;
+  if constexpr (!std::is_same_v<Op, identity_op>) eltwise_backward<Op>(y, dy, dy, n * O * P);
+  if constexpr (Bias)
+    for (std::size_t s = 0; s < n; ++s)
+      for (std::size_t o = 0; o < O; ++o) {
+        vfloat acc(0.0f);
+        const float* row = dy + (s * O + o) * P;
+        std::size_t i = 0;
+        for (; i + simd_width <= P; i += simd_width) acc += vfloat::load_unaligned(row + i);
+        float sum = hsum(acc);
+        for (; i < P; ++i) sum += row[i];
+        db[o] += sum;
+      }
+  float* xh = scratch;
+  float* dxh = xh + Z::xh;
+  float* patches = dxh + Z::xh;
+  float* dzr = patches + Z::patches;
+  float* dpatches = dzr + Z::yr;
+  float* dzt = dpatches + Z::patches;
+  float* panels = dzt + Z::dzt;
+  float* wt = panels + Z::patches;
+  float* dwt = wt + Z::wt;
+  float* dx_panels = align_64(dwt + Z::wt);
+  std::fill_n(dwt, O * KC, 0.0f);
+  if (dx) {
+    regions_weights<G>(w, wt);
+    rows_to_panels<KC, O>(wt, O, dx_panels);  // Wt's rows: the panels of the input gradient's B
+  }
+  for (std::size_t b0 = 0; b0 < n; b0 += RG::batch) {
+    const std::size_t samples = std::min(RG::batch, n - b0);
+    regions_channels_last<G>(x + b0 * in_floats, samples, xh);
+    if (dx) std::fill_n(dxh, samples * in_floats, 0.0f);
+    for_each_region<RG::count>([&]<std::size_t r>() {
+      using S = region_shape<RG, r>;
+      constexpr auto region = S::region;
+      constexpr std::size_t Pr = region.P(), OWr = region.OW(), rows = S::rows;
+      static constexpr KSegment all_rows{0, 0, rows}, all_o{0, 0, O};
+      static constexpr RowsGemmMap dw_map{rows, rows, KC, &all_rows, 1, nullptr, S::dwt_column.data()};
+      static constexpr RowsGemmMap dx_map{O, O, S::Ka, &all_o, 1, S::wt_panel.data(), nullptr};
+      if constexpr (S::A > 0)
+        for (std::size_t s0 = 0; s0 < samples; s0 += RG::chunk[r]) {
+          const std::size_t count = std::min(RG::chunk[r], samples - s0), M = count * Pr;
+          const float* dz = dy + (b0 + s0) * O * P;
+          // dzt[o, s*Pr + i] = dz[s, o, p_i] (zeros from M on); dzr = dzt^T (P == 1: dz itself)
+          for (std::size_t o = 0; o < O; ++o) {
+            for (std::size_t s = 0; s < count; ++s)
+              for (std::size_t oh = region.oh0; oh < region.oh1; ++oh)
+                std::copy_n(dz + (s * O + o) * P + oh * RG::OW + region.ow0, OWr,
+                            dzt + o * rows + s * Pr + (oh - region.oh0) * OWr);
+            std::fill(dzt + o * rows + M, dzt + (o + 1) * rows, 0.0f);
+          }
+          im2row_region<RG, r, G>(xh + s0 * in_floats, count, patches);
+          rows_to_panels<S::Ka, rows>(patches, M, panels);
+          rows_gemm<rows, S::Ka, identity_op>(dzt, panels, dwt, O, &dw_map);  // dWt[:, taps] += dzt patches
+          if (dx) {
+            const float* dzm = dz;
+            if constexpr (P != 1) {
+              transpose_matrix(dzt, rows, dzr, O, O, M);  // dzr[m, o] = dzt[o, m]
+              dzm = dzr;
+            }
+            std::fill_n(dpatches, M * S::Ka, 0.0f);
+            rows_gemm<O, S::Ka, identity_op>(dzm, dx_panels, dpatches, M, &dx_map);  // dpatches = dzr Wt[:, taps]
+            row2im_region<RG, r, G>(dpatches, count, dxh + s0 * in_floats);
+          }
+        }
+    });
+    if (dx)  // dx[s, c, pixel] = dxh[s, pixel, c]
+      for (std::size_t s = 0; s < samples; ++s)
+        transpose_matrix(dxh + s * in_floats, C, dx + (b0 + s) * in_floats, RG::HW, RG::HW, C);
+  }
+  for (std::size_t o = 0; o < O; ++o)  // dW[o, c, live[l]] += dWt[o, l*Cp + c]
+    for (std::size_t l = 0; l < RG::L; ++l)
+      for (std::size_t c = 0; c < C; ++c) dw[(o * C + c) * RG::KK + RG::live[l]] += dwt[o * KC + l * RG::Cp + c];
+}
+
+}  // namespace ctnn::kernels::detail
