@@ -9,7 +9,7 @@
 // w[o, c, k]: one packing of Wt serves every region (rows_gemm reads a region's taps through a
 // RowsGemmMap), where weights gathered per region would cost as much as the work they save.
 //   forward:  yr[M_r, O]    = Op(b + patches_r[M_r, A_r C] Wt[:, taps_r]^T)
-//             y[s, o, p]    = yr[s*P_r + i, o], p the region's i-th output
+//             y[s, o, p]    = yr[s*P_r + i, o], p the region's i-th output (through yh[s, p, o])
 //   backward: dzt_r[O, M_r] = dz[s, o, p] over the region's outputs; db += dz's sums
 //             dWt[:, taps_r] += dzt_r patches_r;        at the end dW[o, c, k] += dWt[o, k*C + c]
 //             dpatches_r    = dzt_r^T Wt[:, taps_r];    dxh += row2im_r(dpatches_r)
@@ -155,12 +155,13 @@ struct regions_scratch {
   static constexpr std::size_t yr = RG::P == 1 ? 0 : largest([](const auto&, std::size_t rows) { return rows * O; });
   static constexpr std::size_t wt = round_up(O * RG::KC, 16);
   static constexpr std::size_t packed = RG::KC * round_up(O, simd_width) + 16;  // + alignment
-  // forward: xh, one region's patches, its rows yr, Wt, Wt packed
-  static constexpr std::size_t forward = xh + patches + yr + wt + packed;
+  static constexpr std::size_t yh = RG::P == 1 ? 0 : RG::batch * RG::P * O;  // the batch's outputs (or dz) channels-last
+  // forward: xh, one region's patches, its rows yr, yh, Wt, Wt packed
+  static constexpr std::size_t forward = xh + patches + yr + yh + wt + packed;
   static constexpr std::size_t dzt = largest([](const auto&, std::size_t rows) { return O * rows; });
   static constexpr std::size_t dx_panels = O * RG::KC + 16;
-  // backward: xh, dxh, patches, dzr, dpatches, dzt, the patches' panels, Wt, dWt, Wt's panels
-  static constexpr std::size_t backward = 2 * xh + 3 * patches + yr + dzt + 2 * wt + dx_panels;
+  // backward: xh, dxh, patches, dzr, dpatches, dzt, the patches' panels, dzh, Wt, dWt, Wt's panels
+  static constexpr std::size_t backward = 2 * xh + 3 * patches + yr + dzt + yh + 2 * wt + dx_panels;
 };
 /// Region r's compile-time shape: sizes, its K segments (runs of consecutive taps: consecutive
 /// columns of the patches and rows of Wt), its runs of pixels (taps along a kernel row with
@@ -297,7 +298,8 @@ void conv2d_forward_regions(const float* x, const float* w, const float* b, floa
   float* xh = scratch;
   float* patches = xh + Z::xh;
   float* yr = patches + Z::patches;
-  float* wt = yr + Z::yr;
+  float* yh = yr + Z::yr;
+  float* wt = yh + Z::yh;
   float* packed = align_64(wt + Z::wt);
   regions_weights<G>(w, wt);
   pack_panels<RG::KC, O>(wt, packed);
@@ -322,13 +324,15 @@ void conv2d_forward_regions(const float* x, const float* w, const float* b, floa
         } else if constexpr (!std::is_same_v<Op, identity_op>) {
           eltwise_forward<Op>(rows, rows, M * O);  // outputs that read only padding: Op(b)
         }
-        if constexpr (P != 1)  // out[s, o, p] = yr[s*Pr + i, o], a row of the region at a time
+        if constexpr (P != 1)  // yh[s, p, o] = yr[s*Pr + i, o], a row of the region at a time
           for (std::size_t s = 0; s < count; ++s)
             for (std::size_t oh = region.oh0; oh < region.oh1; ++oh)
-              transpose_matrix(yr + (s * Pr + (oh - region.oh0) * OWr) * O, O,
-                               out + s * O * P + oh * RG::OW + region.ow0, P, OWr, O);
+              copy_row<OWr * O>(yh + ((s0 + s) * P + oh * RG::OW + region.ow0) * O,
+                                yr + (s * Pr + (oh - region.oh0) * OWr) * O);
       }
     });
+    if constexpr (P != 1)  // y[s, o, p] = yh[s, p, o]
+      for (std::size_t s = 0; s < samples; ++s) transpose_matrix(yh + s * P * O, O, y + (b0 + s) * O * P, P, P, O);
   }
 }
 
@@ -359,7 +363,8 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
   float* dpatches = dzr + Z::yr;
   float* dzt = dpatches + Z::patches;
   float* panels = dzt + Z::dzt;
-  float* wt = panels + Z::patches;
+  float* dzh = panels + Z::patches;
+  float* wt = dzh + Z::yh;
   float* dwt = wt + Z::wt;
   float* dx_panels = align_64(dwt + Z::wt);
   std::fill_n(dwt, O * KC, 0.0f);
@@ -371,6 +376,8 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
     const std::size_t samples = std::min(RG::batch, n - b0);
     regions_channels_last<G>(x + b0 * in_floats, samples, xh);
     if (dx) std::fill_n(dxh, samples * in_floats, 0.0f);
+    if constexpr (P != 1)  // dzh[s, p, o] = dz[s, o, p]
+      for (std::size_t s = 0; s < samples; ++s) transpose_matrix(dy + (b0 + s) * O * P, P, dzh + s * P * O, O, O, P);
     for_each_region<RG::count>([&]<std::size_t r>() {
       using S = region_shape<RG, r>;
       constexpr auto region = S::region;
@@ -381,24 +388,22 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
       if constexpr (S::A > 0)
         for (std::size_t s0 = 0; s0 < samples; s0 += RG::chunk[r]) {
           const std::size_t count = std::min(RG::chunk[r], samples - s0), M = count * Pr;
-          const float* dz = dy + (b0 + s0) * O * P;
-          // dzt[o, s*Pr + i] = dz[s, o, p_i] (zeros from M on); dzr = dzt^T (P == 1: dz itself)
-          for (std::size_t o = 0; o < O; ++o) {
+          // dzr[s*Pr + i, o] = dz[s, o, p_i] (P == 1: dz itself), dzt = dzr^T (zeros from M on)
+          const float* dzm = dy + (b0 + s0) * O * P;
+          if constexpr (P != 1) {
             for (std::size_t s = 0; s < count; ++s)
               for (std::size_t oh = region.oh0; oh < region.oh1; ++oh)
-                std::copy_n(dz + (s * O + o) * P + oh * RG::OW + region.ow0, OWr,
-                            dzt + o * rows + s * Pr + (oh - region.oh0) * OWr);
-            std::fill(dzt + o * rows + M, dzt + (o + 1) * rows, 0.0f);
+                copy_row<OWr * O>(dzr + (s * Pr + (oh - region.oh0) * OWr) * O,
+                                  dzh + ((s0 + s) * P + oh * RG::OW + region.ow0) * O);
+            dzm = dzr;
           }
+          transpose_matrix(dzm, O, dzt, rows, M, O);
+          if (M < rows)
+            for (std::size_t o = 0; o < O; ++o) std::fill(dzt + o * rows + M, dzt + (o + 1) * rows, 0.0f);
           im2row_region<RG, r, G>(xh + s0 * in_floats, count, patches);
           rows_to_panels<S::Ka, rows>(patches, M, panels);
           rows_gemm<rows, S::Ka, identity_op>(dzt, panels, dwt, O, &dw_map);  // dWt[:, taps] += dzt patches
           if (dx) {
-            const float* dzm = dz;
-            if constexpr (P != 1) {
-              transpose_matrix(dzt, rows, dzr, O, O, M);  // dzr[m, o] = dzt[o, m]
-              dzm = dzr;
-            }
             std::fill_n(dpatches, M * S::Ka, 0.0f);
             rows_gemm<O, S::Ka, identity_op>(dzm, dx_panels, dpatches, M, &dx_map);  // dpatches = dzr Wt[:, taps]
             row2im_region<RG, r, G>(dpatches, count, dxh + s0 * in_floats);
