@@ -155,7 +155,8 @@ struct regions_scratch {
   static constexpr std::size_t yr = RG::P == 1 ? 0 : largest([](const auto&, std::size_t rows) { return rows * O; });
   static constexpr std::size_t wt = round_up(O * RG::KC, 16);
   static constexpr std::size_t packed = RG::KC * round_up(O, simd_width) + 16;  // + alignment
-  static constexpr std::size_t yh = RG::P == 1 ? 0 : RG::batch * RG::P * O;  // the batch's outputs (or dz) channels-last
+  static constexpr std::size_t yh =
+      RG::P == 1 ? 0 : RG::batch * RG::P * O;  // the batch's outputs (or dz) channels-last
   // forward: xh, one region's patches, its rows yr, yh, Wt, Wt packed
   static constexpr std::size_t forward = xh + patches + yr + yh + wt + packed;
   static constexpr std::size_t dzt = largest([](const auto&, std::size_t rows) { return O * rows; });

@@ -249,10 +249,11 @@ template <class Op, std::size_t MR, std::size_t NV, bool Last>
 struct KSegment {
   std::size_t xk, bk, len;
 };
-/// Where rows_gemm reads and writes when its operands are parts of larger ones (the regions form):
-/// x's row stride, B's K extent (panel q at panels + q * nr * kb), y's row stride, the K segments
-/// (in order; Op is applied after the last), and for each of y's panels p, B's panel (panel[p])
-/// and y's first column (ycol[p]). Every panel whole (N a multiple of nr).
+/// How rows_gemm addresses its operands: x's row stride, B's K extent (panel q at panels + q * nr
+/// * kb), y's row stride, the K segments (in order; Op is applied after the last), and for each of
+/// y's panels p, B's panel (panel[p], null: p) and y's first column (ycol[p], null: p * nr). The
+/// plain product is one segment of K, x [M, K], B's panels of K rows, y [M, N]; the regions form
+/// reads a region's part of larger operands through it.
 struct RowsGemmMap {
   std::size_t ldx, kb, ldy;
   const KSegment* segments;
@@ -261,40 +262,32 @@ struct RowsGemmMap {
   const std::size_t* ycol;
 };
 
-/// y[M, N] += x[M, K] B[K, N] on packed tiles, B as Linear's panels (pack_panels of B^T, or
-/// rows_to_panels of B), Op applied to the last K block's sums. Blocked as a GEMM should be: K
-/// blocks of gemm_kc, then groups of panels about rows_gemm_nc wide, then row tiles (Linear's own
-/// loop streams every panel for every row tile: right for its 256 x 256 weights, not for a
-/// 4608-wide B). y holds the starting values (the bias, zeros, or dW). With a map, the operands
-/// are addressed through it (RowsGemmMap); K is then x's columns the segments cover.
-template <std::size_t K, std::size_t N, class Op>
-void rows_gemm(const float* x, const float* panels, float* y, std::size_t M, const RowsGemmMap* map = nullptr) {
-  using S = packed_shape<N>;
-  constexpr std::size_t MR = S::mr, Npad = round_up(N, simd_width), NP = ceil_div(Npad, S::nr);
-  constexpr std::size_t NVlast = (Npad - (NP - 1) * S::nr) / simd_width;
-  constexpr std::size_t tail = N % simd_width == 0 ? simd_width : N % simd_width;
-  constexpr std::size_t group = std::max<std::size_t>(1, rows_gemm_nc / S::nr);
-  const KSegment whole{0, 0, K};
-  const RowsGemmMap plain{K, K, N, &whole, 1, nullptr, nullptr};
-  const RowsGemmMap& g = map ? *map : plain;
+/// rows_gemm's loop, with its counts at run time: panels [0, NP) of NV vectors, the last one
+/// of NVlast (its valid floats in its last vector: tail), and tiles of MR rows (a last panel of
+/// one vector: 2 MR). Compiled out of line once per tile shape, so that every product of every
+/// conv shape shares it.
+template <class Op, std::size_t MR, std::size_t NV, std::size_t NVlast>
+[[gnu::noinline]] void rows_gemm_loop(const float* x, const float* panels, float* y, std::size_t M, std::size_t NP,
+                                      std::size_t tail, const RowsGemmMap& g) {
+  constexpr std::size_t NR = NV * simd_width;
+  constexpr std::size_t group = std::max<std::size_t>(1, rows_gemm_nc / NR);
   // rows [m, m + R) of y against panel p, over K block [k0, k0 + kc) of segment `seg`
   const auto tile = [&]<std::size_t R, bool Last>(std::size_t m, std::size_t p, const KSegment& seg, std::size_t k0,
                                                   std::size_t kc) {
     const float* xm = x + m * g.ldx + seg.xk + k0;
     const std::size_t q = g.panel ? g.panel[p] : p;
-    float* ym = y + m * g.ldy + (g.ycol ? g.ycol[p] : p * S::nr);
+    float* ym = y + m * g.ldy + (g.ycol ? g.ycol[p] : p * NR);
     if (p + 1 < NP)
-      rows_tile<Op, R, S::nv, Last>(xm, g.ldx, panels + q * S::nr * g.kb + (seg.bk + k0) * S::nr, S::nr, ym, g.ldy, kc,
-                                    simd_width);
+      rows_tile<Op, R, NV, Last>(xm, g.ldx, panels + q * NR * g.kb + (seg.bk + k0) * NR, NR, ym, g.ldy, kc, simd_width);
     else
-      rows_tile<Op, R, NVlast, Last>(xm, g.ldx, panels + q * S::nr * g.kb + (seg.bk + k0) * NVlast * simd_width,
+      rows_tile<Op, R, NVlast, Last>(xm, g.ldx, panels + q * NR * g.kb + (seg.bk + k0) * NVlast * simd_width,
                                      NVlast * simd_width, ym, g.ldy, kc, tail);
   };
   // A last panel of one vector gets tiles of 2 MR rows: MR accumulators alone are too few FMA
   // chains to hide the FMA latency (O = 128 and 512 on AVX2: panels of 3 vectors, then one; their
   // convs 4% faster on Zen 3; 6 x 2 tiles for the 2-vector panel of O = 64 and 256 gained nothing).
-  constexpr bool narrow_last = NP > 1 && NVlast == 1 && 2 * MR <= 8;
-  constexpr std::size_t NPwide = narrow_last ? NP - 1 : NP;
+  constexpr bool narrow = NVlast == 1 && NV > 1 && 2 * MR <= 8;
+  const std::size_t NPwide = narrow && NP > 1 ? NP - 1 : NP;
   const auto rows = [&]<std::size_t TR, bool Last>(std::size_t p0, std::size_t p1, const KSegment& seg, std::size_t k0,
                                                    std::size_t kc) {
     std::size_t m = 0;
@@ -309,7 +302,8 @@ void rows_gemm(const float* x, const float* panels, float* y, std::size_t M, con
   const auto block = [&]<bool Last>(const KSegment& seg, std::size_t k0, std::size_t kc) {
     for (std::size_t p0 = 0; p0 < NPwide; p0 += group)
       rows.template operator()<MR, Last>(p0, std::min(NPwide, p0 + group), seg, k0, kc);
-    if constexpr (narrow_last) rows.template operator()<2 * MR, Last>(NP - 1, NP, seg, k0, kc);
+    if constexpr (narrow)
+      if (NPwide < NP) rows.template operator()<2 * MR, Last>(NP - 1, NP, seg, k0, kc);
   };
   for (std::size_t i = 0; i < g.count; ++i) {
     const KSegment& seg = g.segments[i];
@@ -320,6 +314,23 @@ void rows_gemm(const float* x, const float* panels, float* y, std::size_t M, con
       else if constexpr (!std::is_same_v<Op, identity_op>) block.template operator()<false>(seg, k0, kc);
     }
   }
+}
+
+/// y[M, N] += x[M, K] B[K, N] on packed tiles, B as Linear's panels (pack_panels of B^T, or
+/// rows_to_panels of B), Op applied to the last K block's sums. Blocked as a GEMM should be: K
+/// blocks of gemm_kc, then groups of panels about rows_gemm_nc wide, then row tiles (Linear's own
+/// loop streams every panel for every row tile: right for its 256 x 256 weights, not for a
+/// 4608-wide B). y holds the starting values (the bias, zeros, or dW). With a map, the operands
+/// are addressed through it (RowsGemmMap; K is then unused).
+template <std::size_t K, std::size_t N, class Op>
+void rows_gemm(const float* x, const float* panels, float* y, std::size_t M, const RowsGemmMap* map = nullptr) {
+  using S = packed_shape<N>;
+  constexpr std::size_t Npad = round_up(N, simd_width), NP = ceil_div(Npad, S::nr);
+  constexpr std::size_t NVlast = (Npad - (NP - 1) * S::nr) / simd_width;
+  constexpr std::size_t tail = N % simd_width == 0 ? simd_width : N % simd_width;
+  const KSegment whole{0, 0, K};
+  const RowsGemmMap plain{K, K, N, &whole, 1, nullptr, nullptr};
+  rows_gemm_loop<Op, S::mr, S::nv, NVlast>(x, panels, y, M, NP, tail, map ? *map : plain);
 }
 
 /// y = Op(conv2d(x, w) + b) for n samples, the rows form. `scratch`: conv_rows<G>::forward_scratch floats.
