@@ -10,6 +10,8 @@
 //   plan.hpp           which form runs each pass (the cost model, or Conv2dForms to force one)
 //   rows.hpp           the rows form, all three passes: the batch's patches as the rows of Linear's
 //                      packed GEMM (groups 1; taps that only read zero padding dropped)
+//   regions.hpp        the regions form, all three passes: the rows form per region of outputs
+//                      that read the same taps, channels-last patches (groups 1, zeros padding)
 //   dense.hpp          the dense form, all three passes: on maps of a few pixels, the conv as the
 //                      Linear it is on the flattened sample (groups 1, zeros padding)
 //   forward:   gemm.hpp (im2col + GEMM; pointwise 1x1 too), depthwise.hpp (groups == C),

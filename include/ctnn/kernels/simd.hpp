@@ -3,6 +3,7 @@
 //   fmadd, fnmadd, fmsub, fnmsub          explicit fused multiply-adds (no contraction flag needed)
 //   load_first, store_first, load_n, ...  partial vectors: row tails that are not whole vectors
 //   load_strided, load8_strided, ...      strided loads, compile-time-length row copies and adds
+//   copy_floats, add_floats               row copies and adds of run-time length
 //   hsum, hmax, reduce_rows               horizontal reductions (one vector; 16 at once)
 //   transpose_block                       16 x 16 transposes (AVX-512)
 //   transpose8, transpose_matrix          8 x 8 register transposes (AVX2, AVX-512); any matrix transposed
@@ -234,6 +235,20 @@ CTNN_INLINE void add_to(float* x, const float* y) {
     (vfloat::load_unaligned(x + i) + vfloat::load_unaligned(y + i)).store_unaligned(x + i);
   if constexpr (N % simd_width != 0)
     for (; i < N; ++i) x[i] += y[i];
+}
+
+/// dst[0, n) = src[0, n), n at run time: whole vectors, then one partial vector (load_n, store_n).
+CTNN_INLINE void copy_floats(float* dst, const float* src, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + simd_width <= n; i += simd_width) vfloat::load_unaligned(src + i).store_unaligned(dst + i);
+  if (i < n) store_n(load_n(src + i, n - i), dst + i, n - i);
+}
+/// x[0, n) += y[0, n), n at run time, likewise.
+CTNN_INLINE void add_floats(float* x, const float* y, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + simd_width <= n; i += simd_width)
+    (vfloat::load_unaligned(x + i) + vfloat::load_unaligned(y + i)).store_unaligned(x + i);
+  if (i < n) store_n(load_n(x + i, n - i) + load_n(y + i, n - i), x + i, n - i);
 }
 
 #if defined(__AVX2__)

@@ -1,22 +1,23 @@
-// Conv2d, the regions form (groups 1, zeros padding, channels a multiple of a panel): the rows form
-// (rows.hpp) with a map's outputs split into regions whose outputs all read the input through the
-// same taps. On a small padded map the outputs along the border read zero padding through some
-// taps: a 3x3/pad-1 conv on a 4 x 4 map multiplies 144 C*O products a sample in the rows form, 44
-// of them with padding; in its 3 x 3 regions (corners, edges, the middle), 100.
-// Region r holds outputs [oh0, oh1) x [ow0, ow1) and A_r taps tap_r[a], every one of which reads
-// the input for every output of the region. Its patches are tap-major, column a*C + c, so that a
-// tap's C columns meet the same C rows of the whole weight laid out tap-major, Wt[o, k*C + c] =
-// w[o, c, k]: one packing of Wt serves every region (rows_gemm reads a region's taps through a
-// RowsGemmMap), where weights gathered per region would cost as much as the work they save.
-//   forward:  yr[M_r, O]    = Op(b + patches_r[M_r, A_r C] Wt[:, taps_r]^T)
-//             y[s, o, p]    = yr[s*P_r + i, o], p the region's i-th output (through yh[s, p, o])
-//   backward: dzt_r[O, M_r] = dz[s, o, p] over the region's outputs; db += dz's sums
-//             dWt[:, taps_r] += dzt_r patches_r;        at the end dW[o, c, k] += dWt[o, k*C + c]
-//             dpatches_r    = dzt_r^T Wt[:, taps_r];    dxh += row2im_r(dpatches_r)
-// The patches are copied from the samples transposed to channels-last, xh[ih, iw, c]: a tap is C
-// contiguous floats there (taps along a kernel row, dilation 1: one run), and every tap of a
-// region reads inside the map, so nothing is padded. dx is dxh transposed back.
-// A batch of samples is transposed at once; every region then runs on it, in chunks of its own.
+// Conv2d, the regions form (groups 1, zeros padding): the rows form (rows.hpp) with a map's outputs
+// split into regions whose outputs all read the input through the same taps. On a small padded map
+// the outputs along the border read zero padding through some taps: a 3x3/pad-1 conv on a 4 x 4
+// map multiplies 144 C*O products a sample in the rows form, 44 of them with padding; in its
+// 3 x 3 regions (corners, edges, the middle), 100.
+// Region r holds outputs [oh0, oh1) x [ow0, ow1) and A_r taps, every one of which reads the input
+// for every output of the region. Its patches are tap-major, column a*Cp + c (Cp: C rounded up to
+// whole panels, zeros past C), and so are the live taps' weights, Wt[o, l*Cp + c] = w[o, c,
+// live[l]]: one packing of Wt serves every region, rows_gemm reading a region's taps out of it
+// through a RowsGemmMap (weights gathered per region would cost as much as the work they save).
+//   forward:  yr[M_r, O]     = Op(b + patches_r[M_r, A_r Cp] Wt[:, taps_r]^T)
+//             y[s, o, p]     = yr[s*P_r + i, o], p the region's i-th output (through yh[s, p, o])
+//   backward: dzr_r[M_r, O]  = dz[s, o, p] over the region's outputs (through dzh); db += dz's sums
+//             dWt[:, taps_r] += dzr_r^T patches_r;  at the end dW[o, c, live[l]] += dWt[o, l*Cp + c]
+//             dpatches_r     = dzr_r Wt[:, taps_r];  dxh += row2im_r(dpatches_r)
+// The patches are copied from the samples transposed to channels-last, xh[pixel, c]: a tap is C
+// contiguous floats there (taps along a kernel row with dilation 1: one run), and every tap of a
+// region reads inside the map, so nothing is padded. dx is dxh transposed back. A batch of
+// samples is transposed at once; every region then runs on it, in chunks of its own. The regions
+// are tables (RegionPlan) read at run time, so every region of every shape runs the same code.
 #pragma once
 
 #include <algorithm>
@@ -164,106 +165,155 @@ struct regions_scratch {
   // backward: xh, dxh, patches, dzr, dpatches, dzt, the patches' panels, dzh, Wt, dWt, Wt's panels
   static constexpr std::size_t backward = 2 * xh + 3 * patches + yr + dzt + yh + 2 * wt + dx_panels;
 };
-/// Region r's compile-time shape: sizes, its K segments (runs of consecutive taps: consecutive
-/// columns of the patches and rows of Wt), its runs of pixels (taps along a kernel row with
-/// dilation 1: adjacent in xh), and for each of its panels, Wt's panel and dWt's column.
+/// A run of a region's taps whose pixels are adjacent in xh and whose columns are adjacent in the
+/// patches: taps [first, first + taps).
+struct PixelRun {
+  std::size_t first, taps;
+};
+
+/// One region as the passes read it, at run time: every region of every shape runs the same code
+/// (im2row_region, row2im_region, rows_gemm_loop), compiled once.
+struct RegionPlan {
+  std::size_t oh0, oh1, ow0, ow1, A, Ka, chunk;
+  const std::ptrdiff_t* at;                 // where each tap reads, from its output's pixel
+  const PixelRun* runs;                     // the copies of a patch row
+  std::size_t run_count;
+  const KSegment* segments;                 // the forward's K segments: runs of consecutive live taps
+  std::size_t segment_count;
+  const std::size_t* wt_panel;              // for each of the region's panels, Wt's
+  const std::size_t* dwt_column;            // ... and dWt's first column
+  constexpr std::size_t OW() const { return ow1 - ow0; }
+  constexpr std::size_t P() const { return (oh1 - oh0) * (ow1 - ow0); }
+  constexpr std::size_t rows() const { return chunk * P(); }
+};
+
+/// Region r's tables: its K segments (consecutive taps: consecutive columns of the patches and
+/// rows of Wt), its pixel runs (taps along a kernel row with dilation 1, when C == Cp), and for
+/// each of its panels, Wt's panel and dWt's column.
 template <class RG, std::size_t r>
-struct region_shape {
+struct region_tables {
   static constexpr auto region = RG::regions[r];
-  static constexpr std::size_t Cp = RG::Cp, A = region.A, Ka = Cp * A, rows = RG::chunk[r] * region.P();
+  static constexpr std::size_t Cp = RG::Cp, A = region.A, Ka = Cp * A;
   static_assert(A == 0 || packed_shape<Ka>::nr == RG::NR);
+  static constexpr bool adjacent(std::size_t a) { return a > 0 && RG::C == Cp && region.at[a] == region.at[a - 1] + 1; }
+  static constexpr bool consecutive(std::size_t a) { return a > 0 && region.tap[a] == region.tap[a - 1] + 1; }
   static constexpr std::size_t segment_count = [] {
-    std::size_t n = A > 0;
-    for (std::size_t a = 1; a < A; ++a) n += region.tap[a] != region.tap[a - 1] + 1;
+    std::size_t n = 0;
+    for (std::size_t a = 0; a < A; ++a) n += !consecutive(a);
     return n;
   }();
   static constexpr auto segments = [] {
-    std::array<KSegment, segment_count> s{};
+    std::array<KSegment, segment_count + 1> s{};
     std::size_t n = 0;
     for (std::size_t a = 0; a < A; ++a)
-      if (a > 0 && region.tap[a] == region.tap[a - 1] + 1) s[n - 1].len += Cp;
+      if (consecutive(a)) s[n - 1].len += Cp;
       else s[n++] = {a * Cp, region.tap[a] * Cp, Cp};
     return s;
   }();
-  /// Taps [first, first + taps) of a pixel run read adjacent pixels (along a kernel row, dilation 1),
-  /// and their columns are adjacent too (C == Cp; else a run is one tap).
-  static constexpr std::size_t pixel_run_count = [] {
-    std::size_t n = A > 0;
-    for (std::size_t a = 1; a < A; ++a) n += !(RG::C == Cp && region.at[a] == region.at[a - 1] + 1);
+  static constexpr std::size_t run_count = [] {
+    std::size_t n = 0;
+    for (std::size_t a = 0; a < A; ++a) n += !adjacent(a);
     return n;
   }();
-  static constexpr auto pixel_runs = [] {
-    std::array<std::array<std::size_t, 2>, pixel_run_count> s{};  // first tap, taps
+  static constexpr auto runs = [] {
+    std::array<PixelRun, run_count + 1> s{};
     std::size_t n = 0;
     for (std::size_t a = 0; a < A; ++a)
-      if (a > 0 && RG::C == Cp && region.at[a] == region.at[a - 1] + 1) ++s[n - 1][1];
+      if (adjacent(a)) ++s[n - 1].taps;
       else s[n++] = {a, 1};
     return s;
   }();
   static constexpr std::size_t panels = Ka / RG::NR, per_tap = Cp / RG::NR;
-  static constexpr auto wt_panel = [] {  // Wt's panel for the region's panel p
+  static constexpr auto wt_panel = [] {
     std::array<std::size_t, panels + 1> q{};
     for (std::size_t p = 0; p < panels; ++p) q[p] = region.tap[p / per_tap] * per_tap + p % per_tap;
     return q;
   }();
-  static constexpr auto dwt_column = [] {  // dWt's first column for the region's panel p
+  static constexpr auto dwt_column = [] {
     std::array<std::size_t, panels + 1> q{};
     for (std::size_t p = 0; p < panels; ++p) q[p] = wt_panel[p] * RG::NR;
     return q;
   }();
+  static constexpr RegionPlan plan{region.oh0,
+                                   region.oh1,
+                                   region.ow0,
+                                   region.ow1,
+                                   A,
+                                   Ka,
+                                   RG::chunk[r],
+                                   region.at.data(),
+                                   runs.data(),
+                                   run_count,
+                                   segments.data(),
+                                   segment_count,
+                                   wt_panel.data(),
+                                   dwt_column.data()};
 };
 
-/// Calls f.template operator()<r>() for r = 0 .. N-1.
-template <std::size_t N, class F>
-void for_each_region(F&& f) {
-  [&]<std::size_t... r>(std::index_sequence<r...>) {
-    (f.template operator()<r>(), ...);
-  }(std::make_index_sequence<N>{});
-}
+/// Every region's plan.
+template <class RG>
+inline constexpr auto region_plans = []<std::size_t... r>(std::index_sequence<r...>) {
+  return std::array<RegionPlan, RG::count>{region_tables<RG, r>::plan...};
+}(std::make_index_sequence<RG::count>{});
 
-/// Region r's patches for `count` samples of xh (channels-last, sample stride HW*C):
+/// What im2row_region and row2im_region need of the geometry: a sample's pixels (channels-last,
+/// C floats each), the step in pixels between outputs along the height (SH*W) and the width (SW),
+/// and C rounded up to whole panels.
+struct RegionsLayout {
+  std::size_t C, Cp, in_floats, step_h, step_w;
+};
+
+/// Region r's patches for `count` samples of xh (channels-last):
 /// patches[s*P_r + i, a*Cp + c] = xh[s, pixel of output i through tap a, c] (zero from c = C on).
-template <class RG, std::size_t r, Conv2dGeometry G>
-void im2row_region(const float* xh, std::size_t count, float* patches) {
-  using S = region_shape<RG, r>;
-  constexpr auto region = S::region;
-  constexpr std::size_t C = RG::C, Cp = RG::Cp;
+inline void im2row_region(const RegionPlan& r, const RegionsLayout& g, const float* xh, std::size_t count,
+                          float* patches) {
+  float* dst = patches;
   for (std::size_t s = 0; s < count; ++s)
-    for (std::size_t oh = region.oh0; oh < region.oh1; ++oh)
-      for (std::size_t ow = region.ow0; ow < region.ow1; ++ow) {
-        const float* src = xh + s * RG::in_floats;
-        const std::ptrdiff_t pixel = static_cast<std::ptrdiff_t>(oh * G.SH * G.W + ow * G.SW);
-        float* dst = patches + (s * region.P() + (oh - region.oh0) * region.OW() + (ow - region.ow0)) * S::Ka;
-        [&]<std::size_t... j>(std::index_sequence<j...>) {
-          (copy_row<S::pixel_runs[j][1] * C>(dst + S::pixel_runs[j][0] * Cp,
-                                             src + (pixel + region.at[S::pixel_runs[j][0]]) *
-                                                       static_cast<std::ptrdiff_t>(C)),
-           ...);
-        }(std::make_index_sequence<S::pixel_run_count>{});
-        if constexpr (Cp != C)
-          for (std::size_t a = 0; a < S::A; ++a) std::fill(dst + a * Cp + C, dst + (a + 1) * Cp, 0.0f);
+    for (std::size_t oh = r.oh0; oh < r.oh1; ++oh)
+      for (std::size_t ow = r.ow0; ow < r.ow1; ++ow, dst += r.Ka) {
+        const auto pixel = static_cast<std::ptrdiff_t>(oh * g.step_h + ow * g.step_w);
+        const float* src = xh + s * g.in_floats;
+        for (std::size_t j = 0; j < r.run_count; ++j) {
+          const PixelRun run = r.runs[j];
+          copy_floats(dst + run.first * g.Cp, src + (pixel + r.at[run.first]) * static_cast<std::ptrdiff_t>(g.C),
+                      run.taps * g.C);
+        }
+        if (g.Cp != g.C)
+          for (std::size_t a = 0; a < r.A; ++a) std::fill(dst + a * g.Cp + g.C, dst + (a + 1) * g.Cp, 0.0f);
       }
 }
 
 /// The adjoint: dxh[s, pixel of output i through tap a, c] += dpatches[s*P_r + i, a*Cp + c], c < C.
-template <class RG, std::size_t r, Conv2dGeometry G>
-void row2im_region(const float* dpatches, std::size_t count, float* dxh) {
-  using S = region_shape<RG, r>;
-  constexpr auto region = S::region;
-  constexpr std::size_t C = RG::C, Cp = RG::Cp;
+inline void row2im_region(const RegionPlan& r, const RegionsLayout& g, const float* dpatches, std::size_t count,
+                          float* dxh) {
+  const float* src = dpatches;
   for (std::size_t s = 0; s < count; ++s)
-    for (std::size_t oh = region.oh0; oh < region.oh1; ++oh)
-      for (std::size_t ow = region.ow0; ow < region.ow1; ++ow) {
-        float* dst = dxh + s * RG::in_floats;
-        const std::ptrdiff_t pixel = static_cast<std::ptrdiff_t>(oh * G.SH * G.W + ow * G.SW);
-        const float* src = dpatches + (s * region.P() + (oh - region.oh0) * region.OW() + (ow - region.ow0)) * S::Ka;
-        [&]<std::size_t... j>(std::index_sequence<j...>) {
-          (add_to<S::pixel_runs[j][1] * C>(dst + (pixel + region.at[S::pixel_runs[j][0]]) *
-                                                     static_cast<std::ptrdiff_t>(C),
-                                           src + S::pixel_runs[j][0] * Cp),
-           ...);
-        }(std::make_index_sequence<S::pixel_run_count>{});
+    for (std::size_t oh = r.oh0; oh < r.oh1; ++oh)
+      for (std::size_t ow = r.ow0; ow < r.ow1; ++ow, src += r.Ka) {
+        const auto pixel = static_cast<std::ptrdiff_t>(oh * g.step_h + ow * g.step_w);
+        float* dst = dxh + s * g.in_floats;
+        for (std::size_t j = 0; j < r.run_count; ++j) {
+          const PixelRun run = r.runs[j];
+          add_floats(dst + (pixel + r.at[run.first]) * static_cast<std::ptrdiff_t>(g.C), src + run.first * g.Cp,
+                     run.taps * g.C);
+        }
       }
+}
+
+/// rows_to_panels for whole panels, the counts at run time: rows [M, Ka] (Ka a multiple of NR) as
+/// the panels of a [Ka, Rows] weight, zeros from row M on.
+template <std::size_t NR>
+void rows_to_whole_panels(const float* rows, std::size_t M, std::size_t Rows, std::size_t Ka, float* panels) {
+  for (std::size_t j0 = 0; j0 < Ka; j0 += NR) {
+    float* panel = panels + j0 * Rows;
+    for (std::size_t m = 0; m < M; ++m) {
+      const float* src = rows + m * Ka + j0;
+      CTNN_UNROLL for (std::size_t v = 0; v < NR; v += simd_width) {
+        vfloat::load_unaligned(src + v).store_aligned(panel + m * NR + v);
+      }
+    }
+    std::fill(panel + M * NR, panel + Rows * NR, 0.0f);
+  }
 }
 
 /// Wt[o, l*Cp + c] = w[o, c, live[l]] (zero from c = C on): the live taps' weights, tap-major.
@@ -290,6 +340,10 @@ void regions_channels_last(const float* x, std::size_t count, float* xh) {
     transpose_matrix(x + s * RG::in_floats, RG::HW, xh + s * RG::in_floats, RG::C, RG::C, RG::HW);
 }
 
+/// The layout im2row_region and row2im_region read.
+template <Conv2dGeometry G>
+inline constexpr RegionsLayout regions_layout{G.C, conv_regions<G>::Cp, G.C* G.H* G.W, G.SH* G.W, G.SW};
+
 /// y = Op(conv2d(x, w) + b) for n samples, the regions form. `scratch`: regions_scratch<G>::forward floats.
 template <Conv2dGeometry G, bool Bias, class Op>
 void conv2d_forward_regions(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch) {
@@ -307,31 +361,28 @@ void conv2d_forward_regions(const float* x, const float* w, const float* b, floa
   for (std::size_t b0 = 0; b0 < n; b0 += RG::batch) {
     const std::size_t samples = std::min(RG::batch, n - b0);
     regions_channels_last<G>(x + b0 * RG::in_floats, samples, xh);
-    for_each_region<RG::count>([&]<std::size_t r>() {
-      using S = region_shape<RG, r>;
-      constexpr auto region = S::region;
-      constexpr std::size_t Pr = region.P(), OWr = region.OW();
-      static constexpr RowsGemmMap map{S::Ka, RG::KC, O, S::segments.data(), S::segment_count, nullptr, nullptr};
-      for (std::size_t s0 = 0; s0 < samples; s0 += RG::chunk[r]) {
-        const std::size_t count = std::min(RG::chunk[r], samples - s0), M = count * Pr;
-        float* out = y + (b0 + s0) * O * P;
-        float* rows = P == 1 ? out : yr;
+    for (const RegionPlan& r : region_plans<RG>) {
+      const std::size_t Pr = r.P(), OWr = r.OW();
+      const RowsGemmMap map{r.Ka, RG::KC, O, r.segments, r.segment_count, nullptr, nullptr};
+      for (std::size_t s0 = 0; s0 < samples; s0 += r.chunk) {
+        const std::size_t count = std::min(r.chunk, samples - s0), M = count * Pr;
+        float* rows = P == 1 ? y + (b0 + s0) * O : yr;
         for (std::size_t m = 0; m < M; ++m)
           if constexpr (Bias) std::copy_n(b, O, rows + m * O);
           else std::fill_n(rows + m * O, O, 0.0f);
-        if constexpr (S::A > 0) {
-          im2row_region<RG, r, G>(xh + s0 * RG::in_floats, count, patches);
-          rows_gemm<S::Ka, O, Op>(patches, packed, rows, M, &map);
+        if (r.A > 0) {
+          im2row_region(r, regions_layout<G>, xh + s0 * RG::in_floats, count, patches);
+          rows_gemm<0, O, Op>(patches, packed, rows, M, &map);
         } else if constexpr (!std::is_same_v<Op, identity_op>) {
           eltwise_forward<Op>(rows, rows, M * O);  // outputs that read only padding: Op(b)
         }
         if constexpr (P != 1)  // yh[s, p, o] = yr[s*Pr + i, o], a row of the region at a time
           for (std::size_t s = 0; s < count; ++s)
-            for (std::size_t oh = region.oh0; oh < region.oh1; ++oh)
-              copy_row<OWr * O>(yh + ((s0 + s) * P + oh * RG::OW + region.ow0) * O,
-                                yr + (s * Pr + (oh - region.oh0) * OWr) * O);
+            for (std::size_t oh = r.oh0; oh < r.oh1; ++oh)
+              copy_floats(yh + ((s0 + s) * P + oh * RG::OW + r.ow0) * O, yr + (s * Pr + (oh - r.oh0) * OWr) * O,
+                          OWr * O);
       }
-    });
+    }
     if constexpr (P != 1)  // y[s, o, p] = yh[s, p, o]
       for (std::size_t s = 0; s < samples; ++s) transpose_matrix(yh + s * P * O, O, y + (b0 + s) * O * P, P, P, O);
   }
@@ -344,6 +395,7 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
                              std::size_t n, float* scratch) {
   using RG = conv_regions<G>;
   using Z = regions_scratch<G>;
+  using S = packed_shape<RG::KC>;  // every region's panels: whole, NR wide
   constexpr std::size_t O = RG::O, P = RG::P, C = RG::C, KC = RG::KC, in_floats = RG::in_floats;
   if constexpr (!std::is_same_v<Op, identity_op>) eltwise_backward<Op>(y, dy, dy, n * O * P);
   if constexpr (Bias)
@@ -379,38 +431,38 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
     if (dx) std::fill_n(dxh, samples * in_floats, 0.0f);
     if constexpr (P != 1)  // dzh[s, p, o] = dz[s, o, p]
       for (std::size_t s = 0; s < samples; ++s) transpose_matrix(dy + (b0 + s) * O * P, P, dzh + s * P * O, O, O, P);
-    for_each_region<RG::count>([&]<std::size_t r>() {
-      using S = region_shape<RG, r>;
-      constexpr auto region = S::region;
-      constexpr std::size_t Pr = region.P(), OWr = region.OW(), rows = S::rows;
-      static constexpr KSegment all_rows{0, 0, rows}, all_o{0, 0, O};
-      static constexpr RowsGemmMap dw_map{rows, rows, KC, &all_rows, 1, nullptr, S::dwt_column.data()};
-      static constexpr RowsGemmMap dx_map{O, O, S::Ka, &all_o, 1, S::wt_panel.data(), nullptr};
-      if constexpr (S::A > 0)
-        for (std::size_t s0 = 0; s0 < samples; s0 += RG::chunk[r]) {
-          const std::size_t count = std::min(RG::chunk[r], samples - s0), M = count * Pr;
-          // dzr[s*Pr + i, o] = dz[s, o, p_i] (P == 1: dz itself), dzt = dzr^T (zeros from M on)
-          const float* dzm = dy + (b0 + s0) * O * P;
-          if constexpr (P != 1) {
-            for (std::size_t s = 0; s < count; ++s)
-              for (std::size_t oh = region.oh0; oh < region.oh1; ++oh)
-                copy_row<OWr * O>(dzr + (s * Pr + (oh - region.oh0) * OWr) * O,
-                                  dzh + ((s0 + s) * P + oh * RG::OW + region.ow0) * O);
-            dzm = dzr;
-          }
-          transpose_matrix(dzm, O, dzt, rows, M, O);
-          if (M < rows)
-            for (std::size_t o = 0; o < O; ++o) std::fill(dzt + o * rows + M, dzt + (o + 1) * rows, 0.0f);
-          im2row_region<RG, r, G>(xh + s0 * in_floats, count, patches);
-          rows_to_panels<S::Ka, rows>(patches, M, panels);
-          rows_gemm<rows, S::Ka, identity_op>(dzt, panels, dwt, O, &dw_map);  // dWt[:, taps] += dzt patches
-          if (dx) {
-            std::fill_n(dpatches, M * S::Ka, 0.0f);
-            rows_gemm<O, S::Ka, identity_op>(dzm, dx_panels, dpatches, M, &dx_map);  // dpatches = dzr Wt[:, taps]
-            row2im_region<RG, r, G>(dpatches, count, dxh + s0 * in_floats);
-          }
+    for (const RegionPlan& r : region_plans<RG>) {
+      if (r.A == 0) continue;
+      const std::size_t Pr = r.P(), OWr = r.OW(), rows = r.rows(), NP = r.Ka / RG::NR;
+      const KSegment all_rows{0, 0, rows}, all_o{0, 0, O};
+      const RowsGemmMap dw_map{rows, rows, KC, &all_rows, 1, nullptr, r.dwt_column};
+      const RowsGemmMap dx_map{O, O, r.Ka, &all_o, 1, r.wt_panel, nullptr};
+      for (std::size_t s0 = 0; s0 < samples; s0 += r.chunk) {
+        const std::size_t count = std::min(r.chunk, samples - s0), M = count * Pr;
+        // dzr[s*Pr + i, o] = dz[s, o, p_i] (P == 1: dz itself), dzt = dzr^T (zeros from M on)
+        const float* dzm = dy + (b0 + s0) * O * P;
+        if constexpr (P != 1) {
+          for (std::size_t s = 0; s < count; ++s)
+            for (std::size_t oh = r.oh0; oh < r.oh1; ++oh)
+              copy_floats(dzr + (s * Pr + (oh - r.oh0) * OWr) * O, dzh + ((s0 + s) * P + oh * RG::OW + r.ow0) * O,
+                          OWr * O);
+          dzm = dzr;
         }
-    });
+        transpose_matrix(dzm, O, dzt, rows, M, O);
+        if (M < rows)
+          for (std::size_t o = 0; o < O; ++o) std::fill(dzt + o * rows + M, dzt + (o + 1) * rows, 0.0f);
+        im2row_region(r, regions_layout<G>, xh + s0 * in_floats, count, patches);
+        rows_to_whole_panels<RG::NR>(patches, M, rows, r.Ka, panels);
+        // dWt[:, taps] += dzt patches
+        rows_gemm_loop<identity_op, S::mr, S::nv, S::nv>(dzt, panels, dwt, O, NP, simd_width, dw_map);
+        if (dx) {
+          std::fill_n(dpatches, M * r.Ka, 0.0f);
+          // dpatches = dzr Wt[:, taps]
+          rows_gemm_loop<identity_op, S::mr, S::nv, S::nv>(dzm, dx_panels, dpatches, M, NP, simd_width, dx_map);
+          row2im_region(r, regions_layout<G>, dpatches, count, dxh + s0 * in_floats);
+        }
+      }
+    }
     if (dx)  // dx[s, c, pixel] = dxh[s, pixel, c]
       for (std::size_t s = 0; s < samples; ++s)
         transpose_matrix(dxh + s * in_floats, C, dx + (b0 + s) * in_floats, RG::HW, RG::HW, C);
