@@ -6,6 +6,7 @@
 #include <cmath>
 #include <ctnn/ctnn.hpp>
 #include <limits>
+#include <random>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -742,4 +743,61 @@ TEST_CASE("after the first step, a LeNet training step (forward + backward) allo
   Model<ModernLeNet, Shape<1, 28, 28>> modern;
   modern.set_input_requires_grad(true);
   CHECK(ctnn_test::steady_state_allocations([&] { ctnn_test::backward_step(modern, X); }) == 0);
+}
+
+// ---- The weights a Conv2d's forward keeps for its backward --------------------------------------
+
+TEST_CASE("Conv2d's backward reads the weights its last forward kept, a copy keeps none, and gradcheck passes") {
+  // A 3x3/pad-1 conv on a 1 x 1 map reads its centre tap alone: the forward keeps it for the
+  // backward (kernels::conv2d_kept_floats); where every tap lives, nothing is kept. (192 channels:
+  // whole panels of the regions form with every instruction set.)
+  using Spec = nn::Conv2d<{.in_channels = 192, .out_channels = 24, .kernel_size = 3, .padding = 1}>;
+  using L = nn::bind_t<Spec, Shape<192, 1, 1>>;
+  constexpr auto G = L::geometry;
+  static_assert(L::kept_floats == 24 * 192 && ctnn::kernels::conv2d_kept_floats<G> == L::kept_floats);
+  static_assert(nn::bind_t<Spec, Shape<192, 4, 4>>::kept_floats == 0);
+  CHECK(check_grad<Spec, Shape<192, 1, 1>>(3) == 0);
+
+  constexpr std::size_t n = 5, O = 24, C = 192, K = O * C * 9;
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<float> U(-1.0f, 1.0f);
+  auto random = [&](std::size_t count) {
+    std::vector<float> v(count);
+    for (auto& e : v) e = U(gen);
+    return v;
+  };
+  const auto x = random(n * C), w1 = random(K), w2 = random(K), b = random(O), g = random(n * O);
+  auto scratch = ctnn::detail::allocate_floats(L::scratch_floats);
+  // The kernels with nothing kept (checked against the scalar reference in test_forms): dx and dW for w.
+  auto expected = [&](const std::vector<float>& w) {
+    std::vector<float> y(n * O), dy = g, dw(K, 0.0f), db(O, 0.0f), dx(n * C);
+    ctnn::kernels::conv2d_forward<G, true>(x.data(), w.data(), b.data(), y.data(), n, scratch.get());
+    ctnn::kernels::conv2d_backward<G, true>(x.data(), w.data(), y.data(), dy.data(), dw.data(), db.data(), dx.data(), n,
+                                            scratch.get());
+    return std::pair{dx, dw};
+  };
+  // The layer's backward: dx, and dW from zero.
+  auto backward = [&](L& layer, std::vector<float>& act) {
+    std::vector<float> dy = g, dx(n * C);
+    std::fill(layer.weight.grad.begin(), layer.weight.grad.end(), 0.0f);
+    layer.backward(x.data(), dx.data(), n, act.data(), dy.data(), scratch.get());
+    return std::pair{dx, std::vector<float>(layer.weight.grad.begin(), layer.weight.grad.end())};
+  };
+  L layer;
+  std::copy(b.begin(), b.end(), layer.bias.begin());
+  std::vector<float> act(n * L::activation_floats);
+  std::copy(w1.begin(), w1.end(), layer.weight.begin());
+  layer.forward(x.data(), n, act.data(), scratch.get());
+  std::copy(w2.begin(), w2.end(), layer.weight.begin());
+  layer.forward(x.data(), n, act.data(), scratch.get());  // keeps w2's centre tap
+  const auto want2 = expected(w2);
+  CHECK(backward(layer, act) == want2);
+  // A copy keeps nothing: its backward reads its own weight (w1 here), not the original's w2.
+  L copy = layer;
+  std::copy(w1.begin(), w1.end(), copy.weight.begin());
+  CHECK(backward(copy, act).first == expected(w1).first);
+  // The original's backward still reads what its last forward kept: w2's, as PyTorch's autograd
+  // reads the weight its forward saved (where it would refuse a weight changed in place since).
+  std::copy(w1.begin(), w1.end(), layer.weight.begin());
+  CHECK(backward(layer, act).first == want2.first);
 }

@@ -28,6 +28,7 @@
 #include <variant>
 
 #include "ctnn/core/conv_arithmetic.hpp"
+#include "ctnn/core/slices.hpp"
 #include "ctnn/kernels/conv2d.hpp"
 #include "ctnn/nn/init.hpp"
 #include "ctnn/nn/module.hpp"
@@ -75,6 +76,33 @@ constexpr kernels::Conv2dGeometry conv2d_geometry() {
 }
 }  // namespace detail
 
+/// The weights a conv's forward prepared, kept for its backward (kernels::conv2d_kept_floats): the
+/// forward of the batch's first slice (or of the whole batch) writes them, that slice's backward
+/// reads them; the other slices prepare their own in their scratch (they run on the network at
+/// the same time, and their backward on replicas). A copy starts with nothing kept.
+template <std::size_t N>
+class KeptWeights {
+ public:
+  KeptWeights() : data_(ctnn::detail::allocate_floats(N)) {}
+  KeptWeights(const KeptWeights&) : KeptWeights() {}
+  KeptWeights& operator=(const KeptWeights&) {
+    valid_ = false;
+    return *this;
+  }
+  /// Where this forward leaves them (null: another slice's forward).
+  float* forward() {
+    if (!ctnn::detail::first_slice()) return nullptr;
+    valid_ = true;
+    return data_.get();
+  }
+  /// What the last forward left, for this backward (null: none, or another slice's backward).
+  const float* backward() const { return valid_ && ctnn::detail::first_slice() ? data_.get() : nullptr; }
+
+ private:
+  ctnn::detail::aligned_floats data_;
+  bool valid_ = false;
+};
+
 /// The bound Conv2d layer: exact-size weight [O, C/groups, KH, KW] and bias [O].
 template <class InShape, Conv2dOptions Opt>
 struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
@@ -102,6 +130,9 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
   Parameter<weight_shape> weight;
   /// Present only when bias=true (torch's bias=None otherwise).
   [[no_unique_address]] std::conditional_t<has_bias, Parameter<Shape<out_channels>>, std::monostate> bias;
+  /// The forward's prepared weights, kept for the backward where that pays (kernels::conv2d_kept_floats).
+  static constexpr std::size_t kept_floats = kernels::conv2d_kept_floats<geometry>;
+  [[no_unique_address]] mutable std::conditional_t<(kept_floats > 0), KeptWeights<kept_floats>, std::monostate> kept;
 
   void reset_parameters(Generator& gen) {
     if constexpr (has_bias) init::default_reset_(weight, &bias, gen);
@@ -114,7 +145,9 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
   const float* forward_fused(const float* x, std::size_t n, float* act, float* scratch) const {
     const float* b = nullptr;
     if constexpr (has_bias) b = bias.data();
-    kernels::conv2d_forward<geometry, has_bias, Op>(x, weight.data(), b, act, n, scratch);
+    float* keep = nullptr;
+    if constexpr (kept_floats > 0) keep = kept.forward();
+    kernels::conv2d_forward<geometry, has_bias, Op>(x, weight.data(), b, act, n, scratch, keep);
     return act;
   }
   const float* forward(const float* x, std::size_t n, float* act, float* scratch) const {
@@ -129,8 +162,10 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
   void backward_fused(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
     float* db = nullptr;
     if constexpr (has_bias) db = bias.grad.data();
+    const float* keep = nullptr;
+    if constexpr (kept_floats > 0) keep = kept.backward();
     kernels::conv2d_backward<geometry, has_bias, Op>(x, weight.data(), act, gact, weight.grad.data(), db, dx, n,
-                                                     scratch);
+                                                     scratch, keep);
   }
   void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
     backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);

@@ -15,11 +15,14 @@ namespace ctnn::kernels {
 template <Conv2dGeometry G, Conv2dForms Forms = Conv2dForms{}>
 inline constexpr std::size_t conv2d_scratch_floats = detail::conv2d_plan<G, Forms>::scratch_floats;
 
+
 /// y = Op(conv2d(x, w) + b) for n samples; `b` is read only when Bias. `scratch` holds
 /// conv2d_scratch_floats<G, Forms> floats, 64-byte aligned. Forms forces a form (tests); the
-/// default is the cost model's choice.
+/// default is the cost model's choice. `kept` (null, or conv2d_kept_floats<G, Forms> floats):
+/// where the forward leaves its prepared weights for a conv2d_backward with the same w.
 template <Conv2dGeometry G, bool Bias, class Op = identity_op, Conv2dForms Forms = Conv2dForms{}>
-void conv2d_forward(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch) {
+void conv2d_forward(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch,
+                    float* kept = nullptr) {
   using plan = detail::conv2d_plan<G, Forms>;
   constexpr std::size_t P = plan::P, K = plan::K, Og = G.Og(), Cg = G.Cg();
   constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * P;
@@ -28,7 +31,7 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, st
   if constexpr (plan::form == ConvForward::dense) {
     detail::conv2d_forward_dense<G, Bias, Op>(x, w, b, y, n, scratch);
   } else if constexpr (plan::form == ConvForward::regions) {
-    detail::conv2d_forward_regions<G, Bias, Op>(x, w, b, y, n, scratch);
+    detail::conv2d_forward_regions<G, Bias, Op>(x, w, b, y, n, scratch, conv2d_kept_floats<G, Forms> ? kept : nullptr);
   } else if constexpr (plan::form == ConvForward::rows) {
     detail::conv2d_forward_rows<G, Bias, Op>(x, w, b, y, n, scratch);
   } else if constexpr (plan::use_flat) {

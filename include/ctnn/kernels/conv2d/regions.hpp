@@ -90,6 +90,10 @@ struct conv_regions {
   /// past C), so that no panel holds two taps.
   static constexpr std::size_t NR = (simd_width >= 16 ? 4 : 3) * simd_width, Cp = round_up(C, NR);
   static constexpr std::size_t HW = G.H * G.W, in_floats = C * HW, KC = L * Cp;
+  /// Wt's floats when it is worth keeping from the forward for the backward: where the live taps
+  /// are a few of w's (a 3x3/pad-1 conv on a 1 x 1 map: its centre tap, 1 float in 9 of a
+  /// 9.4 MB weight at 512 channels, read in full to gather it); 0 where every tap lives.
+  static constexpr std::size_t kept_floats = L < KK ? O * KC : 0;
 
   static_assert(G.groups == 1 && G.mode == PaddingMode::zeros, "the regions form needs groups == 1 and zeros padding");
   using Hs = axis_runs<G.SH, G.DH, G.PT, G.H, G.KH, OH>;
@@ -344,9 +348,11 @@ void regions_channels_last(const float* x, std::size_t count, float* xh) {
 template <Conv2dGeometry G>
 inline constexpr RegionsLayout regions_layout{G.C, conv_regions<G>::Cp, G.C* G.H* G.W, G.SH* G.W, G.SW};
 
-/// y = Op(conv2d(x, w) + b) for n samples, the regions form. `scratch`: regions_scratch<G>::forward floats.
+/// y = Op(conv2d(x, w) + b) for n samples, the regions form. `scratch`: regions_scratch<G>::forward
+/// floats; `kept` (null, or conv_regions<G>::kept_floats floats): where Wt is left for the backward.
 template <Conv2dGeometry G, bool Bias, class Op>
-void conv2d_forward_regions(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch) {
+void conv2d_forward_regions(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch,
+                            float* kept = nullptr) {
   using RG = conv_regions<G>;
   using Z = regions_scratch<G>;
   constexpr std::size_t O = RG::O, P = RG::P;
@@ -356,6 +362,7 @@ void conv2d_forward_regions(const float* x, const float* w, const float* b, floa
   float* yh = yr + Z::yr;
   float* wt = yh + Z::yh;
   float* packed = align_64(wt + Z::wt);
+  if (kept) wt = kept;
   regions_weights<G>(w, wt);
   pack_panels<RG::KC, O>(wt, packed);
   for (std::size_t b0 = 0; b0 < n; b0 += RG::batch) {
@@ -389,10 +396,10 @@ void conv2d_forward_regions(const float* x, const float* w, const float* b, floa
 }
 
 /// Backward of conv2d + Op for n samples, the regions form (conv2d_backward's contract).
-/// `scratch`: regions_scratch<G>::backward floats.
+/// `scratch`: regions_scratch<G>::backward floats; `kept`: the forward's Wt (null: gathered again).
 template <Conv2dGeometry G, bool Bias, class Op>
 void conv2d_backward_regions(const float* x, const float* w, const float* y, float* dy, float* dw, float* db, float* dx,
-                             std::size_t n, float* scratch) {
+                             std::size_t n, float* scratch, const float* kept = nullptr) {
   using RG = conv_regions<G>;
   using Z = regions_scratch<G>;
   using S = packed_shape<RG::KC>;  // every region's panels: whole, NR wide
@@ -422,8 +429,12 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
   float* dx_panels = align_64(dwt + Z::wt);
   std::fill_n(dwt, O * KC, 0.0f);
   if (dx) {
-    regions_weights<G>(w, wt);
-    rows_to_panels<KC, O>(wt, O, dx_panels);  // Wt's rows: the panels of the input gradient's B
+    const float* weights = kept;
+    if (!weights) {
+      regions_weights<G>(w, wt);
+      weights = wt;
+    }
+    rows_to_panels<KC, O>(weights, O, dx_panels);  // Wt's rows: the panels of the input gradient's B
   }
   for (std::size_t b0 = 0; b0 < n; b0 += RG::batch) {
     const std::size_t samples = std::min(RG::batch, n - b0);
