@@ -24,9 +24,8 @@ namespace ctnn::kernels {
 /// The forward's forms. gemm: im2col + GEMM (any geometry; a pointwise conv's im2col is a copy);
 /// rows: the batch's patches as the rows of Linear's GEMM (groups 1; taps that read only zero
 /// padding dropped); regions: the rows form once per region of outputs that read the input through
-/// the same taps (groups 1, zeros padding); dense: the conv as
-/// a Linear on the flattened sample (groups 1, zeros padding); depthwise: groups == C; flat and
-/// shifted: stride 1.
+/// the same taps (groups 1, zeros padding); dense: the conv as a Linear on the flattened sample
+/// (groups 1, zeros padding); depthwise: groups == C; flat and shifted: stride 1.
 enum class ConvForward { automatic, gemm, rows, depthwise, flat, shifted, dense, regions };
 /// The weight gradient's forms. gemm: im2col + conv_dw (any geometry; its input gradient is then
 /// col2im); rows: Linear's weight gradient on the batch's patches (groups 1; its input gradient is

@@ -23,7 +23,6 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
-#include <numeric>
 #include <type_traits>
 #include <utility>
 
@@ -66,8 +65,8 @@ struct axis_runs {
 };
 
 /// One region: outputs [oh0, oh1) x [ow0, ow1) and their A taps, tap[a] their places among the
-/// conv's live taps (conv_rows::taps), in order;
-/// tap a of output (oh, ow) reads pixel oh*SH*W + ow*SW + at[a] of the sample (inside the map).
+/// conv's live taps (conv_rows::taps), in order; tap a of output (oh, ow) reads pixel
+/// oh*SH*W + ow*SW + at[a] of the sample (inside the map).
 template <std::size_t KK>
 struct ConvRegion {
   std::size_t oh0, oh1, ow0, ow1, A;
@@ -78,7 +77,7 @@ struct ConvRegion {
   constexpr std::size_t P() const { return OH() * OW(); }
 };
 
-/// The regions form's shape: the regions, each one's chunk, and the scratch layouts.
+/// The regions form's shape: the live taps, Cp, the regions and each one's chunk.
 template <Conv2dGeometry G>
 struct conv_regions {
   static constexpr std::size_t OH = G.OH(), OW = G.OW(), P = OH * OW, O = G.O, C = G.C, KK = G.KH * G.KW;
@@ -169,6 +168,7 @@ struct regions_scratch {
   // backward: xh, dxh, patches, dzr, dpatches, dzt, the patches' panels, dzh, Wt, dWt, Wt's panels
   static constexpr std::size_t backward = 2 * xh + 3 * patches + yr + dzt + yh + 2 * wt + dx_panels;
 };
+
 /// A run of a region's taps whose pixels are adjacent in xh and whose columns are adjacent in the
 /// patches: taps [first, first + taps).
 struct PixelRun {
