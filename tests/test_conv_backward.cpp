@@ -749,13 +749,13 @@ TEST_CASE("after the first step, a LeNet training step (forward + backward) allo
 
 TEST_CASE("Conv2d's backward reads the weights its last forward kept, a copy keeps none, and gradcheck passes") {
   // A 3x3/pad-1 conv on a 1 x 1 map reads its centre tap alone: the forward keeps it for the
-  // backward (kernels::conv2d_kept_floats); where every tap lives, nothing is kept. (192 channels:
-  // whole panels of the regions form with every instruction set.)
+  // backward (kernels::conv2d_keeps_prepared); where every tap lives, nothing is kept. (192
+  // channels: whole panels of the regions form with every instruction set.)
   using Spec = nn::Conv2d<{.in_channels = 192, .out_channels = 24, .kernel_size = 3, .padding = 1}>;
   using L = nn::bind_t<Spec, Shape<192, 1, 1>>;
   constexpr auto G = L::geometry;
-  static_assert(L::kept_floats == 24 * 192 && ctnn::kernels::conv2d_kept_floats<G> == L::kept_floats);
-  static_assert(nn::bind_t<Spec, Shape<192, 4, 4>>::kept_floats == 0);
+  static_assert(L::keeps_prepared && ctnn::kernels::conv2d_keeps_prepared<G> && L::prepared_floats > 24 * 192);
+  static_assert(!nn::bind_t<Spec, Shape<192, 4, 4>>::keeps_prepared);
   CHECK(check_grad<Spec, Shape<192, 1, 1>>(3) == 0);
 
   constexpr std::size_t n = 5, O = 24, C = 192, K = O * C * 9;

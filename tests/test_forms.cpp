@@ -151,6 +151,38 @@ void check_conv_form(std::size_t n, const std::string& name) {
     if constexpr (Bias) check_near(db, db_want, what + " db");
     if (with_dx) check_near(dx, want.dx, what + " dx");
   }
+
+  // Where the form prepares its weights (kernels/conv2d/shared.hpp), as Model's threads run it:
+  // prepared in 3 parts, the batch in 2 slices that each hold their weight gradient (dW itself is
+  // not touched), folded into dW in 3 parts. The scratch and buffers start as NaN.
+  if constexpr (k::conv2d_prepared_floats<G, F> > 0) {
+    constexpr std::size_t parts = 3, in_floats = G.C * G.H * G.W, out_floats = G.O * OH * OW;
+    Scratch prepared(k::conv2d_prepared_floats<G, F>), bs(k::conv2d_backward_scratch_floats<G, F>);
+    for (std::size_t t = 0; t < parts; ++t)
+      k::conv2d_prepare<G, F>(w.data(), prepared.p, k::Conv2dPass::forward, t, parts);
+    std::vector<float> y2(yout);
+    k::conv2d_forward<G, Bias, Op, F>(x.data(), w.data(), Bias ? b.data() : nullptr, y2.data(), n, fs.p, prepared.p);
+    check_near(y2, want.y, what + " y (prepared in parts)");
+    for (std::size_t t = 0; t < parts; ++t)
+      k::conv2d_prepare<G, F>(w.data(), prepared.p, k::Conv2dPass::backward, t, parts);
+    std::vector<float> dy = g, dw(w.size(), 0.25f), db(G.O, 0.5f), dx(xin, std::nanf(""));
+    Scratch held0(k::conv2d_held_floats<G, F>), held1(k::conv2d_held_floats<G, F>);
+    float* held[2] = {held0.p, held1.p};
+    const std::size_t first = (n + 1) / 2, slices = n > first ? 2 : 1;
+    for (std::size_t sl = 0; sl < slices; ++sl) {
+      const std::size_t b0 = sl == 0 ? 0 : first, m = sl == 0 ? first : n - first;
+      k::conv2d_backward<G, Bias, Op, F>(x.data() + b0 * in_floats, w.data(), yref.data() + b0 * out_floats,
+                                         dy.data() + b0 * out_floats, nullptr, Bias ? db.data() : nullptr,
+                                         dx.data() + b0 * in_floats, m, bs.p, prepared.p, held[sl]);
+    }
+    for (std::size_t t = 0; t < parts; ++t) k::conv2d_fold_held<G, F>(held, slices, dw.data(), t, parts);
+    std::vector<double> dw_want(want.dw), db_want(want.db);
+    for (auto& v : dw_want) v += 0.25;
+    for (auto& v : db_want) v += 0.5;
+    check_near(dw, dw_want, what + " dW (held, folded in parts)");
+    if constexpr (Bias) check_near(db, db_want, what + " db (held)");
+    check_near(dx, want.dx, what + " dx (prepared in parts)");
+  }
 }
 
 using FwdForm = k::ConvForward;

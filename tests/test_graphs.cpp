@@ -440,6 +440,82 @@ TEST_CASE("the threads' copies of the network follow the model: each step's para
   backward_both("a parameter with new storage");
 }
 
+namespace {
+// Convs whose forms prepare weights (nn::SharedWeights): a 3x3/pad-1 conv on a 2 x 2 map (the dense
+// form: T's panels) and one on a 1 x 1 map (the regions form, which keeps its centre tap for the
+// backward; 192 channels: whole panels with every instruction set).
+using DenseConv = nn::Conv2d<{.in_channels = 8, .out_channels = 16, .kernel_size = 3, .padding = 1}>;
+using CentreConv = nn::Conv2d<{.in_channels = 192, .out_channels = 24, .kernel_size = 3, .padding = 1}>;
+using SharingNet = nn::Sequential<DenseConv, nn::ReLU, nn::LazyConv2d<{.out_channels = 192, .kernel_size = 2}>,
+                                  nn::ReLU, CentreConv, nn::Flatten, nn::LazyLinear<5>>;
+using DenseBound = nn::bind_t<DenseConv, Shape<8, 2, 2>>;
+using CentreBound = nn::bind_t<CentreConv, Shape<192, 1, 1>>;
+static_assert(ctnn::kernels::detail::shared_form<DenseBound::geometry, {}> == ctnn::kernels::detail::SharedForm::dense);
+static_assert(ctnn::kernels::detail::shared_form<CentreBound::geometry, {}> ==
+              ctnn::kernels::detail::SharedForm::regions);
+static_assert(DenseBound::prepared_floats > 0 && !DenseBound::keeps_prepared && CentreBound::keeps_prepared);
+}  // namespace
+
+TEST_CASE("convs whose slices share prepared weights: 2 threads give 1 thread's numbers, step after step") {
+  // In a split batch the slices prepare a part of such a conv's weights each and meet, and hold
+  // their weight gradients for Model to fold into the network's: the output and dL/dx are 1
+  // thread's bit for bit, the gradients equal to summation order; then through SGD steps (after
+  // which the parameters differ by that order), eval mode, a move and a copy of the model (the
+  // threads' copies of the network must read the moved network's).
+  Model<SharingNet, Shape<8, 2, 2>> one(51), two(51);
+  one.set_num_threads(1);
+  two.set_num_threads(2);
+  auto X = ctnn::rand<Shape<8, 2, 2>>(200);
+  REQUIRE(two.threads_for_batch(200) == 2);
+  check_same_step(step_with_threads(one, X, 1), step_with_threads(one, X, 2));
+  std::vector<std::int64_t> y(200);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<std::int64_t>(i % 5);
+  nn::CrossEntropyLoss loss;
+  ctnn::optim::SGD sgd_one{.lr = 0.1f, .momentum = 0.9f}, sgd_two = sgd_one;
+  const auto step_both = [&](auto& first, auto& second, const std::string& what) {
+    std::vector<std::vector<float>> grads[2], outputs[2];
+    int i = 0;
+    for (auto* net : {&first, &second}) {
+      net->zero_grad();
+      const auto out = net->forward(X);
+      outputs[i].push_back({out.data(), out.data() + out.numel()});
+      net->backward(loss, y);
+      for (const auto& [name, p] : net->named_parameters()) grads[i].push_back(p.grad.to_vector());
+      ++i;
+    }
+    // after a step, the parameters differ by the gradients' summation order
+    ctnn_test::check_close(outputs[1][0], outputs[0][0], 1e-4f, 1e-5f, what + ": output");
+    float largest = 0.0f;
+    for (const auto& g : grads[0])
+      for (float v : g) largest = std::max(largest, std::fabs(v));
+    for (std::size_t k = 0; k < grads[0].size(); ++k)
+      ctnn_test::check_close(grads[1][k], grads[0][k], 1e-4f, 1e-4f * largest,
+                             what + ": gradient " + std::to_string(k));
+    sgd_one.step(first);
+    sgd_two.step(second);
+  };
+  for (int step = 0; step < 3; ++step) step_both(one, two, "training step " + std::to_string(step));
+  one.eval();
+  two.eval();
+  step_both(one, two, "eval mode");
+  one.train();
+  two.train();
+  Model<SharingNet, Shape<8, 2, 2>> moved(std::move(two));
+  step_both(one, moved, "moved model");
+  Model<SharingNet, Shape<8, 2, 2>> copy(moved);
+  step_both(one, copy, "copied model");
+  // A batch too small to split, then a split one again: the 1-slice forward keeps its own weights.
+  const auto small = ctnn::rand<Shape<8, 2, 2>>(3);
+  CHECK(copy.threads_for_batch(3) == 1);
+  ctnn_test::check_close(copy.forward(small).to_vector(), one.forward(small).to_vector(), 1e-4f, 1e-5f, "small batch");
+  step_both(one, copy, "after a batch of one slice");
+  CHECK(ctnn_test::steady_state_allocations([&] {
+          copy.zero_grad();
+          copy.forward(X);
+          copy.backward(loss, y);
+        }) == 0);
+}
+
 TEST_CASE("a training step of a network with BatchNorm and Dropout allocates nothing after the first") {
   // "0.shortcut.weight" is past std::string's 15 inline characters: the optimizer's and
   // zero_grad's walks must build no names (nn::unnamed).

@@ -123,7 +123,7 @@ class Model {
   /// workspace and no last forward.
   Model(const Model& other)
       : net_(other.net_), training_(other.training_), seed_(other.seed_), step_(other.step_),
-        row_doubles_(other.row_doubles_), num_threads_(other.num_threads_),
+        row_doubles_(other.row_doubles_), shares_weights_(other.shares_weights_), num_threads_(other.num_threads_),
         input_requires_grad_(other.input_requires_grad_) {}
   Model(Model&&) = default;
   Model& operator=(Model&&) = default;
@@ -211,7 +211,8 @@ class Model {
     // The slices of the last forward, in parallel: slice 0 on the model's own network, slice t
     // on replica t-1 (which reads the model's parameters and buffers in place and takes its
     // mode; its .grad starts at zero), whose gradients are then added into the model's, each
-    // thread adding its part of every parameter.
+    // thread adding its part of every parameter; a layer that holds its slices' weight gradients
+    // (nn::SharedWeights) has each thread fold its part of them into its own.
     const std::size_t n = last_n_, T = last_slices_;
     if constexpr (splittable) replicas_.prepare(net_, T);
     run_slices(n, T, [&](std::size_t t, std::size_t b, std::size_t m) {
@@ -222,7 +223,12 @@ class Model {
                   gact + m * static_cast<std::size_t>(network_type::output_offset));
       net.backward(last_input_ + b * In::size, dx ? dx + b * In::size : nullptr, m, act, gact, scratch_at(t));
     });
-    detail::parallel_for(T, [&](std::size_t t) { replicas_.take_grads(T, t); });
+    detail::parallel_for(T, [&](std::size_t t) {
+      replicas_.take_grads(T, t);
+      net_.apply([&](auto& layer) {
+        if constexpr (requires { layer.fold_weight_grads(t, T); }) layer.fold_weight_grads(t, T);
+      });
+    });
     replicas_.taken();
   }
   /// loss.backward(output, target, output_grad()) then backward(): the loss value is returned.
@@ -429,6 +435,7 @@ class Model {
       using L = std::remove_cvref_t<decltype(layer)>;
       if constexpr (requires { L::batch_row_doubles; }) row_doubles_ = std::max(row_doubles_, L::batch_row_doubles);
       dropout = dropout || nn::is_dropout<L>;
+      if constexpr (requires { layer.reserve_slices(1); }) shares_weights_ = true;
     });
     if (dropout) seed_ = gen.randint(~std::uint64_t{0});
   }
@@ -438,7 +445,7 @@ class Model {
   /// threads; a slice that throws releases the others, and its exception is the one rethrown.
   template <class F>
   void run_slices(std::size_t n, std::size_t T, F&& f) {
-    const bool meets = row_doubles_ > 0;
+    const bool meets = row_doubles_ > 0 || shares_weights_;
     barrier_.reset(T);
     std::exception_ptr failure;
     std::atomic<bool> failed{false};
@@ -482,7 +489,8 @@ class Model {
     if constexpr (!splittable) {
       return 1;
     } else {
-      if (row_doubles_ > 0 && detail::ThreadPool::in_task()) return 1;  // slices that meet need their own threads
+      if ((row_doubles_ > 0 || shares_weights_) && detail::ThreadPool::in_task())
+        return 1;  // slices that meet need their own threads
       const std::size_t by_work = n * activation_floats / min_activation_floats_per_thread;
       return std::max<std::size_t>(1, std::min({static_cast<std::size_t>(num_threads()), n, by_work}));
     }
@@ -502,6 +510,10 @@ class Model {
       rows_ = detail::allocate_floats(4 * capacity_ * row_doubles_);
       rows_capacity_ = capacity_;
     }
+    if (shares_weights_)
+      net_.apply([T](auto& layer) {
+        if constexpr (requires { layer.reserve_slices(T); }) layer.reserve_slices(T);
+      });
     detail::ThreadPool::instance().reserve(T - 1);
   }
   /// Rows of the output for a batch of n: n, or 1 for a whole-batch value.
@@ -522,6 +534,8 @@ class Model {
   std::size_t row_doubles_ = 0, rows_capacity_ = 0;
   detail::aligned_floats rows_;
   detail::SliceBarrier barrier_;
+  // Layers whose slices share prepared weights and meet (reserve_slices, fold_weight_grads).
+  bool shares_weights_ = false;
   // Threads: the setting, the scratch slices allocated, the contiguous output (and its
   // gradient) of a split forward, and the per-thread copies of the network for backward.
   int num_threads_ = 0;

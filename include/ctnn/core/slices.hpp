@@ -161,6 +161,11 @@ inline std::size_t whole_batch(std::size_t n) {
   if (s) s->global_batch = global;
   return global;
 }
+/// The running thread's slice context when the batch is split across threads (null otherwise).
+inline const BatchSlices* split_batch() {
+  const BatchSlices* s = current_slices();
+  return s && s->slices > 1 ? s : nullptr;
+}
 /// Whether the running thread computes slice 0 (or the whole batch): the one that updates
 /// state shared by the slices (BatchNorm's running statistics).
 inline bool first_slice() {

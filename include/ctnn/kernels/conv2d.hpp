@@ -3,8 +3,8 @@
 //   y[n, o, oh, ow] = Op(b[o] + sum_{c in group(o), kh, kw} w[o, c, kh, kw] * xp[n, c, oh*SH + kh*DH, ow*SW + kw*DW])
 //   x: [N, C, H, W], w: [O, C/g, KH, KW], b: [O], y: [N, O, OH, OW], xp = x padded (F.pad semantics)
 //
-// Entry points: conv2d_forward and conv2d_backward (with their scratch sizes). One file a form,
-// in kernels/conv2d/:
+// Entry points: conv2d_forward and conv2d_backward (with their scratch sizes); conv2d_prepare and
+// conv2d_fold_held, for weights prepared once. One file a form, in kernels/conv2d/:
 //   geometry.hpp       Conv2dGeometry
 //   padding.hpp        pad2d (F.pad's four modes) and its adjoint unpad2d_add
 //   plan.hpp           which form runs each pass (the cost model, or Conv2dForms to force one)
@@ -21,7 +21,10 @@
 //              backward_flat.hpp (stride 1: dz layouts, chunks of samples), dw_flat.hpp (flat
 //              and shifted weight gradients), dw_outer.hpp (outer-product weight gradient)
 //   forward.hpp, backward.hpp   the entry points
+//   shared.hpp         the regions and dense forms' prepared weights and held weight gradients,
+//                      done once for the slices of a batch (Model's threads) or kept for a backward
 #pragma once
 
 #include "ctnn/kernels/conv2d/backward.hpp"
 #include "ctnn/kernels/conv2d/forward.hpp"
+#include "ctnn/kernels/conv2d/shared.hpp"

@@ -26,6 +26,7 @@
 #include <ostream>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "ctnn/core/conv_arithmetic.hpp"
 #include "ctnn/core/slices.hpp"
@@ -76,31 +77,65 @@ constexpr kernels::Conv2dGeometry conv2d_geometry() {
 }
 }  // namespace detail
 
-/// The weights a conv's forward prepared, kept for its backward (kernels::conv2d_kept_floats): the
-/// forward of the batch's first slice (or of the whole batch) writes them, that slice's backward
-/// reads them; the other slices prepare their own in their scratch (they run on the network at
-/// the same time, and their backward on replicas). A copy starts with nothing kept.
-template <std::size_t N>
-class KeptWeights {
+/// A conv's weights as its form prepares them (kernels/conv2d/shared.hpp), shared, and its weight
+/// gradients held, in a batch split across threads: in each pass every slice prepares its part
+/// of the weights in the network's buffer (shared; a thread's copy of the network is linked to
+/// it), the slices meet at their barrier and all read them; each slice leaves its weight gradient
+/// in its own held buffer, and Model's threads fold those into dW (held). Alone (one slice, or a
+/// layer called directly), a forward may keep what it prepared for its backward (keep, kept).
+/// A copy starts with nothing prepared, kept or linked. Buffers are allocated by the constructor
+/// (where the layer keeps), by reserve, and by a copy's first keep.
+class SharedWeights {
  public:
-  KeptWeights() : data_(ctnn::detail::allocate_floats(N)) {}
-  KeptWeights(const KeptWeights&) : KeptWeights() {}
-  KeptWeights& operator=(const KeptWeights&) {
-    valid_ = false;
+  SharedWeights(std::size_t prepared, std::size_t held, bool keeps) : prepared_floats_(prepared), held_floats_(held) {
+    if (keeps) prepared_ = ctnn::detail::allocate_floats(prepared);
+  }
+  SharedWeights(const SharedWeights& o) : prepared_floats_(o.prepared_floats_), held_floats_(o.held_floats_) {}
+  SharedWeights& operator=(const SharedWeights&) {
+    kept_ = false;
     return *this;
   }
-  /// Where this forward leaves them (null: another slice's forward).
-  float* forward() {
-    if (!ctnn::detail::first_slice()) return nullptr;
-    valid_ = true;
-    return data_.get();
+  SharedWeights(SharedWeights&&) = default;
+  SharedWeights& operator=(SharedWeights&&) = default;
+
+  /// Room for T slices' held gradients and the shared weights (Model, before a split forward).
+  void reserve(std::size_t T) {
+    if (!prepared_) prepared_ = ctnn::detail::allocate_floats(prepared_floats_);
+    while (held_.size() < T) held_.push_back(ctnn::detail::allocate_floats(held_floats_));
+    while (pointers_.size() < T) pointers_.push_back(nullptr);
+    for (std::size_t t = 0; t < T; ++t) pointers_[t] = held_[t].get();
+    kept_ = false;
   }
-  /// What the last forward left, for this backward (null: none, or another slice's backward).
-  const float* backward() const { return valid_ && ctnn::detail::first_slice() ? data_.get() : nullptr; }
+  /// Where the slices of a split batch prepare the weights and read them: the network's (a
+  /// thread's copy uses the network it is linked to). Each slice writes its own part.
+  float* shared() const { return source().prepared_.get(); }
+  /// Slice t's held weight gradient, in the network's buffers.
+  float* held(std::size_t t) const { return source().held_[t].get(); }
+  /// The held gradients of slices 0..T-1, in order.
+  float* const* held() const { return pointers_.data(); }
+
+  /// A forward alone keeps its prepared weights here for its backward.
+  float* keep() {
+    if (!prepared_) prepared_ = ctnn::detail::allocate_floats(prepared_floats_);
+    kept_ = true;
+    return prepared_.get();
+  }
+  /// A forward alone that keeps nothing: its backward prepares its own.
+  void forget() { kept_ = false; }
+  /// What the last forward alone kept (null: nothing).
+  float* kept() const { return kept_ ? prepared_.get() : nullptr; }
+
+  /// A thread's copy of the network reads the network's buffers (Replicas, at every backward).
+  void link(const SharedWeights& network) { network_ = &network; }
 
  private:
-  ctnn::detail::aligned_floats data_;
-  bool valid_ = false;
+  const SharedWeights& source() const { return network_ ? *network_ : *this; }
+  std::size_t prepared_floats_, held_floats_;
+  ctnn::detail::aligned_floats prepared_;
+  std::vector<ctnn::detail::aligned_floats> held_;
+  std::vector<float*> pointers_;
+  bool kept_ = false;
+  const SharedWeights* network_ = nullptr;
 };
 
 /// The bound Conv2d layer: exact-size weight [O, C/groups, KH, KW] and bias [O].
@@ -130,9 +165,26 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
   Parameter<weight_shape> weight;
   /// Present only when bias=true (torch's bias=None otherwise).
   [[no_unique_address]] std::conditional_t<has_bias, Parameter<Shape<out_channels>>, std::monostate> bias;
-  /// The forward's prepared weights, kept for the backward where that pays (kernels::conv2d_kept_floats).
-  static constexpr std::size_t kept_floats = kernels::conv2d_kept_floats<geometry>;
-  [[no_unique_address]] mutable std::conditional_t<(kept_floats > 0), KeptWeights<kept_floats>, std::monostate> kept;
+  /// The weights as this conv's form prepares them, shared by the slices of a split batch, and
+  /// the slices' held weight gradients (kernels/conv2d/shared.hpp; 0: this form prepares nothing).
+  static constexpr std::size_t prepared_floats = kernels::conv2d_prepared_floats<geometry>;
+  /// Whether a forward alone keeps its prepared weights for its backward.
+  static constexpr bool keeps_prepared = kernels::conv2d_keeps_prepared<geometry>;
+  [[no_unique_address]] mutable std::conditional_t<(prepared_floats > 0), SharedWeights, std::monostate> shared{
+      make_shared()};
+
+  /// A pass's weights in a split batch: this slice prepares its part, then waits for the others.
+  const float* share(kernels::Conv2dPass pass, const ctnn::detail::BatchSlices& s) const {
+    float* all = shared.shared();
+    kernels::conv2d_prepare<geometry>(weight.data(), all, pass, s.slice, s.slices);
+    s.barrier->arrive_and_wait();
+    return all;
+  }
+  static auto make_shared() {
+    if constexpr (prepared_floats > 0)
+      return SharedWeights(prepared_floats, kernels::conv2d_held_floats<geometry>, keeps_prepared);
+    else return std::monostate{};
+  }
 
   void reset_parameters(Generator& gen) {
     if constexpr (has_bias) init::default_reset_(weight, &bias, gen);
@@ -145,9 +197,19 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
   const float* forward_fused(const float* x, std::size_t n, float* act, float* scratch) const {
     const float* b = nullptr;
     if constexpr (has_bias) b = bias.data();
-    float* keep = nullptr;
-    if constexpr (kept_floats > 0) keep = kept.forward();
-    kernels::conv2d_forward<geometry, has_bias, Op>(x, weight.data(), b, act, n, scratch, keep);
+    const float* prepared = nullptr;
+    if constexpr (prepared_floats > 0) {
+      if (const auto* s = ctnn::detail::split_batch()) {
+        prepared = share(kernels::Conv2dPass::forward, *s);
+      } else if constexpr (keeps_prepared) {
+        float* mine = shared.keep();
+        kernels::conv2d_prepare<geometry>(weight.data(), mine, kernels::Conv2dPass::forward);
+        prepared = mine;
+      } else {
+        shared.forget();
+      }
+    }
+    kernels::conv2d_forward<geometry, has_bias, Op>(x, weight.data(), b, act, n, scratch, prepared);
     return act;
   }
   const float* forward(const float* x, std::size_t n, float* act, float* scratch) const {
@@ -162,13 +224,45 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
   void backward_fused(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
     float* db = nullptr;
     if constexpr (has_bias) db = bias.grad.data();
-    const float* keep = nullptr;
-    if constexpr (kept_floats > 0) keep = kept.backward();
+    const float* prepared = nullptr;
+    float* held = nullptr;
+    if constexpr (prepared_floats > 0) {
+      if (const auto* s = ctnn::detail::split_batch()) {
+        prepared = share(kernels::Conv2dPass::backward, *s);
+        held = shared.held(s->slice);
+      } else if (float* kept = shared.kept()) {
+        kernels::conv2d_prepare<geometry>(weight.data(), kept, kernels::Conv2dPass::backward);
+        prepared = kept;
+      }
+    }
     kernels::conv2d_backward<geometry, has_bias, Op>(x, weight.data(), act, gact, weight.grad.data(), db, dx, n,
-                                                     scratch, keep);
+                                                     scratch, prepared, held);
   }
   void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
     backward_fused<kernels::identity_op>(x, dx, n, act, gact, scratch);
+  }
+
+  // ---- a batch split across threads (Model; see SharedWeights) ----
+  /// Room for T slices (Model, before a split forward): in a split batch every slice's weight
+  /// gradient is held and folded into weight.grad by fold_weight_grads (a thread's copy of the
+  /// network leaves its own weight.grad untouched), and the slices meet once in each pass.
+  void reserve_slices(std::size_t T)
+    requires(prepared_floats > 0)
+  {
+    shared.reserve(T);
+  }
+  /// Thread t of T adds its part of the T slices' held weight gradients into weight.grad.
+  void fold_weight_grads(std::size_t t, std::size_t T)
+    requires(prepared_floats > 0)
+  {
+    kernels::conv2d_fold_held<geometry>(shared.held(), T, weight.grad.data(), t, T);
+  }
+  /// This layer in a thread's copy of the network reads `network`'s shared weights and holds its
+  /// gradient there.
+  void link_shared(const BoundConv2d& network)
+    requires(prepared_floats > 0)
+  {
+    shared.link(network.shared);
   }
 
   template <class Name, class F>

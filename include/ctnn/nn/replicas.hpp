@@ -10,7 +10,9 @@
 // any other state a layer lists). Its .grad are its own and start at zero; after the slices,
 // every thread adds its part of each replica gradient into the network's and zeroes it
 // (take_grads), replica 0's first, as one thread would. A backward that throws leaves partial
-// sums, and the next prepare zeroes them.
+// sums, and the next prepare zeroes them. A layer that holds its slices' weight gradients
+// (holds_weight_grads: nn::SharedWeights) is linked to the network's (link_shared) and its
+// weight.grad is left out: Model folds what the slices held into the network's.
 #pragma once
 
 #include <algorithm>
@@ -64,19 +66,33 @@ class Replicas {
   void add(Net& net) {
     const std::size_t r = nets_.size();
     nets_.push_back(std::make_unique<Net>(net));
+    held_.clear();  // gradients the replica's layers hold elsewhere: not added
+    nets_.back()->apply([&](auto& layer) {
+      if constexpr (requires { layer.link_shared(layer); }) held_.push_back(layer.weight.grad.data());
+    });
     nets_.back()->for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
       float* g = p.grad.data();
+      if (std::find(held_.begin(), held_.end(), g) != held_.end()) return;
       const bool listed = std::any_of(grads_.begin(), grads_.end(), [&](const Grad& e) { return e.replica == g; });
       if (!listed) grads_.push_back({r, nullptr, g, p.grad.numel()});  // once if shared; link sets .model
       std::fill_n(g, p.grad.numel(), 0.0f);
     });
   }
-  /// Points replica r's parameters and buffers at the network's storage and its gradient entries
-  /// at the network's .grad, as they are now (a tensor moved into the network, `weight = {...}`,
+  /// Points replica r's parameters and buffers at the network's storage, its gradient entries at
+  /// the network's .grad and its layers that share weights at the network's, as they are now (a tensor moved into the network, `weight = {...}`,
   /// brings new floats); lists any other state for refresh to copy. One walk of each network (the
   /// state_dict walk, which holds every parameter), without names: after the first step, no
   /// allocation.
   void link(Net& net, std::size_t r) {
+    layers_.clear();
+    net.apply([&](auto& layer) {
+      if constexpr (requires { layer.link_shared(layer); }) layers_.push_back(&layer);
+    });
+    std::size_t l = 0;
+    nets_[r]->apply([&](auto& layer) {
+      using L = std::remove_cvref_t<decltype(layer)>;
+      if constexpr (requires { layer.link_shared(layer); }) layer.link_shared(*static_cast<L*>(layers_[l++]));
+    });
     states_.clear();
     nn::for_each_state(net, nn::unnamed, [&](const std::string&, auto& x) { states_.push_back(&x); });
     std::size_t i = 0;
@@ -107,6 +123,8 @@ class Replicas {
   std::vector<Grad> grads_;
   std::vector<Values> values_;
   std::vector<void*> states_;  // link's walk: the network's state objects, in order
+  std::vector<void*> layers_;  // ... and its layers that share weights
+  std::vector<float*> held_;  // add's: the replica's weight gradients its layers hold elsewhere
   bool zero_ = true;
 };
 

@@ -28,18 +28,19 @@ inline constexpr std::size_t conv2d_backward_scratch_floats = detail::conv2d_bac
 /// Backward of conv2d + Op for n samples, given y = Op(conv2d(x, w) + b) (read only when Op is not
 /// identity_op) and dy = dL/dy [N, O, OH, OW]: dw += dL/dw, db += dL/db (only when Bias), dx = dL/dx
 /// (overwritten; skipped when null). dy may be overwritten (with Op'(y) * dy). `scratch` holds
-/// conv2d_backward_scratch_floats<G, Forms> floats, 64-byte aligned. `kept`: what conv2d_forward
-/// left there for this w (null: prepared again from w).
+/// conv2d_backward_scratch_floats<G, Forms> floats, 64-byte aligned. Where conv2d_prepared_floats<G,
+/// Forms> is not 0 (kernels/conv2d/shared.hpp): `prepared`, conv2d_prepare's weights for w (null:
+/// prepared here); `held` (null: dw), conv2d_held_floats<G, Forms> floats where the weight
+/// gradient is left, in the form's layout, for conv2d_fold_held to add into dw.
 template <Conv2dGeometry G, bool Bias, class Op = identity_op, Conv2dForms Forms = Conv2dForms{}>
 void conv2d_backward(const float* x, const float* w, const float* y, float* dy, float* dw, float* db, float* dx,
-                     std::size_t n, float* scratch, const float* kept = nullptr) {
+                     std::size_t n, float* scratch, const float* prepared = nullptr, float* held = nullptr) {
   using plan = detail::conv2d_backward_plan<G, Forms>;
   if constexpr (plan::use_dense) {
-    detail::conv2d_backward_dense<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch);
+    detail::conv2d_backward_dense<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch, prepared, held);
     return;
   } else if constexpr (plan::use_regions) {
-    detail::conv2d_backward_regions<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch,
-                                                 conv2d_kept_floats<G, Forms> ? kept : nullptr);
+    detail::conv2d_backward_regions<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch, prepared, held);
     return;
   } else if constexpr (plan::use_rows) {
     detail::conv2d_backward_rows<G, Bias, Op>(x, w, y, dy, dw, db, dx, n, scratch);

@@ -108,12 +108,14 @@ void dense_backward_row(const float* wo, std::size_t j0, std::size_t valid, std:
 }
 
 /// T^T's panels for the forward, as pack_panels<CQ, OP> would pack T [OP, CQ]: panel j holds outputs
-/// (o, p) = [j NR, j NR + width) for every input (c, q), row (c, q) contiguous.
+/// (o, p) = [j NR, j NR + width) for every input (c, q), row (c, q) contiguous; or the panels of
+/// outputs [j_begin, j_end) (j_begin a multiple of NR).
 template <Conv2dGeometry G>
-void dense_forward_panels(const float* w, float* panels) {
+void dense_forward_panels(const float* w, float* panels, std::size_t j_begin = 0,
+                          std::size_t j_end = round_up(conv_dense<G>::OP, simd_width)) {
   using D = conv_dense<G>;
   constexpr std::size_t OPpad = round_up(D::OP, simd_width), NR = D::NRf, P = D::P, Q = D::Q;
-  for (std::size_t j0 = 0; j0 < OPpad; j0 += NR) {
+  for (std::size_t j0 = j_begin; j0 < j_end; j0 += NR) {
     const std::size_t width = std::min(NR, OPpad - j0), valid = std::min(width, D::OP - j0);
     float* panel = panels + j0 * D::CQ;
     for (std::size_t c = 0; c < D::C; ++c) {
@@ -133,15 +135,16 @@ void dense_forward_panels(const float* w, float* panels) {
 }
 
 /// T's panels for the input gradient, as rows_to_panels<CQ, OP> would copy T [OP, CQ]: panel j
-/// holds inputs (c, q) = [j NR, j NR + width) for every output (o, p), row (o, p) contiguous.
+/// holds inputs (c, q) = [j NR, j NR + width) for every output (o, p), row (o, p) contiguous; or
+/// the rows of channels o in [o_begin, o_end).
 template <Conv2dGeometry G>
-void dense_backward_panels(const float* w, float* panels) {
+void dense_backward_panels(const float* w, float* panels, std::size_t o_begin = 0, std::size_t o_end = G.O) {
   using D = conv_dense<G>;
   constexpr std::size_t NR = packed_shape<D::CQ>::nr, P = D::P, Q = D::Q, KK = D::KK;
   for (std::size_t j0 = 0; j0 < D::CQpad; j0 += NR) {
     const std::size_t width = std::min(NR, D::CQpad - j0), valid = std::min(width, D::CQ - j0);
     float* panel = panels + j0 * D::OP;
-    for (std::size_t o = 0; o < D::O; ++o) {
+    for (std::size_t o = o_begin; o < o_end; ++o) {
       const float* wo = w + o * D::C * KK;
       if constexpr (dense_unrolled<G> && NR % Q == 0) {
         [&]<std::size_t... p>(std::index_sequence<p...>) {
@@ -168,14 +171,15 @@ CTNN_INLINE void dense_fold_pair(float* acc, const float* rows, std::size_t c) {
   if constexpr (t >= 0) acc[t] += rows[p * D::CQ + c * D::Q + q];
 }
 
-/// dW[o, c, tap(p, q)] += dT[(o, p), (c, q)]. Where a sample has few (p, q) pairs, each channel's
-/// taps are summed in registers over the pairs (a compile-time list), then added to dW once.
+/// dW[o, c, tap(p, q)] += dT[(o, p), (c, q)] for o in [o_begin, o_end). Where a sample has few
+/// (p, q) pairs, each channel's taps are summed in registers over the pairs (a compile-time list),
+/// then added to dW once.
 template <Conv2dGeometry G>
-void dense_fold_weight_grad(const float* dt, float* dw) {
+void dense_fold_weight_grad(const float* dt, float* dw, std::size_t o_begin = 0, std::size_t o_end = G.O) {
   using D = conv_dense<G>;
   constexpr std::size_t P = D::P, Q = D::Q, KK = D::KK, CQ = D::CQ;
   if constexpr (dense_unrolled<G>) {
-    for (std::size_t o = 0; o < D::O; ++o) {
+    for (std::size_t o = o_begin; o < o_end; ++o) {
       const float* rows = dt + o * P * CQ;  // rows (o, p) for every p
       float* dwo = dw + o * D::C * KK;
       for (std::size_t c = 0; c < D::C; ++c) {
@@ -187,7 +191,7 @@ void dense_fold_weight_grad(const float* dt, float* dw) {
       }
     }
   } else {
-    for (std::size_t o = 0; o < D::O; ++o)
+    for (std::size_t o = o_begin; o < o_end; ++o)
       for (std::size_t p = 0; p < P; ++p) {
         const float* row = dt + (o * P + p) * CQ;
         float* dwo = dw + o * D::C * KK;
@@ -198,23 +202,49 @@ void dense_fold_weight_grad(const float* dt, float* dw) {
   }
 }
 
-/// y = Op(conv2d(x, w) + b) for n samples, the dense form. `scratch`: conv_dense<G>::forward_scratch.
-template <Conv2dGeometry G, bool Bias, class Op>
-void conv2d_forward_dense(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch) {
+/// T's panels for both passes, prepared once (conv2d_prepare, kernels/conv2d/shared.hpp): the
+/// forward's, then the input gradient's.
+template <Conv2dGeometry G>
+struct dense_prepared {
   using D = conv_dense<G>;
-  float* panels = align_64(scratch);
+  static constexpr std::size_t forward = 0, backward = round_up(D::forward_panel_floats, 16);
+  static constexpr std::size_t floats = backward + D::t_floats;
+};
+
+/// The prepared panels of a pass for outputs [o_begin, o_end) (o_begin * P a multiple of the
+/// forward's panel width, as conv2d_prepare's parts are).
+template <Conv2dGeometry G>
+void dense_prepare(const float* w, float* prepared, bool backward, std::size_t o_begin, std::size_t o_end) {
+  using D = conv_dense<G>;
+  const std::size_t j_end = o_end == D::O ? round_up(D::OP, simd_width) : o_end * D::P;
+  if (!backward) dense_forward_panels<G>(w, prepared + dense_prepared<G>::forward, o_begin * D::P, j_end);
+  else dense_backward_panels<G>(w, prepared + dense_prepared<G>::backward, o_begin, o_end);
+}
+
+/// y = Op(conv2d(x, w) + b) for n samples, the dense form. `scratch`: conv_dense<G>::forward_scratch;
+/// `prepared` (null: prepared here, in scratch): dense_prepared<G> for w.
+template <Conv2dGeometry G, bool Bias, class Op>
+void conv2d_forward_dense(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch,
+                          const float* prepared = nullptr) {
+  using D = conv_dense<G>;
+  const float* panels = prepared ? prepared + dense_prepared<G>::forward : nullptr;
   float* bias_row = scratch + D::forward_panel_floats;  // b[o] for each (o, p)
-  dense_forward_panels<G>(w, panels);
+  if (!prepared) {
+    float* own = align_64(scratch);
+    dense_forward_panels<G>(w, own);
+    panels = own;
+  }
   for (std::size_t o = 0; o < D::O; ++o) std::fill_n(bias_row + o * D::P, D::P, Bias ? b[o] : 0.0f);
   for (std::size_t s = 0; s < n; ++s) std::copy_n(bias_row, D::OP, y + s * D::OP);
   rows_gemm<D::CQ, D::OP, Op>(x, panels, y, n);
 }
 
 /// Backward of conv2d + Op for n samples, the dense form (conv2d_backward's contract).
-/// `scratch`: conv_dense<G>::backward_scratch floats.
+/// `scratch`: conv_dense<G>::backward_scratch floats; `prepared`: dense_prepared<G> for w (null:
+/// prepared here); `held` (null: dW itself): where dT is left instead of being added into dW.
 template <Conv2dGeometry G, bool Bias, class Op>
 void conv2d_backward_dense(const float* x, const float* w, const float* y, float* dy, float* dw, float* db, float* dx,
-                           std::size_t n, float* scratch) {
+                           std::size_t n, float* scratch, const float* prepared = nullptr, float* held = nullptr) {
   using D = conv_dense<G>;
   constexpr std::size_t OP = D::OP, CQ = D::CQ, P = D::P, Nc = D::chunk;
   if constexpr (!std::is_same_v<Op, identity_op>) eltwise_backward<Op>(y, dy, dy, n * OP);
@@ -230,12 +260,13 @@ void conv2d_backward_dense(const float* x, const float* w, const float* y, float
         db[o] += sum;
       }
   if (dx) {  // dx = dz T
-    dense_backward_panels<G>(w, t);
+    const float* panels = prepared ? prepared + dense_prepared<G>::backward : t;
+    if (!prepared) dense_backward_panels<G>(w, t);
     std::fill_n(dx, n * CQ, 0.0f);
-    rows_gemm<OP, CQ, identity_op>(dz, t, dx, n);
+    rows_gemm<OP, CQ, identity_op>(dz, panels, dx, n);
   }
   // dT = dz^T x over the batch, Nc samples a chunk (zeros past the last sample), then into dW
-  float* dt = t;
+  float* dt = held ? held : t;
   std::fill_n(dt, OP * CQ, 0.0f);
   for (std::size_t s0 = 0; s0 < n; s0 += Nc) {
     const std::size_t count = std::min(Nc, n - s0);
@@ -245,7 +276,7 @@ void conv2d_backward_dense(const float* x, const float* w, const float* y, float
     rows_to_panels<CQ, Nc>(x + s0 * CQ, count, x_panels);
     rows_gemm<Nc, CQ, identity_op>(dzt, x_panels, dt, OP);
   }
-  dense_fold_weight_grad<G>(dt, dw);
+  if (!held) dense_fold_weight_grad<G>(dt, dw);
 }
 
 }  // namespace ctnn::kernels::detail

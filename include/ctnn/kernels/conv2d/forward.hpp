@@ -18,20 +18,20 @@ inline constexpr std::size_t conv2d_scratch_floats = detail::conv2d_plan<G, Form
 
 /// y = Op(conv2d(x, w) + b) for n samples; `b` is read only when Bias. `scratch` holds
 /// conv2d_scratch_floats<G, Forms> floats, 64-byte aligned. Forms forces a form (tests); the
-/// default is the cost model's choice. `kept` (null, or conv2d_kept_floats<G, Forms> floats):
-/// where the forward leaves its prepared weights for a conv2d_backward with the same w.
+/// default is the cost model's choice. `prepared` (null, or where conv2d_prepared_floats<G, Forms>
+/// is not 0: conv2d_prepare's weights for w, kernels/conv2d/shared.hpp): read instead of preparing.
 template <Conv2dGeometry G, bool Bias, class Op = identity_op, Conv2dForms Forms = Conv2dForms{}>
 void conv2d_forward(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch,
-                    float* kept = nullptr) {
+                    const float* prepared = nullptr) {
   using plan = detail::conv2d_plan<G, Forms>;
   constexpr std::size_t P = plan::P, K = plan::K, Og = G.Og(), Cg = G.Cg();
   constexpr std::size_t in_floats = G.C * G.H * G.W, out_floats = G.O * P;
   float* xp = scratch;
   float* panel = scratch + plan::xp_floats;
   if constexpr (plan::form == ConvForward::dense) {
-    detail::conv2d_forward_dense<G, Bias, Op>(x, w, b, y, n, scratch);
+    detail::conv2d_forward_dense<G, Bias, Op>(x, w, b, y, n, scratch, prepared);
   } else if constexpr (plan::form == ConvForward::regions) {
-    detail::conv2d_forward_regions<G, Bias, Op>(x, w, b, y, n, scratch, conv2d_kept_floats<G, Forms> ? kept : nullptr);
+    detail::conv2d_forward_regions<G, Bias, Op>(x, w, b, y, n, scratch, prepared);
   } else if constexpr (plan::form == ConvForward::rows) {
     detail::conv2d_forward_rows<G, Bias, Op>(x, w, b, y, n, scratch);
   } else if constexpr (plan::use_flat) {

@@ -339,14 +339,4 @@ struct conv2d_backward_plan {
 
 }  // namespace detail
 
-/// Floats of the weights as the forward prepares them that are worth keeping for the backward
-/// (conv2d_forward's and conv2d_backward's `kept`): the regions form's live taps where they are a
-/// few of w's (both passes in that form); 0 where nothing is kept.
-template <Conv2dGeometry G, Conv2dForms Forms = Conv2dForms{}>
-inline constexpr std::size_t conv2d_kept_floats = [] {
-  if constexpr (detail::conv2d_plan<G, Forms>::use_regions && detail::conv2d_backward_plan<G, Forms>::use_regions)
-    return detail::conv_regions<G>::kept_floats;
-  else return std::size_t{0};
-}();
-
 }  // namespace ctnn::kernels

@@ -89,10 +89,10 @@ struct conv_regions {
   /// past C), so that no panel holds two taps.
   static constexpr std::size_t NR = (simd_width >= 16 ? 4 : 3) * simd_width, Cp = round_up(C, NR);
   static constexpr std::size_t HW = G.H * G.W, in_floats = C * HW, KC = L * Cp;
-  /// Wt's floats when it is worth keeping from the forward for the backward: where the live taps
-  /// are a few of w's (a 3x3/pad-1 conv on a 1 x 1 map: its centre tap, 1 float in 9 of a
-  /// 9.4 MB weight at 512 channels, read in full to gather it); 0 where every tap lives.
-  static constexpr std::size_t kept_floats = L < KK ? O * KC : 0;
+  /// Whether Wt is worth keeping from the forward for the backward: where the live taps are a few
+  /// of w's (a 3x3/pad-1 conv on a 1 x 1 map: its centre tap, 1 float in 9 of a 9.4 MB weight at
+  /// 512 channels, read in full to gather it); not where every tap lives.
+  static constexpr bool keeps = L < KK;
 
   static_assert(G.groups == 1 && G.mode == PaddingMode::zeros, "the regions form needs groups == 1 and zeros padding");
   using Hs = axis_runs<G.SH, G.DH, G.PT, G.H, G.KH, OH>;
@@ -320,12 +320,13 @@ void rows_to_whole_panels(const float* rows, std::size_t M, std::size_t Rows, st
   }
 }
 
-/// Wt[o, l*Cp + c] = w[o, c, live[l]] (zero from c = C on): the live taps' weights, tap-major.
+/// Wt[o, l*Cp + c] = w[o, c, live[l]] (zero from c = C on): the live taps' weights, tap-major;
+/// rows [o_begin, o_end) of it.
 template <Conv2dGeometry G>
-void regions_weights(const float* w, float* wt) {
+void regions_weights(const float* w, float* wt, std::size_t o_begin = 0, std::size_t o_end = G.O) {
   using RG = conv_regions<G>;
   constexpr std::size_t C = RG::C, Cp = RG::Cp, KK = RG::KK;
-  for (std::size_t o = 0; o < RG::O; ++o)
+  for (std::size_t o = o_begin; o < o_end; ++o)
     if constexpr (RG::L == KK && Cp == C) {
       transpose_matrix(w + o * C * KK, KK, wt + o * RG::KC, C, C, KK);
     } else {
@@ -334,6 +335,41 @@ void regions_weights(const float* w, float* wt) {
         std::fill(wt + o * RG::KC + l * Cp + C, wt + o * RG::KC + (l + 1) * Cp, 0.0f);
       }
     }
+}
+
+/// The weights as both passes read them, prepared once (conv2d_prepare, kernels/conv2d/shared.hpp):
+/// Wt, its panels for the forward (pack_panels) and for the input gradient (rows_to_panels).
+template <Conv2dGeometry G>
+struct regions_prepared {
+  using Z = regions_scratch<G>;
+  static constexpr std::size_t wt = 0, packed = Z::wt, dx_panels = packed + Z::packed;
+  static constexpr std::size_t floats = dx_panels + Z::dx_panels;
+};
+
+/// Outputs [o_begin, o_end) of the prepared weights (o_begin a multiple of the forward's panel
+/// width): for the forward, Wt and its panels; for the backward, the input gradient's panels of
+/// the Wt the forward prepared.
+template <Conv2dGeometry G>
+void regions_prepare(const float* w, float* prepared, bool backward, std::size_t o_begin, std::size_t o_end) {
+  using RG = conv_regions<G>;
+  using Pr = regions_prepared<G>;
+  float* wt = prepared + Pr::wt;
+  if (!backward) {
+    regions_weights<G>(w, wt, o_begin, std::min(o_end, RG::O));
+    pack_panels<RG::KC, RG::O>(wt, prepared + Pr::packed, o_begin, o_end);
+  } else {
+    rows_to_panels_part<RG::KC, RG::O>(wt, o_begin, std::min(o_end, RG::O), prepared + Pr::dx_panels);
+  }
+}
+
+/// dW[o, c, live[l]] += dWt[o, l*Cp + c] for o in [o_begin, o_end).
+template <Conv2dGeometry G>
+void regions_fold_weight_grad(const float* dwt, float* dw, std::size_t o_begin, std::size_t o_end) {
+  using RG = conv_regions<G>;
+  constexpr std::size_t C = RG::C, KC = RG::KC;
+  for (std::size_t o = o_begin; o < o_end; ++o)
+    for (std::size_t l = 0; l < RG::L; ++l)
+      for (std::size_t c = 0; c < C; ++c) dw[(o * C + c) * RG::KK + RG::live[l]] += dwt[o * KC + l * RG::Cp + c];
 }
 
 /// xh[s, pixel, c] = x[s, c, pixel] for `count` samples: channels-last.
@@ -349,10 +385,10 @@ template <Conv2dGeometry G>
 inline constexpr RegionsLayout regions_layout{G.C, conv_regions<G>::Cp, G.C* G.H* G.W, G.SH* G.W, G.SW};
 
 /// y = Op(conv2d(x, w) + b) for n samples, the regions form. `scratch`: regions_scratch<G>::forward
-/// floats; `kept` (null, or conv_regions<G>::kept_floats floats): where Wt is left for the backward.
+/// floats; `prepared` (null: prepared here, in scratch): regions_prepared<G> for w.
 template <Conv2dGeometry G, bool Bias, class Op>
 void conv2d_forward_regions(const float* x, const float* w, const float* b, float* y, std::size_t n, float* scratch,
-                            float* kept = nullptr) {
+                            const float* prepared = nullptr) {
   using RG = conv_regions<G>;
   using Z = regions_scratch<G>;
   constexpr std::size_t O = RG::O, P = RG::P;
@@ -360,11 +396,14 @@ void conv2d_forward_regions(const float* x, const float* w, const float* b, floa
   float* patches = xh + Z::xh;
   float* yr = patches + Z::patches;
   float* yh = yr + Z::yr;
-  float* wt = yh + Z::yh;
-  float* packed = align_64(wt + Z::wt);
-  if (kept) wt = kept;
-  regions_weights<G>(w, wt);
-  pack_panels<RG::KC, O>(wt, packed);
+  const float* packed = prepared ? prepared + regions_prepared<G>::packed : nullptr;
+  if (!prepared) {
+    float* wt = yh + Z::yh;
+    float* own = align_64(wt + Z::wt);
+    regions_weights<G>(w, wt);
+    pack_panels<RG::KC, O>(wt, own);
+    packed = own;
+  }
   for (std::size_t b0 = 0; b0 < n; b0 += RG::batch) {
     const std::size_t samples = std::min(RG::batch, n - b0);
     regions_channels_last<G>(x + b0 * RG::in_floats, samples, xh);
@@ -396,10 +435,11 @@ void conv2d_forward_regions(const float* x, const float* w, const float* b, floa
 }
 
 /// Backward of conv2d + Op for n samples, the regions form (conv2d_backward's contract).
-/// `scratch`: regions_scratch<G>::backward floats; `kept`: the forward's Wt (null: gathered again).
+/// `scratch`: regions_scratch<G>::backward floats; `prepared`: regions_prepared<G> for w (null:
+/// prepared here); `held` (null: dW itself): where dWt is left instead of being added into dW.
 template <Conv2dGeometry G, bool Bias, class Op>
 void conv2d_backward_regions(const float* x, const float* w, const float* y, float* dy, float* dw, float* db, float* dx,
-                             std::size_t n, float* scratch, const float* kept = nullptr) {
+                             std::size_t n, float* scratch, const float* prepared = nullptr, float* held = nullptr) {
   using RG = conv_regions<G>;
   using Z = regions_scratch<G>;
   using S = packed_shape<RG::KC>;  // every region's panels: whole, NR wide
@@ -425,16 +465,14 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
   float* panels = dzt + Z::dzt;
   float* dzh = panels + Z::patches;
   float* wt = dzh + Z::yh;
-  float* dwt = wt + Z::wt;
-  float* dx_panels = align_64(dwt + Z::wt);
+  float* dwt = held ? held : wt + Z::wt;
+  const float* dx_panels = prepared ? prepared + regions_prepared<G>::dx_panels : nullptr;
   std::fill_n(dwt, O * KC, 0.0f);
-  if (dx) {
-    const float* weights = kept;
-    if (!weights) {
-      regions_weights<G>(w, wt);
-      weights = wt;
-    }
-    rows_to_panels<KC, O>(weights, O, dx_panels);  // Wt's rows: the panels of the input gradient's B
+  if (dx && !prepared) {
+    float* own = align_64(wt + 2 * Z::wt);
+    regions_weights<G>(w, wt);
+    rows_to_panels<KC, O>(wt, O, own);  // Wt's rows: the panels of the input gradient's B
+    dx_panels = own;
   }
   for (std::size_t b0 = 0; b0 < n; b0 += RG::batch) {
     const std::size_t samples = std::min(RG::batch, n - b0);
@@ -478,9 +516,7 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
       for (std::size_t s = 0; s < samples; ++s)
         transpose_matrix(dxh + s * in_floats, C, dx + (b0 + s) * in_floats, RG::HW, RG::HW, C);
   }
-  for (std::size_t o = 0; o < O; ++o)  // dW[o, c, live[l]] += dWt[o, l*Cp + c]
-    for (std::size_t l = 0; l < RG::L; ++l)
-      for (std::size_t c = 0; c < C; ++c) dw[(o * C + c) * RG::KK + RG::live[l]] += dwt[o * KC + l * RG::Cp + c];
+  if (!held) regions_fold_weight_grad<G>(dwt, dw, 0, O);
 }
 
 }  // namespace ctnn::kernels::detail

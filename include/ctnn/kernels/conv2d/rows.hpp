@@ -205,17 +205,16 @@ void rows_patches(const float* x, std::size_t count, float* xp, float* patches) 
   }
 }
 
-/// Packs rows [M, Ka] (row stride Ka) as Linear's panels of a weight [Ka, M'] = rows^T with M'
-/// = Rows >= M (gemm/packed.hpp): panel p is rows[:, p NR : p NR + width_p], row m contiguous, zeros
-/// past Ka and from row M on. Each row's pieces are copies.
+/// Rows [m_begin, m_end) of rows_to_panels' panels (a thread's part; rows_to_panels itself is
+/// all M rows and the zero rows after them).
 template <std::size_t Ka, std::size_t Rows>
-void rows_to_panels(const float* rows, std::size_t M, float* panels) {
+void rows_to_panels_part(const float* rows, std::size_t m_begin, std::size_t m_end, float* panels) {
   constexpr std::size_t Kpad = round_up(Ka, simd_width), NR = packed_shape<Ka>::nr;
   for (std::size_t j0 = 0; j0 < Kpad; j0 += NR) {
     const std::size_t width = std::min(NR, Kpad - j0), valid = std::min(width, Ka - j0);
     float* panel = panels + j0 * Rows;
     if (valid == NR) {  // a whole panel's rows: NR / simd_width vector copies each, inlined
-      for (std::size_t m = 0; m < M; ++m) {
+      for (std::size_t m = m_begin; m < m_end; ++m) {
         const float* src = rows + m * Ka + j0;
         float* dst = panel + m * NR;
         CTNN_UNROLL for (std::size_t v = 0; v < NR; v += simd_width) {
@@ -223,13 +222,26 @@ void rows_to_panels(const float* rows, std::size_t M, float* panels) {
         }
       }
     } else {  // a copy of run-time length calls memmove: about as long as copying these few floats
-      for (std::size_t m = 0; m < M; ++m) {
+      for (std::size_t m = m_begin; m < m_end; ++m) {
         std::copy_n(rows + m * Ka + j0, valid, panel + m * width);
         std::fill(panel + m * width + valid, panel + (m + 1) * width, 0.0f);
       }
     }
-    std::fill(panel + M * width, panel + Rows * width, 0.0f);
   }
+}
+
+/// Packs rows [M, Ka] (row stride Ka) as Linear's panels of a weight [Ka, M'] = rows^T with M'
+/// = Rows >= M (gemm/packed.hpp): panel p is rows[:, p NR : p NR + width_p], row m contiguous, zeros
+/// past Ka and from row M on. Each row's pieces are copies.
+template <std::size_t Ka, std::size_t Rows>
+void rows_to_panels(const float* rows, std::size_t M, float* panels) {
+  constexpr std::size_t Kpad = round_up(Ka, simd_width), NR = packed_shape<Ka>::nr;
+  rows_to_panels_part<Ka, Rows>(rows, 0, M, panels);
+  if (M < Rows)
+    for (std::size_t j0 = 0; j0 < Kpad; j0 += NR) {
+      const std::size_t width = std::min(NR, Kpad - j0);
+      std::fill(panels + j0 * Rows + M * width, panels + j0 * Rows + Rows * width, 0.0f);
+    }
 }
 
 /// Columns of B per block of rows_gemm: a K block of them (gemm_kc x 128 floats, 128 KiB) stays in

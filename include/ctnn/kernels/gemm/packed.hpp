@@ -18,13 +18,15 @@ namespace ctnn::kernels {
 
 namespace detail {
 
-/// Packs w [O, K] into the panels (O padded with zeros to O_pad = round_up(O, simd_width)).
+/// Packs w [O, K] into the panels (O padded with zeros to O_pad = round_up(O, simd_width)); or
+/// only outputs [o_begin, o_end) of them, o_begin a multiple of the panel width NR (a thread's part).
 template <std::size_t K, std::size_t O>
-inline void pack_panels(const float* w, float* panels) {
+inline void pack_panels(const float* w, float* panels, std::size_t o_begin = 0,
+                        std::size_t o_end = round_up(O, simd_width)) {
   constexpr std::size_t Opad = round_up(O, simd_width), NR = packed_shape<O>::nr;
 #if CTNN_GEMM_AVX512
   if constexpr (gemm_avx512) {
-    for (std::size_t o0 = 0; o0 < Opad; o0 += 16) {
+    for (std::size_t o0 = o_begin; o0 < o_end; o0 += 16) {
       const std::size_t p = o0 / NR, width = std::min(NR, Opad - p * NR);
       float* panel = panels + p * NR * K + (o0 - p * NR);
       const std::size_t rows = std::min<std::size_t>(16, O - o0);
@@ -37,7 +39,7 @@ inline void pack_panels(const float* w, float* panels) {
     return;
   }
 #endif
-  for (std::size_t o0 = 0; o0 < Opad; o0 += NR) {
+  for (std::size_t o0 = o_begin; o0 < o_end; o0 += NR) {
     const std::size_t width = std::min(NR, Opad - o0), valid = std::min(width, O - o0);
     float* panel = panels + o0 * K;
     transpose_matrix(w + o0 * K, K, panel, width, valid, K);  // panel[k, c] = w[o0 + c, k]
