@@ -10,7 +10,10 @@
 // (ctnn::set_num_threads, or set_num_threads on the model); each thread runs the whole network on
 // its slice with its own part of the workspace, and in backward the other threads accumulate
 // parameter gradients in copies of the network (which read the model's parameters in place) that
-// are then added into the model's (nn/replicas.hpp).
+// are then added into the model's (nn/replicas.hpp). A conv whose form prepares weight-sized
+// operands (panels of its weights: the regions and dense forms) has its slices prepare a part of
+// them each and meet, and holds each slice's weight gradient, which the threads fold into its own
+// after backward (nn::SharedWeights); the slices then run on T threads at once.
 // Each slice is computed exactly as it would be alone, so the results do not depend on the
 // thread count beyond float summation order in the parameter gradients. The exception is a layer
 // whose statistics are the whole batch's (BatchNorm in training mode): the slices then meet at a

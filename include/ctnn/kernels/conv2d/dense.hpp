@@ -11,7 +11,8 @@
 // zero padding), and neither the input nor the output is copied, padded or transposed. The cost
 // model (plan.hpp, dense_pays) takes it where a map of more than one pixel has no more pixels than
 // the rows form has live taps (H*W <= A) and T stays small (dense_max_floats): T grows as the
-// square of the map.
+// square of the map. T's panels may come prepared (dense_prepared, kernels/conv2d/shared.hpp), and
+// dT may be left held for conv2d_fold_held instead of folded into dW.
 #pragma once
 
 #include <algorithm>

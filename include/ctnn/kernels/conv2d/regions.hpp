@@ -18,6 +18,8 @@
 // region reads inside the map, so nothing is padded. dx is dxh transposed back. A batch of
 // samples is transposed at once; every region then runs on it, in chunks of its own. The regions
 // are tables (RegionPlan) read at run time, so every region of every shape runs the same code.
+// Wt and its panels may come prepared (regions_prepared, kernels/conv2d/shared.hpp), and dWt may
+// be left held for conv2d_fold_held instead of added into dW.
 #pragma once
 
 #include <algorithm>
