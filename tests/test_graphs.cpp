@@ -516,6 +516,54 @@ TEST_CASE("convs whose slices share prepared weights: 2 threads give 1 thread's 
         }) == 0);
 }
 
+namespace {
+/// CentreConv inside a hand-written layer whose apply() does not reach it: Model's threads do
+/// not know it shares weights.
+struct HiddenConv {
+  template <class In, class Path>
+  struct Bound : nn::Module<Bound<In, Path>> {
+    using input_shape = In;
+    using output_shape = CentreBound::output_shape;
+    static constexpr std::size_t parameter_count = CentreBound::parameter_count;
+    static constexpr std::size_t activation_floats = CentreBound::activation_floats;
+    static constexpr std::size_t scratch_floats = CentreBound::scratch_floats;
+    static constexpr std::ptrdiff_t output_offset = 0;
+    CentreBound conv;
+    const float* forward(const float* x, std::size_t n, float* act, float* scratch) const {
+      return conv.forward(x, n, act, scratch);
+    }
+    void backward(const float* x, float* dx, std::size_t n, const float* act, float* gact, float* scratch) {
+      conv.backward(x, dx, n, act, gact, scratch);
+    }
+    template <class Name, class F>
+    void for_each_parameter(const Name& prefix, F&& f) {
+      conv.for_each_parameter(prefix + "conv.", f);
+    }
+    template <class F>
+    void apply(F&& f) {
+      f(*this);
+    }
+    void reset_parameters(ctnn::Generator& gen) { conv.reset_parameters(gen); }
+    void print(std::ostream& os, int) const { os << "HiddenConv"; }
+    static std::string type_name() { return "HiddenConv"; }
+  };
+  template <class In, class Path>
+  using bind = Bound<In, Path>;
+};
+}  // namespace
+
+TEST_CASE("a sharing conv that Model's walks do not reach prepares its own weights in each slice") {
+  // Its slices neither meet (the batch is not split on T threads at once) nor hold gradients:
+  // each adds into its network's weight.grad, and the replica's is summed as any other.
+  using Net = nn::Sequential<nn::Conv2d<{.in_channels = 192, .out_channels = 192, .kernel_size = 1}>, HiddenConv,
+                             nn::Flatten, nn::LazyLinear<5>>;
+  Model<Net, Shape<192, 1, 1>> net(53);
+  auto X = ctnn::rand<Shape<192, 1, 1>>(200);
+  net.set_num_threads(2);
+  REQUIRE(net.threads_for_batch(200) == 2);
+  check_same_step(step_with_threads(net, X, 1), step_with_threads(net, X, 2));
+}
+
 TEST_CASE("a training step of a network with BatchNorm and Dropout allocates nothing after the first") {
   // "0.shortcut.weight" is past std::string's 15 inline characters: the optimizer's and
   // zero_grad's walks must build no names (nn::unnamed).

@@ -126,7 +126,7 @@ class Model {
   /// workspace and no last forward.
   Model(const Model& other)
       : net_(other.net_), training_(other.training_), seed_(other.seed_), step_(other.step_),
-        row_doubles_(other.row_doubles_), shares_weights_(other.shares_weights_), num_threads_(other.num_threads_),
+        row_doubles_(other.row_doubles_), sharing_(other.sharing_), num_threads_(other.num_threads_),
         input_requires_grad_(other.input_requires_grad_) {}
   Model(Model&&) = default;
   Model& operator=(Model&&) = default;
@@ -217,7 +217,7 @@ class Model {
     // thread adding its part of every parameter; a layer that holds its slices' weight gradients
     // (nn::SharedWeights) has each thread fold its part of them into its own.
     const std::size_t n = last_n_, T = last_slices_;
-    if constexpr (splittable) replicas_.prepare(net_, T);
+    if constexpr (splittable) replicas_.prepare(net_, T, sharing_);
     run_slices(n, T, [&](std::size_t t, std::size_t b, std::size_t m) {
       auto& net = t == 0 ? net_ : replicas_.refresh(t - 1, training_);
       const float* act = activations_.get() + b * activation_floats;
@@ -228,9 +228,7 @@ class Model {
     });
     detail::parallel_for(T, [&](std::size_t t) {
       replicas_.take_grads(T, t);
-      net_.apply([&](auto& layer) {
-        if constexpr (requires { layer.fold_weight_grads(t, T); }) layer.fold_weight_grads(t, T);
-      });
+      for (const auto& s : sharing_) s.fold(s.in(net_), t, T);
     });
     replicas_.taken();
   }
@@ -438,7 +436,7 @@ class Model {
       using L = std::remove_cvref_t<decltype(layer)>;
       if constexpr (requires { L::batch_row_doubles; }) row_doubles_ = std::max(row_doubles_, L::batch_row_doubles);
       dropout = dropout || nn::is_dropout<L>;
-      if constexpr (requires { layer.reserve_slices(1); }) shares_weights_ = true;
+      if constexpr (requires { layer.reserve_slices(1); }) sharing_.push_back(detail::SharingLayer::of(net_, layer));
     });
     if (dropout) seed_ = gen.randint(~std::uint64_t{0});
   }
@@ -448,7 +446,7 @@ class Model {
   /// threads; a slice that throws releases the others, and its exception is the one rethrown.
   template <class F>
   void run_slices(std::size_t n, std::size_t T, F&& f) {
-    const bool meets = row_doubles_ > 0 || shares_weights_;
+    const bool meets = row_doubles_ > 0 || !sharing_.empty();
     barrier_.reset(T);
     std::exception_ptr failure;
     std::atomic<bool> failed{false};
@@ -492,7 +490,7 @@ class Model {
     if constexpr (!splittable) {
       return 1;
     } else {
-      if ((row_doubles_ > 0 || shares_weights_) && detail::ThreadPool::in_task())
+      if ((row_doubles_ > 0 || !sharing_.empty()) && detail::ThreadPool::in_task())
         return 1;  // slices that meet need their own threads
       const std::size_t by_work = n * activation_floats / min_activation_floats_per_thread;
       return std::max<std::size_t>(1, std::min({static_cast<std::size_t>(num_threads()), n, by_work}));
@@ -513,10 +511,7 @@ class Model {
       rows_ = detail::allocate_floats(4 * capacity_ * row_doubles_);
       rows_capacity_ = capacity_;
     }
-    if (shares_weights_)
-      net_.apply([T](auto& layer) {
-        if constexpr (requires { layer.reserve_slices(T); }) layer.reserve_slices(T);
-      });
+    for (const auto& s : sharing_) s.reserve(s.in(net_), T);
     detail::ThreadPool::instance().reserve(T - 1);
   }
   /// Rows of the output for a batch of n: n, or 1 for a whole-batch value.
@@ -537,8 +532,8 @@ class Model {
   std::size_t row_doubles_ = 0, rows_capacity_ = 0;
   detail::aligned_floats rows_;
   detail::SliceBarrier barrier_;
-  // Layers whose slices share prepared weights and meet (reserve_slices, fold_weight_grads).
-  bool shares_weights_ = false;
+  // Layers whose slices share prepared weights and meet (nn/shared_weights.hpp).
+  std::vector<detail::SharingLayer> sharing_;
   // Threads: the setting, the scratch slices allocated, the contiguous output (and its
   // gradient) of a split forward, and the per-thread copies of the network for backward.
   int num_threads_ = 0;

@@ -139,7 +139,7 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
     const float* prepared = nullptr;
     if constexpr (prepared_floats > 0) {
       if (const auto* s = ctnn::detail::split_batch()) {
-        prepared = share(kernels::Conv2dPass::forward, *s);
+        if (shared.ready(s->slices)) prepared = share(kernels::Conv2dPass::forward, *s);
       } else if constexpr (keeps_prepared) {
         float* mine = shared.keep();
         kernels::conv2d_prepare<geometry>(weight.data(), mine, kernels::Conv2dPass::forward);
@@ -167,8 +167,10 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
     float* held = nullptr;
     if constexpr (prepared_floats > 0) {
       if (const auto* s = ctnn::detail::split_batch()) {
-        prepared = share(kernels::Conv2dPass::backward, *s);
-        held = shared.held(s->slice);
+        if (shared.ready(s->slices)) {
+          prepared = share(kernels::Conv2dPass::backward, *s);
+          held = shared.held(s->slice);
+        }
       } else if (float* kept = shared.kept()) {
         kernels::conv2d_prepare<geometry>(weight.data(), kept, kernels::Conv2dPass::backward);
         prepared = kept;

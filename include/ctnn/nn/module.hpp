@@ -29,6 +29,9 @@
 //   void print(std::ostream&, int indent) const;     // PyTorch's module repr
 //   static std::string type_name();                  // the name summary() shows ("Linear")
 //   static constexpr bool runs_in_pieces = true;     // optional: see nn::runs_in_pieces
+//   reserve_slices(T), fold_weight_grads(t, T), link_shared(network_layer)
+//       // optional: the layer's slices share prepared weights and hold their weight gradients
+//       // in a batch Model splits across threads (Conv2d: nn/shared_weights.hpp)
 //
 // A hand-written layer derives from nn::Module<Self> (state_dict, zero_grad, operator<<), or from
 // nn::ParameterFree<Self>, which also supplies parameter_count = 0, for_each_parameter,

@@ -10,9 +10,9 @@
 // any other state a layer lists). Its .grad are its own and start at zero; after the slices,
 // every thread adds its part of each replica gradient into the network's and zeroes it
 // (take_grads), replica 0's first, as one thread would. A backward that throws leaves partial
-// sums, and the next prepare zeroes them. A layer that holds its slices' weight gradients
-// (holds_weight_grads: nn::SharedWeights) is linked to the network's (link_shared) and its
-// weight.grad is left out: Model folds what the slices held into the network's.
+// sums, and the next prepare zeroes them. A layer that holds its slices' weight gradients (one of
+// Model's SharingLayer list, nn/shared_weights.hpp) is linked to the network's at each prepare
+// and its weight.grad is left out: Model folds what the slices held into the network's.
 #pragma once
 
 #include <algorithm>
@@ -25,6 +25,7 @@
 #include "ctnn/core/threads.hpp"
 #include "ctnn/nn/mode.hpp"
 #include "ctnn/nn/module.hpp"
+#include "ctnn/nn/shared_weights.hpp"
 
 namespace ctnn::detail {
 
@@ -33,10 +34,11 @@ class Replicas {
  public:
   /// Replicas 0..T-2 exist, read the network's current storage, and their gradients are zero
   /// (copies of `net` made on first need).
-  void prepare(Net& net, std::size_t T) {
-    while (nets_.size() + 1 < T) add(net);
+  /// `sharing`: the network's layers whose slices share weights (Model's list).
+  void prepare(Net& net, std::size_t T, const std::vector<SharingLayer>& sharing) {
+    while (nets_.size() + 1 < T) add(net, sharing);
     values_.clear();
-    for (std::size_t r = 0; r + 1 < T; ++r) link(net, r);
+    for (std::size_t r = 0; r + 1 < T; ++r) link(net, r, sharing);
     if (!zero_)  // a backward that threw left partial sums
       for (const auto& g : grads_) std::fill_n(g.replica, g.size, 0.0f);
     zero_ = false;  // until take_grads has taken what the coming backward adds
@@ -63,16 +65,13 @@ class Replicas {
   void taken() { zero_ = true; }
 
  private:
-  void add(Net& net) {
+  void add(Net& net, const std::vector<SharingLayer>& sharing) {
     const std::size_t r = nets_.size();
     nets_.push_back(std::make_unique<Net>(net));
-    held_.clear();  // gradients the replica's layers hold elsewhere: not added
-    nets_.back()->apply([&](auto& layer) {
-      if constexpr (requires { layer.link_shared(layer); }) held_.push_back(layer.weight.grad.data());
-    });
     nets_.back()->for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
       float* g = p.grad.data();
-      if (std::find(held_.begin(), held_.end(), g) != held_.end()) return;
+      const auto held = [&](const SharingLayer& s) { return s.weight_grad(s.in(*nets_.back())) == g; };
+      if (std::any_of(sharing.begin(), sharing.end(), held)) return;  // the layer holds it elsewhere
       const bool listed = std::any_of(grads_.begin(), grads_.end(), [&](const Grad& e) { return e.replica == g; });
       if (!listed) grads_.push_back({r, nullptr, g, p.grad.numel()});  // once if shared; link sets .model
       std::fill_n(g, p.grad.numel(), 0.0f);
@@ -83,16 +82,8 @@ class Replicas {
   /// brings new floats); lists any other state for refresh to copy. One walk of each network (the
   /// state_dict walk, which holds every parameter), without names: after the first step, no
   /// allocation.
-  void link(Net& net, std::size_t r) {
-    layers_.clear();
-    net.apply([&](auto& layer) {
-      if constexpr (requires { layer.link_shared(layer); }) layers_.push_back(&layer);
-    });
-    std::size_t l = 0;
-    nets_[r]->apply([&](auto& layer) {
-      using L = std::remove_cvref_t<decltype(layer)>;
-      if constexpr (requires { layer.link_shared(layer); }) layer.link_shared(*static_cast<L*>(layers_[l++]));
-    });
+  void link(Net& net, std::size_t r, const std::vector<SharingLayer>& sharing) {
+    for (const auto& s : sharing) s.link(s.in(*nets_[r]), s.in(net));
     states_.clear();
     nn::for_each_state(net, nn::unnamed, [&](const std::string&, auto& x) { states_.push_back(&x); });
     std::size_t i = 0;
@@ -123,8 +114,6 @@ class Replicas {
   std::vector<Grad> grads_;
   std::vector<Values> values_;
   std::vector<void*> states_;  // link's walk: the network's state objects, in order
-  std::vector<void*> layers_;  // ... and its layers that share weights
-  std::vector<float*> held_;  // add's: the replica's weight gradients its layers hold elsewhere
   bool zero_ = true;
 };
 

@@ -1,10 +1,12 @@
 // nn::SharedWeights: a layer's weight-sized operands prepared once for the slices of a batch that
 // Model splits across threads, and the slices' weight gradients held until Model folds them
-// (Conv2d's regions and dense forms: kernels/conv2d/shared.hpp; the layer's reserve_slices,
-// fold_weight_grads and link_shared are what Model and nn/replicas.hpp call).
+// (Conv2d's regions and dense forms: kernels/conv2d/shared.hpp). detail::SharingLayer: such a
+// layer's place in its network and its hooks (reserve_slices, fold_weight_grads, link_shared),
+// which Model and nn/replicas.hpp call.
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "ctnn/core/tensor.hpp"
@@ -40,6 +42,12 @@ class SharedWeights {
     for (std::size_t t = 0; t < T; ++t) pointers_[t] = held_[t].get();
     kept_ = false;
   }
+  /// Whether Model reserved this layer for a split of T slices (for the network's, or, in a
+  /// thread's copy, the network's it is linked to). Not where Model's walks do not reach the
+  /// layer (a user's layer whose apply() skips it): then the slices share nothing and meet
+  /// nowhere, each preparing its own weights and adding its own weight gradient, as the
+  /// replicas' other gradients are added.
+  bool ready(std::size_t T) const { return source().prepared_ && source().held_.size() >= T; }
   /// Where the slices of a split batch prepare the weights and read them: the network's (a
   /// thread's copy uses the network it is linked to). Each slice writes its own part.
   float* shared() const { return source().prepared_.get(); }
@@ -73,3 +81,33 @@ class SharedWeights {
 };
 
 }  // namespace ctnn::nn
+
+namespace ctnn::detail {
+
+/// A layer whose slices share weights (it has reserve_slices), as Model's first walk over its
+/// network finds it: its offset from the network object, the same in every copy of the network
+/// (a thread's replica, a moved or copied model), and its hooks. The passes of a step over such
+/// layers then walk a short list, not the network's type tree again.
+struct SharingLayer {
+  std::ptrdiff_t offset;
+  void (*reserve)(void* layer, std::size_t T);
+  void (*fold)(void* layer, std::size_t t, std::size_t T);
+  void (*link)(void* replica_layer, void* network_layer);
+  float* (*weight_grad)(void* layer);
+
+  template <class Net, class L>
+  static SharingLayer of(Net& net, L& layer) {
+    return {reinterpret_cast<char*>(std::addressof(layer)) - reinterpret_cast<char*>(std::addressof(net)),
+            [](void* l, std::size_t T) { static_cast<L*>(l)->reserve_slices(T); },
+            [](void* l, std::size_t t, std::size_t T) { static_cast<L*>(l)->fold_weight_grads(t, T); },
+            [](void* l, void* network) { static_cast<L*>(l)->link_shared(*static_cast<L*>(network)); },
+            [](void* l) { return static_cast<L*>(l)->weight.grad.data(); }};
+  }
+  /// This layer in `net` (the network, or a copy of it).
+  template <class Net>
+  void* in(Net& net) const {
+    return reinterpret_cast<char*>(std::addressof(net)) + offset;
+  }
+};
+
+}  // namespace ctnn::detail
