@@ -78,8 +78,9 @@ class Replicas {
     });
   }
   /// Points replica r's parameters and buffers at the network's storage, its gradient entries at
-  /// the network's .grad and its layers that share weights at the network's, as they are now (a tensor moved into the network, `weight = {...}`,
-  /// brings new floats); lists any other state for refresh to copy. One walk of each network (the
+  /// the network's .grad and its layers that share weights at the network's, as they are now (a
+  /// tensor moved into the network, `weight = {...}`, brings new floats; a moved model, a new
+  /// network object); lists any other state for refresh to copy. One walk of each network (the
   /// state_dict walk, which holds every parameter), without names: after the first step, no
   /// allocation.
   void link(Net& net, std::size_t r, const std::vector<SharingLayer>& sharing) {
