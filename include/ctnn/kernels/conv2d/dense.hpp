@@ -263,19 +263,19 @@ void conv2d_backward_dense(const float* x, const float* w, const float* y, float
   if (dx) {  // dx = dz T
     const float* panels = prepared ? prepared + dense_prepared<G>::backward : t;
     if (!prepared) dense_backward_panels<G>(w, t);
-    std::fill_n(dx, n * CQ, 0.0f);
-    rows_gemm<OP, CQ, identity_op>(dz, panels, dx, n);
+    rows_gemm<OP, CQ, identity_op, true>(dz, panels, dx, n);
   }
-  // dT = dz^T x over the batch, Nc samples a chunk (zeros past the last sample), then into dW
+  // dT = dz^T x over the batch, Nc samples a chunk (zeros past the last sample; the first chunk
+  // writes dT, the others add to it), then into dW
   float* dt = held ? held : t;
-  std::fill_n(dt, OP * CQ, 0.0f);
   for (std::size_t s0 = 0; s0 < n; s0 += Nc) {
     const std::size_t count = std::min(Nc, n - s0);
     transpose_matrix(dz + s0 * OP, OP, dzt, Nc, count, OP);  // dzt[(o, p), s] = dz[s0 + s, (o, p)]
     if (count < Nc)
       for (std::size_t r = 0; r < OP; ++r) std::fill(dzt + r * Nc + count, dzt + (r + 1) * Nc, 0.0f);
     rows_to_panels<CQ, Nc>(x + s0 * CQ, count, x_panels);
-    rows_gemm<Nc, CQ, identity_op>(dzt, x_panels, dt, OP);
+    if (s0 == 0) rows_gemm<Nc, CQ, identity_op, true>(dzt, x_panels, dt, OP);
+    else rows_gemm<Nc, CQ, identity_op>(dzt, x_panels, dt, OP);
   }
   if (!held) dense_fold_weight_grad<G>(dt, dw);
 }

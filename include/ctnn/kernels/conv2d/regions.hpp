@@ -507,9 +507,8 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
         // dWt[:, taps] += dzt patches
         rows_gemm_loop<identity_op, S::mr, S::nv, S::nv>(dzt, panels, dwt, O, NP, simd_width, dw_map);
         if (dx) {
-          std::fill_n(dpatches, M * r.Ka, 0.0f);
           // dpatches = dzr Wt[:, taps]
-          rows_gemm_loop<identity_op, S::mr, S::nv, S::nv>(dzm, dx_panels, dpatches, M, NP, simd_width, dx_map);
+          rows_gemm_loop<identity_op, S::mr, S::nv, S::nv, true>(dzm, dx_panels, dpatches, M, NP, simd_width, dx_map);
           row2im_region(r, regions_layout<G>, dpatches, count, dxh + s0 * in_floats);
         }
       }

@@ -248,13 +248,17 @@ void rows_to_panels(const float* rows, std::size_t M, float* panels) {
 /// L2 while every row tile of x streams it.
 inline constexpr std::size_t rows_gemm_nc = 128;
 
-/// Linear's packed tile (gemm/packed.hpp) starting from y's values, compiled out of line once
-/// per tile height and width: every conv shape of a network shares these few, where tiles
-/// templated on K and N (and inlined) would be compiled per shape.
-template <class Op, std::size_t MR, std::size_t NV, bool Last>
+/// What a tile that starts from zero reads as its starting values (any tile's NV vectors).
+alignas(64) inline constexpr float gemm_zeros[4 * simd_width] = {};
+
+/// Linear's packed tile (gemm/packed.hpp) starting from y's values (or from zero: Zero), compiled
+/// out of line once per tile height and width: every conv shape of a network shares these few,
+/// where tiles templated on K and N (and inlined) would be compiled per shape.
+template <class Op, std::size_t MR, std::size_t NV, bool Zero, bool Last>
 [[gnu::noinline]] void rows_tile(const float* x, std::size_t ldx, const float* panel, std::size_t width, float* y,
                                  std::size_t ldy, std::size_t kc, std::size_t last_n) {
-  packed_tile_strided<Op, MR, NV, false, Last>(x, ldx, panel, width, nullptr, y, ldy, kc, last_n);
+  static_assert(NV <= 4);
+  packed_tile_strided<Op, MR, NV, Zero, Last>(x, ldx, panel, width, Zero ? gemm_zeros : nullptr, y, ldy, kc, last_n);
 }
 
 /// A K range of rows_gemm's product: x's columns [xk, xk + len) times B's rows [bk, bk + len).
@@ -276,54 +280,62 @@ struct RowsGemmMap {
 
 /// rows_gemm's loop, with its counts at run time: panels [0, NP) of NV vectors, the last one
 /// of NVlast (its valid floats in its last vector: tail), and tiles of MR rows (a last panel of
-/// one vector: 2 MR). Compiled out of line once per tile shape, so that every product of every
-/// conv shape shares it.
-template <class Op, std::size_t MR, std::size_t NV, std::size_t NVlast>
+/// one vector: 2 MR). Zero: y's values are not read, the product starts from zero (y = x B, the
+/// first K block writing every tile; K > 0). Compiled out of line once per tile shape, so that
+/// every product of every conv shape shares it.
+template <class Op, std::size_t MR, std::size_t NV, std::size_t NVlast, bool Zero = false>
 [[gnu::noinline]] void rows_gemm_loop(const float* x, const float* panels, float* y, std::size_t M, std::size_t NP,
                                       std::size_t tail, const RowsGemmMap& g) {
   constexpr std::size_t NR = NV * simd_width;
   constexpr std::size_t group = std::max<std::size_t>(1, rows_gemm_nc / NR);
   // rows [m, m + R) of y against panel p, over K block [k0, k0 + kc) of segment `seg`
-  const auto tile = [&]<std::size_t R, bool Last>(std::size_t m, std::size_t p, const KSegment& seg, std::size_t k0,
-                                                  std::size_t kc) {
+  const auto tile = [&]<std::size_t R, bool First, bool Last>(std::size_t m, std::size_t p, const KSegment& seg,
+                                                              std::size_t k0, std::size_t kc) {
     const float* xm = x + m * g.ldx + seg.xk + k0;
     const std::size_t q = g.panel ? g.panel[p] : p;
     float* ym = y + m * g.ldy + (g.ycol ? g.ycol[p] : p * NR);
     if (p + 1 < NP)
-      rows_tile<Op, R, NV, Last>(xm, g.ldx, panels + q * NR * g.kb + (seg.bk + k0) * NR, NR, ym, g.ldy, kc, simd_width);
+      rows_tile<Op, R, NV, First, Last>(xm, g.ldx, panels + q * NR * g.kb + (seg.bk + k0) * NR, NR, ym, g.ldy, kc,
+                                        simd_width);
     else
-      rows_tile<Op, R, NVlast, Last>(xm, g.ldx, panels + q * NR * g.kb + (seg.bk + k0) * NVlast * simd_width,
-                                     NVlast * simd_width, ym, g.ldy, kc, tail);
+      rows_tile<Op, R, NVlast, First, Last>(xm, g.ldx, panels + q * NR * g.kb + (seg.bk + k0) * NVlast * simd_width,
+                                            NVlast * simd_width, ym, g.ldy, kc, tail);
   };
   // A last panel of one vector gets tiles of 2 MR rows: MR accumulators alone are too few FMA
   // chains to hide the FMA latency (O = 128 and 512 on AVX2: panels of 3 vectors, then one; their
   // convs 4% faster on Zen 3; 6 x 2 tiles for the 2-vector panel of O = 64 and 256 gained nothing).
   constexpr bool narrow = NVlast == 1 && NV > 1 && 2 * MR <= 8;
   const std::size_t NPwide = narrow && NP > 1 ? NP - 1 : NP;
-  const auto rows = [&]<std::size_t TR, bool Last>(std::size_t p0, std::size_t p1, const KSegment& seg, std::size_t k0,
-                                                   std::size_t kc) {
+  const auto rows = [&]<std::size_t TR, bool First, bool Last>(std::size_t p0, std::size_t p1, const KSegment& seg,
+                                                               std::size_t k0, std::size_t kc) {
     std::size_t m = 0;
     for (; m + TR <= M; m += TR)
-      for (std::size_t p = p0; p < p1; ++p) tile.template operator()<TR, Last>(m, p, seg, k0, kc);
+      for (std::size_t p = p0; p < p1; ++p) tile.template operator()<TR, First, Last>(m, p, seg, k0, kc);
     if (m < M)
       for (std::size_t p = p0; p < p1; ++p)
         leftover_rows<TR>(M - m, [&]<std::size_t R>(std::size_t r) {
-          tile.template operator()<R, Last>(m + r, p, seg, k0, kc);
+          tile.template operator()<R, First, Last>(m + r, p, seg, k0, kc);
         });
   };
-  const auto block = [&]<bool Last>(const KSegment& seg, std::size_t k0, std::size_t kc) {
+  const auto block = [&]<bool First, bool Last>(const KSegment& seg, std::size_t k0, std::size_t kc) {
     for (std::size_t p0 = 0; p0 < NPwide; p0 += group)
-      rows.template operator()<MR, Last>(p0, std::min(NPwide, p0 + group), seg, k0, kc);
+      rows.template operator()<MR, First, Last>(p0, std::min(NPwide, p0 + group), seg, k0, kc);
     if constexpr (narrow)
-      if (NPwide < NP) rows.template operator()<2 * MR, Last>(NP - 1, NP, seg, k0, kc);
+      if (NPwide < NP) rows.template operator()<2 * MR, First, Last>(NP - 1, NP, seg, k0, kc);
+  };
+  // the first K block of a product from zero starts there; Op is applied after the last
+  const auto step = [&]<bool Last>(const KSegment& seg, std::size_t k0, std::size_t kc, bool first) {
+    if (Zero && first) block.template operator()<Zero, Last>(seg, k0, kc);
+    else block.template operator()<false, Last>(seg, k0, kc);
   };
   for (std::size_t i = 0; i < g.count; ++i) {
     const KSegment& seg = g.segments[i];
     for (std::size_t k0 = 0; k0 < seg.len; k0 += gemm_kc) {
       const std::size_t kc = std::min(gemm_kc, seg.len - k0);
+      const bool first = i == 0 && k0 == 0;
       if (std::is_same_v<Op, identity_op> || (i + 1 == g.count && k0 + kc == seg.len))
-        block.template operator()<true>(seg, k0, kc);
-      else if constexpr (!std::is_same_v<Op, identity_op>) block.template operator()<false>(seg, k0, kc);
+        step.template operator()<true>(seg, k0, kc, first);
+      else if constexpr (!std::is_same_v<Op, identity_op>) step.template operator()<false>(seg, k0, kc, first);
     }
   }
 }
@@ -332,9 +344,10 @@ template <class Op, std::size_t MR, std::size_t NV, std::size_t NVlast>
 /// rows_to_panels of B), Op applied to the last K block's sums. Blocked as a GEMM should be: K
 /// blocks of gemm_kc, then groups of panels about rows_gemm_nc wide, then row tiles (Linear's own
 /// loop streams every panel for every row tile: right for its 256 x 256 weights, not for a
-/// 4608-wide B). y holds the starting values (the bias, zeros, or dW). With a map, the operands
-/// are addressed through it (RowsGemmMap; K is then unused).
-template <std::size_t K, std::size_t N, class Op>
+/// 4608-wide B). y holds the starting values (the bias, or dW); Zero: y = x B, y's values unread
+/// (no zero fill first). With a map, the operands are addressed through it (RowsGemmMap; K is
+/// then unused).
+template <std::size_t K, std::size_t N, class Op, bool Zero = false>
 void rows_gemm(const float* x, const float* panels, float* y, std::size_t M, const RowsGemmMap* map = nullptr) {
   using S = packed_shape<N>;
   constexpr std::size_t Npad = round_up(N, simd_width), NP = ceil_div(Npad, S::nr);
@@ -342,7 +355,7 @@ void rows_gemm(const float* x, const float* panels, float* y, std::size_t M, con
   constexpr std::size_t tail = N % simd_width == 0 ? simd_width : N % simd_width;
   const KSegment whole{0, 0, K};
   const RowsGemmMap plain{K, K, N, &whole, 1, nullptr, nullptr};
-  rows_gemm_loop<Op, S::mr, S::nv, NVlast>(x, panels, y, M, NP, tail, map ? *map : plain);
+  rows_gemm_loop<Op, S::mr, S::nv, NVlast, Zero>(x, panels, y, M, NP, tail, map ? *map : plain);
 }
 
 /// y = Op(conv2d(x, w) + b) for n samples, the rows form. `scratch`: conv_rows<G>::forward_scratch floats.
@@ -425,8 +438,7 @@ void conv2d_backward_rows(const float* x, const float* w, const float* y, float*
     rows_to_panels<Ka, R::rows>(patches, M, panels);
     rows_gemm<R::rows, Ka, identity_op>(dzt, panels, grads, O);  // dWa += dzt patches
     if (dx) {
-      std::fill_n(dpatches, M * Ka, 0.0f);
-      rows_gemm<O, Ka, identity_op>(rows, dx_packed, dpatches, M);  // dpatches = dzr Wa
+      rows_gemm<O, Ka, identity_op, true>(rows, dx_packed, dpatches, M);  // dpatches = dzr Wa
       for (std::size_t s = 0; s < count; ++s) {
         float* dxs = dx + (s0 + s) * in_floats;
         if constexpr (G.padded()) {
