@@ -10,6 +10,10 @@
 //   BM_bn_lenet_train_step/<impl>/256         the training step of BN-LeNet at batch 256 (lr 1.0)
 //   BM_resnet18_train_step_threads/ctnn/<T>   ResNet-18's 28 x 28 step at T = 1 and 2 threads
 //   BM_bn_lenet_train_step_threads/ctnn/<T>   BN-LeNet's step at T = 1 and 2 threads
+//   BM_resnet18_parameter_passes_threads/ctnn/<T>  the part of ResNet-18's step that reads and
+//                                             writes every parameter and gradient and does no
+//                                             more with a batch: zero_grad and SGD's update
+//                                             (11.2 M floats, 45 MB an array), at T = 1 and 2
 //
 // Every benchmark runs one untimed step (or forward) first: the workspace grows, and libtorch's
 // allocator fills, on the first. A 96 x 96 ResNet-18 step takes seconds (about 2 s in libtorch on
@@ -126,6 +130,34 @@ void BM_resnet18_train_step_threads_ctnn(benchmark::State& state) {
 }
 BENCHMARK(BM_resnet18_train_step_threads_ctnn)
     ->Name("BM_resnet18_train_step_threads/ctnn")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The step's passes over all the parameters (zero_grad writes 45 MB of gradients, SGD reads the
+// weights and gradients and writes the weights: 180 MB of memory traffic, larger than the caches):
+// bound by memory bandwidth, which one core of the project's VM already saturates, so a second
+// thread hardly shortens them. With the step at T = 1 and 2 they bound what 2 threads can gain
+// (docs/benchmarks.md).
+void BM_resnet18_parameter_passes_threads_ctnn(benchmark::State& state) {
+  ctnn::set_num_threads(int(state.range(0)));
+  ctnn::Model<ResNet18, Image<28>> net;
+  auto X = ctnn::rand<Image<28>>(resnet_batch);
+  std::vector<std::int64_t> y(resnet_batch);
+  for (std::size_t i = 0; i < resnet_batch; ++i) y[i] = static_cast<std::int64_t>(i % 10);
+  nn::CrossEntropyLoss loss;
+  ctnn::optim::SGD sgd{.lr = resnet_lr};
+  net.forward(X);  // untimed: one backward, so that every gradient exists
+  net.backward(loss, y);
+  for (auto _ : state) {
+    net.zero_grad();
+    sgd.step(net);
+  }
+  ctnn::set_num_threads(1);
+}
+BENCHMARK(BM_resnet18_parameter_passes_threads_ctnn)
+    ->Name("BM_resnet18_parameter_passes_threads/ctnn")
     ->Arg(1)
     ->Arg(2)
     ->UseRealTime()
