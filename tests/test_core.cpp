@@ -1,4 +1,4 @@
-// Shape, Tensor, Batch, views, TensorRef, printing, random numbers, threads.
+// Shape, Tensor, Batch, views, TensorRef, printing, random numbers, threads, zeroing arrays.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -122,6 +122,26 @@ TEST_CASE("a seeded Generator reproduces its stream; rand_ and randn_ have torch
   CHECK(r1.to_vector() == r2.to_vector());
   CHECK(ctnn::ones<Shape<2>>(3).to_vector() == std::vector<float>(6, 1.0f));
   CHECK(ctnn::zeros<Shape<2, 2>>().to_vector() == std::vector<float>(4, 0.0f));
+}
+
+TEST_CASE("zero_floats zeroes exactly [0, n), streamed past the caches from 1 MiB, at any alignment") {
+  // zero_grad's fill: below 2^18 floats a plain fill, from there non-temporal stores after a head
+  // that reaches 32-byte alignment, and a tail
+  const std::size_t sizes[] = {
+      0, 1, 7, 8, 100, (std::size_t{1} << 18) - 1, std::size_t{1} << 18, (std::size_t{1} << 18) + 13};
+  for (const std::size_t n : sizes)
+    for (const std::size_t offset : {0, 1, 3, 8}) {  // floats past a 64-byte boundary
+      CAPTURE(n);
+      CAPTURE(offset);
+      ctnn::detail::aligned_floats buffer = ctnn::detail::allocate_floats(n + offset + 16);
+      float* all = buffer.get();
+      std::fill_n(all, n + offset + 16, 7.0f);
+      ctnn::kernels::detail::zero_floats(all + offset, n);
+      std::size_t wrong = 0;
+      for (std::size_t i = 0; i < n + offset + 16; ++i)
+        wrong += all[i] != (i >= offset && i < offset + n ? 0.0f : 7.0f);
+      CHECK(wrong == 0);
+    }
 }
 
 TEST_CASE("set_num_threads / get_num_threads behave like torch's") {

@@ -362,7 +362,7 @@ class Model {
     detail::parallel_for(T, [&](std::size_t t) {
       net_.for_each_parameter(nn::unnamed, [&](const std::string&, auto& p) {
         const auto [b, m] = detail::elementwise_part(p.grad.numel(), T, t);
-        std::fill_n(p.grad.data() + b, m, 0.0f);
+        kernels::detail::zero_floats(p.grad.data() + b, m);
       });
     });
   }

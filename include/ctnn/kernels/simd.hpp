@@ -3,7 +3,7 @@
 //   fmadd, fnmadd, fmsub, fnmsub          explicit fused multiply-adds (no contraction flag needed)
 //   load_first, store_first, load_n, ...  partial vectors: row tails that are not whole vectors
 //   load_strided, load8_strided, ...      strided loads, compile-time-length row copies and adds
-//   copy_floats, add_floats               row copies and adds of run-time length
+//   copy_floats, add_floats, zero_floats  row copies, adds and zeroing of run-time length (zero_grad)
 //   hsum, hmax, reduce_rows               horizontal reductions (one vector; 16 at once)
 //   transpose_block                       16 x 16 transposes (AVX-512)
 //   transpose8, transpose_matrix          8 x 8 register transposes (AVX2, AVX-512); any matrix transposed
@@ -242,6 +242,28 @@ CTNN_INLINE void copy_floats(float* dst, const float* src, std::size_t n) {
   std::size_t i = 0;
   for (; i + simd_width <= n; i += simd_width) vfloat::load_unaligned(src + i).store_unaligned(dst + i);
   if (i < n) store_n(load_n(src + i, n - i), dst + i, n - i);
+}
+/// x[0, n) = 0, n at run time. Arrays of 1 MiB and more (a large parameter's gradient) are
+/// written with non-temporal stores, past the caches: a zeroed array larger than the caches is
+/// evicted before it is read again anyway, and a plain store first reads every line it writes
+/// (ResNet-18's zero_grad of 45 MB inside a training step on the project's VM: 1.3-1.5 ms, 1.1 streamed).
+inline void zero_floats(float* x, std::size_t n) {
+#if defined(__AVX__)
+  if (n >= (std::size_t{1} << 18)) {
+    constexpr std::size_t w = 8;  // floats per 32-byte store
+    std::size_t head = (32 - reinterpret_cast<std::uintptr_t>(x) % 32) % 32;
+    if (head % sizeof(float) == 0) {
+      head /= sizeof(float);
+      std::fill_n(x, head, 0.0f);
+      std::size_t i = head;
+      for (; i + w <= n; i += w) _mm256_stream_ps(x + i, _mm256_setzero_ps());
+      std::fill(x + i, x + n, 0.0f);
+      _mm_sfence();
+      return;
+    }
+  }
+#endif
+  std::fill_n(x, n, 0.0f);
 }
 /// x[0, n) += y[0, n), n at run time, likewise.
 CTNN_INLINE void add_floats(float* x, const float* y, std::size_t n) {

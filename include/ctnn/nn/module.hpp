@@ -59,6 +59,7 @@
 #include "ctnn/core/random.hpp"
 #include "ctnn/core/shape.hpp"
 #include "ctnn/core/tensor.hpp"
+#include "ctnn/kernels/simd.hpp"
 
 namespace ctnn {
 namespace nn {
@@ -118,7 +119,7 @@ struct Module {
   /// Set every parameter's gradient to zero (gradients accumulate until then, as in PyTorch).
   void zero_grad() {
     static_cast<Derived&>(*this).for_each_parameter(unnamed, [](const std::string&, auto& param) {
-      std::fill(param.grad.begin(), param.grad.end(), 0.0f);
+      kernels::detail::zero_floats(param.grad.data(), param.grad.numel());
     });
   }
 
