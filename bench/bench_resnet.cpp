@@ -14,6 +14,10 @@
 //                                             writes every parameter and gradient and does no
 //                                             more with a batch: zero_grad and SGD's update
 //                                             (11.2 M floats, 45 MB an array), at T = 1 and 2
+//   BM_resnet18_stage3_conv_threads/ctnn/<T>  one product and nothing else: the forward of a
+//                                             256-channel 3x3 conv on 2x2 maps (the dense form's
+//                                             [64, 1024] x [1024, 1024], weights prepared once),
+//                                             the batch split over T = 1 and 2 threads by samples
 //
 // Every benchmark runs one untimed step (or forward) first: the workspace grows, and libtorch's
 // allocator fills, on the first. A 96 x 96 ResNet-18 step takes seconds (about 2 s in libtorch on
@@ -162,6 +166,38 @@ BENCHMARK(BM_resnet18_parameter_passes_threads_ctnn)
     ->Arg(2)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// How far two threads speed up pure arithmetic on this machine (no pass over the parameters, no
+// barrier inside the product): a split batch's slices each run the product on their samples,
+// reading the same prepared weights (4 MiB, in the shared L3).
+void BM_resnet18_stage3_conv_threads_ctnn(benchmark::State& state) {
+  constexpr ctnn::kernels::Conv2dGeometry G{256, 2, 2, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, ctnn::PaddingMode::zeros};
+  constexpr std::size_t in = 256 * 2 * 2, out = 256 * 2 * 2, n = resnet_batch;
+  const auto T = static_cast<std::size_t>(state.range(0));
+  auto x = ctnn::rand<ctnn::Shape<in>>(n);
+  auto w = ctnn::rand<ctnn::Shape<256 * 256 * 9>>(1);
+  ctnn::Batch<ctnn::Shape<out>> y(n);
+  ctnn::Batch<ctnn::Shape<ctnn::kernels::conv2d_prepared_floats<G>>> prepared(1);
+  std::vector<ctnn::detail::aligned_floats> scratch;  // each thread's, 64-byte aligned
+  for (std::size_t t = 0; t < T; ++t)
+    scratch.push_back(ctnn::detail::allocate_floats(ctnn::kernels::conv2d_scratch_floats<G>));
+  ctnn::kernels::conv2d_prepare<G>(w.data(), prepared.data(), ctnn::kernels::Conv2dPass::forward);
+  auto product = [&](std::size_t t) {
+    const std::size_t b = n * t / T, m = n * (t + 1) / T - b;
+    ctnn::kernels::conv2d_forward<G, false>(x.data() + b * in, w.data(), nullptr, y.data() + b * out, m,
+                                            scratch[t].get(), prepared.data());
+  };
+  for (auto _ : state) ctnn::detail::parallel_for(T, product);
+  benchmark::DoNotOptimize(y.data());
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * double(n) * double(in) * double(out) * double(state.iterations()),
+                                                benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_resnet18_stage3_conv_threads_ctnn)
+    ->Name("BM_resnet18_stage3_conv_threads/ctnn")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // ---- BN-LeNet --------------------------------------------------------------------------------
 
