@@ -63,6 +63,10 @@ THREADS = [("lenet_train_step_threads", "LeNet training step, 2 threads (wall ti
 THREADS_CH8 = [
     ("resnet18_train_step_threads", "ResNet-18 training step, 28x28, batch 64, 2 threads (wall time)", None),
     ("bn_lenet_train_step_threads", "BN-LeNet training step, batch 256, 2 threads (wall time)", None),
+    # what bounds the step's scaling: its memory-bound passes over the parameters, and one
+    # product's arithmetic alone (docs/benchmarks.md)
+    ("resnet18_parameter_passes_threads", "ResNet-18 zero_grad + SGD update, 2 threads (wall time)", None),
+    ("resnet18_stage3_conv_threads", "ResNet-18 stage-3 conv forward, batch 64, 2 threads (wall time)", None),
 ]
 # Google Benchmark appends these to a name when a benchmark sets them itself.
 NAME_OPTIONS = ("min_time:", "iterations:", "repeats:", "threads:", "manual_time")
