@@ -800,4 +800,9 @@ TEST_CASE("Conv2d's backward reads the weights its last forward kept, a copy kee
   // reads the weight its forward saved (where it would refuse a weight changed in place since).
   std::copy(w1.begin(), w1.end(), layer.weight.begin());
   CHECK(backward(layer, act).first == want2.first);
+  // Without dx (a first layer) the backward reads no weights (and prepares none): dW alone.
+  std::vector<float> dy = g;
+  std::fill(layer.weight.grad.begin(), layer.weight.grad.end(), 0.0f);
+  layer.backward(x.data(), nullptr, n, act.data(), dy.data(), scratch.get());
+  CHECK(std::vector<float>(layer.weight.grad.begin(), layer.weight.grad.end()) == want2.second);
 }

@@ -171,7 +171,7 @@ struct BoundConv2d : Module<BoundConv2d<InShape, Opt>> {
           prepared = share(kernels::Conv2dPass::backward, *s);
           held = shared.held(s->slice);
         }
-      } else if (float* kept = shared.kept()) {
+      } else if (float* kept = shared.kept(); kept && dx) {  // (without dx the backward reads no weights)
         kernels::conv2d_prepare<geometry>(weight.data(), kept, kernels::Conv2dPass::backward);
         prepared = kept;
       }
