@@ -253,13 +253,7 @@ void conv2d_backward_dense(const float* x, const float* w, const float* y, float
   float* t = align_64(scratch);  // T's panels, then dT
   float* x_panels = align_64(scratch + D::t_floats);
   float* dzt = scratch + D::t_floats + D::x_panel_floats;
-  if constexpr (Bias)
-    for (std::size_t s = 0; s < n; ++s)
-      for (std::size_t o = 0; o < D::O; ++o) {
-        float sum = 0.0f;
-        for (std::size_t p = 0; p < P; ++p) sum += dz[s * OP + o * P + p];
-        db[o] += sum;
-      }
+  if constexpr (Bias) conv_bias_grad(dz, n, D::O, P, db);
   if (dx) {  // dx = dz T
     const float* panels = prepared ? prepared + dense_prepared<G>::backward : t;
     if (!prepared) dense_backward_panels<G>(w, t);

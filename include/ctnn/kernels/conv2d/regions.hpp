@@ -447,17 +447,7 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
   using S = packed_shape<RG::KC>;  // every region's panels: whole, NR wide
   constexpr std::size_t O = RG::O, P = RG::P, C = RG::C, KC = RG::KC, in_floats = RG::in_floats;
   if constexpr (!std::is_same_v<Op, identity_op>) eltwise_backward<Op>(y, dy, dy, n * O * P);
-  if constexpr (Bias)
-    for (std::size_t s = 0; s < n; ++s)
-      for (std::size_t o = 0; o < O; ++o) {
-        vfloat acc(0.0f);
-        const float* row = dy + (s * O + o) * P;
-        std::size_t i = 0;
-        for (; i + simd_width <= P; i += simd_width) acc += vfloat::load_unaligned(row + i);
-        float sum = hsum(acc);
-        for (; i < P; ++i) sum += row[i];
-        db[o] += sum;
-      }
+  if constexpr (Bias) conv_bias_grad(dy, n, O, P, db);
   float* xh = scratch;
   float* dxh = xh + Z::xh;
   float* patches = dxh + Z::xh;

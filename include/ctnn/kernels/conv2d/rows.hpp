@@ -205,6 +205,21 @@ void rows_patches(const float* x, std::size_t count, float* xp, float* patches) 
   }
 }
 
+/// db[o] += the sum over n samples and P outputs of dz[s, o, p] (NCHW rows [n, O*P]): the bias
+/// gradient of the forms that leave dz in the layout the conv's output has (dense, regions).
+inline void conv_bias_grad(const float* dz, std::size_t n, std::size_t O, std::size_t P, float* db) {
+  for (std::size_t s = 0; s < n; ++s)
+    for (std::size_t o = 0; o < O; ++o) {
+      const float* row = dz + (s * O + o) * P;
+      vfloat acc(0.0f);
+      std::size_t i = 0;
+      for (; i + simd_width <= P; i += simd_width) acc += vfloat::load_unaligned(row + i);
+      float sum = hsum(acc);
+      for (; i < P; ++i) sum += row[i];
+      db[o] += sum;
+    }
+}
+
 /// Rows [m_begin, m_end) of rows_to_panels' panels (a thread's part; rows_to_panels itself is
 /// all M rows and the zero rows after them).
 template <std::size_t Ka, std::size_t Rows>
