@@ -306,22 +306,6 @@ inline void row2im_region(const RegionPlan& r, const RegionsLayout& g, const flo
       }
 }
 
-/// rows_to_panels for whole panels, the counts at run time: rows [M, Ka] (Ka a multiple of NR) as
-/// the panels of a [Ka, Rows] weight, zeros from row M on.
-template <std::size_t NR>
-void rows_to_whole_panels(const float* rows, std::size_t M, std::size_t Rows, std::size_t Ka, float* panels) {
-  for (std::size_t j0 = 0; j0 < Ka; j0 += NR) {
-    float* panel = panels + j0 * Rows;
-    for (std::size_t m = 0; m < M; ++m) {
-      const float* src = rows + m * Ka + j0;
-      CTNN_UNROLL for (std::size_t v = 0; v < NR; v += simd_width) {
-        vfloat::load_unaligned(src + v).store_aligned(panel + m * NR + v);
-      }
-    }
-    std::fill(panel + M * NR, panel + Rows * NR, 0.0f);
-  }
-}
-
 /// Wt[o, l*Cp + c] = w[o, c, live[l]] (zero from c = C on): the live taps' weights, tap-major;
 /// rows [o_begin, o_end) of it.
 template <Conv2dGeometry G>

@@ -220,6 +220,19 @@ inline void conv_bias_grad(const float* dz, std::size_t n, std::size_t O, std::s
     }
 }
 
+/// Rows [m_begin, m_end) of a whole panel, NR floats each, from rows of stride ld (rows already
+/// at the panel's first column): NR / simd_width vector copies a row, inlined.
+template <std::size_t NR>
+CTNN_INLINE void copy_panel_rows(const float* rows, std::size_t ld, std::size_t m_begin, std::size_t m_end,
+                                 float* panel) {
+  for (std::size_t m = m_begin; m < m_end; ++m) {
+    const float* src = rows + m * ld;
+    CTNN_UNROLL for (std::size_t v = 0; v < NR; v += simd_width) {
+      vfloat::load_unaligned(src + v).store_aligned(panel + m * NR + v);
+    }
+  }
+}
+
 /// Rows [m_begin, m_end) of rows_to_panels' panels (a thread's part; rows_to_panels itself is
 /// all M rows and the zero rows after them).
 template <std::size_t Ka, std::size_t Rows>
@@ -228,14 +241,8 @@ void rows_to_panels_part(const float* rows, std::size_t m_begin, std::size_t m_e
   for (std::size_t j0 = 0; j0 < Kpad; j0 += NR) {
     const std::size_t width = std::min(NR, Kpad - j0), valid = std::min(width, Ka - j0);
     float* panel = panels + j0 * Rows;
-    if (valid == NR) {  // a whole panel's rows: NR / simd_width vector copies each, inlined
-      for (std::size_t m = m_begin; m < m_end; ++m) {
-        const float* src = rows + m * Ka + j0;
-        float* dst = panel + m * NR;
-        CTNN_UNROLL for (std::size_t v = 0; v < NR; v += simd_width) {
-          vfloat::load_unaligned(src + v).store_aligned(dst + v);
-        }
-      }
+    if (valid == NR) {
+      copy_panel_rows<NR>(rows + j0, Ka, m_begin, m_end, panel);
     } else {  // a copy of run-time length calls memmove: about as long as copying these few floats
       for (std::size_t m = m_begin; m < m_end; ++m) {
         std::copy_n(rows + m * Ka + j0, valid, panel + m * width);
@@ -257,6 +264,17 @@ void rows_to_panels(const float* rows, std::size_t M, float* panels) {
       const std::size_t width = std::min(NR, Kpad - j0);
       std::fill(panels + j0 * Rows + M * width, panels + j0 * Rows + Rows * width, 0.0f);
     }
+}
+
+/// rows_to_panels for whole panels, the counts at run time: rows [M, Ka] (Ka a multiple of NR) as
+/// the panels of a [Ka, Rows] weight, zeros from row M on (the regions form's patches).
+template <std::size_t NR>
+void rows_to_whole_panels(const float* rows, std::size_t M, std::size_t Rows, std::size_t Ka, float* panels) {
+  for (std::size_t j0 = 0; j0 < Ka; j0 += NR) {
+    float* panel = panels + j0 * Rows;
+    copy_panel_rows<NR>(rows + j0, Ka, 0, M, panel);
+    std::fill(panel + M * NR, panel + Rows * NR, 0.0f);
+  }
 }
 
 /// Columns of B per block of rows_gemm: a K block of them (gemm_kc x 128 floats, 128 KiB) stays in
