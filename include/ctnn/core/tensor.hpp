@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "ctnn/core/parts.hpp"
 #include "ctnn/core/shape.hpp"
 
 namespace ctnn {
@@ -53,13 +54,6 @@ inline aligned_floats allocate_floats(std::size_t n) {
   auto* p = static_cast<float*>(::operator new[](padded * sizeof(float), std::align_val_t{tensor_alignment}));
   std::fill_n(p, padded, 0.0f);
   return aligned_floats(p);
-}
-
-/// Part i of `parts` over a batch of n samples: {first sample, samples}; the sizes differ by at
-/// most one. (A Model's thread slices; a Sequential's pieces.)
-inline std::pair<std::size_t, std::size_t> batch_part(std::size_t n, std::size_t parts, std::size_t i) {
-  const std::size_t b = n * i / parts;
-  return {b, n * (i + 1) / parts - b};
 }
 
 /// Row-major offset of a multi-index, bounds unchecked (like operator[] of std containers).

@@ -27,6 +27,8 @@
 #include <utility>
 #include <vector>
 
+#include "ctnn/core/parts.hpp"
+
 namespace ctnn {
 
 namespace detail {
@@ -182,14 +184,6 @@ class ThreadPool {
   std::exception_ptr error_;
   bool stop_ = false;
 };
-
-/// Part t of T of an array of n floats that each thread updates elementwise: {first, count}, the
-/// cuts at multiples of 16 floats (every SIMD width), so that each element takes the same vector
-/// or scalar path as with one thread and the results do not depend on T.
-inline std::pair<std::size_t, std::size_t> elementwise_part(std::size_t n, std::size_t T, std::size_t t) {
-  const std::size_t b = n * t / T / 16 * 16, e = t + 1 == T ? n : n * (t + 1) / T / 16 * 16;
-  return {b, e - b};
-}
 
 /// Parameters per model above which the per-step elementwise passes over all of them (zero_grad,
 /// the optimizers' updates, adding the threads' gradients) are split across the model's threads:

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <numeric>
 
+#include "ctnn/core/parts.hpp"
 #include "ctnn/kernels/conv2d/dense.hpp"
 #include "ctnn/kernels/conv2d/plan.hpp"
 #include "ctnn/kernels/conv2d/regions.hpp"
@@ -39,13 +40,6 @@ inline constexpr SharedForm shared_form = [] {
   else return SharedForm::none;
 }();
 
-/// Thread t of T's output channels [begin, end) out of O, cut at multiples of `unit` (the last
-/// part ends at O).
-constexpr std::pair<std::size_t, std::size_t> channel_part(std::size_t O, std::size_t unit, std::size_t T,
-                                                           std::size_t t) {
-  const std::size_t units = (O + unit - 1) / unit;
-  return {std::min(O, units * t / T * unit), std::min(O, units * (t + 1) / T * unit)};
-}
 }  // namespace detail
 
 /// Floats of conv2d_prepare's weights (0: this conv's forms prepare nothing worth sharing).
@@ -91,13 +85,13 @@ void conv2d_prepare(const float* w, float* prepared, Conv2dPass pass, std::size_
   if constexpr (form == detail::SharedForm::regions) {
     // the forward's panels are cut at whole panels of outputs; the last part ends at the padded count
     constexpr std::size_t O = G.O, Opad = round_up(O, simd_width), NR = detail::packed_shape<O>::nr;
-    const auto [b, e] = detail::channel_part(Opad, NR, T, t);
+    const auto [b, e] = ctnn::detail::part_range(Opad, NR, T, t);
     detail::regions_prepare<G>(w, prepared, backward, b, e);
   } else {
     // whole panels of the forward's outputs (o, p): o cut at multiples of lcm(NR, P) / P
     using D = detail::conv_dense<G>;
     constexpr std::size_t unit = std::lcm(D::NRf, D::P) / D::P;
-    const auto [b, e] = detail::channel_part(G.O, unit, T, t);
+    const auto [b, e] = ctnn::detail::part_range(G.O, unit, T, t);
     detail::dense_prepare<G>(w, prepared, backward, b, e);
   }
 }
@@ -110,7 +104,7 @@ void conv2d_fold_held(float* const* held, std::size_t count, float* dw, std::siz
   constexpr auto form = detail::shared_form<G, Forms>;
   static_assert(form != detail::SharedForm::none,
                 "conv2d_fold_held: this conv holds nothing (conv2d_held_floats is 0)");
-  const auto [b, e] = detail::channel_part(G.O, 1, T, t);
+  const auto [b, e] = ctnn::detail::part_range(G.O, 1, T, t);
   constexpr std::size_t row = conv2d_held_floats<G, Forms> / G.O;  // an output channel's floats
   static_assert(conv2d_held_floats<G, Forms> % G.O == 0);
   for (std::size_t h = 1; h < count; ++h) detail::add_floats(held[0] + b * row, held[h] + b * row, (e - b) * row);
