@@ -253,7 +253,7 @@ void conv2d_backward_dense(const float* x, const float* w, const float* y, float
   float* t = align_64(scratch);  // T's panels, then dT
   float* x_panels = align_64(scratch + D::t_floats);
   float* dzt = scratch + D::t_floats + D::x_panel_floats;
-  if constexpr (Bias) conv_bias_grad(dz, n, D::O, P, db);
+  if constexpr (Bias) conv_bias_grad<D::O, P>(dz, n, db);
   if (dx) {  // dx = dz T
     const float* panels = prepared ? prepared + dense_prepared<G>::backward : t;
     if (!prepared) dense_backward_panels<G>(w, t);

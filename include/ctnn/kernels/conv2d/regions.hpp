@@ -431,7 +431,7 @@ void conv2d_backward_regions(const float* x, const float* w, const float* y, flo
   using S = packed_shape<RG::KC>;  // every region's panels: whole, NR wide
   constexpr std::size_t O = RG::O, P = RG::P, C = RG::C, KC = RG::KC, in_floats = RG::in_floats;
   if constexpr (!std::is_same_v<Op, identity_op>) eltwise_backward<Op>(y, dy, dy, n * O * P);
-  if constexpr (Bias) conv_bias_grad(dy, n, O, P, db);
+  if constexpr (Bias) conv_bias_grad<O, P>(dy, n, db);
   float* xh = scratch;
   float* dxh = xh + Z::xh;
   float* patches = dxh + Z::xh;

@@ -207,7 +207,8 @@ void rows_patches(const float* x, std::size_t count, float* xp, float* patches) 
 
 /// db[o] += the sum over n samples and P outputs of dz[s, o, p] (NCHW rows [n, O*P]): the bias
 /// gradient of the forms that leave dz in the layout the conv's output has (dense, regions).
-inline void conv_bias_grad(const float* dz, std::size_t n, std::size_t O, std::size_t P, float* db) {
+template <std::size_t O, std::size_t P>
+void conv_bias_grad(const float* dz, std::size_t n, float* db) {
   for (std::size_t s = 0; s < n; ++s)
     for (std::size_t o = 0; o < O; ++o) {
       const float* row = dz + (s * O + o) * P;
