@@ -187,7 +187,7 @@ class ThreadPool {
 
 /// Parameters per model above which the per-step elementwise passes over all of them (zero_grad,
 /// the optimizers' updates, adding the threads' gradients) are split across the model's threads:
-/// 1 Mi floats (ResNet-18's 11 M: 3-4 ms a pass on one core of the project's VM).
+/// 1 Mi floats (ResNet-18's 11 M: 1-3 ms a pass on one core of the project's VM, memory-bound).
 inline constexpr std::size_t parallel_parameter_floats = std::size_t{1} << 20;
 
 /// f(t) for t in [0, T) on up to T threads (task 0 on the caller); returns when all are done.
