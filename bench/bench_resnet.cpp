@@ -60,25 +60,34 @@ void count_examples(benchmark::State& state, std::size_t batch) {
       benchmark::Counter(double(batch) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-/// zero_grad, forward, cross-entropy backward, SGD step on a fixed random batch of `batch`
-/// images (labels 0..9 in turn), on `threads` threads.
+/// A model with what a training step needs: a fixed random batch of `batch` images (labels 0..9
+/// in turn), cross-entropy, SGD.
 template <class Net, class In>
-void train_steps(benchmark::State& state, int threads, std::size_t batch, float lr) {
-  ctnn::set_num_threads(threads);
+struct Training {
   ctnn::Model<Net, In> net;
-  auto X = ctnn::rand<In>(batch);
-  std::vector<std::int64_t> y(batch);
-  for (std::size_t i = 0; i < batch; ++i) y[i] = static_cast<std::int64_t>(i % 10);
+  ctnn::Batch<In> X;
+  std::vector<std::int64_t> y;
   nn::CrossEntropyLoss loss;
-  ctnn::optim::SGD sgd{.lr = lr};
-  auto step = [&] {
+  ctnn::optim::SGD sgd;
+  Training(std::size_t batch, float lr) : X(ctnn::rand<In>(batch)), y(batch), sgd{.lr = lr} {
+    for (std::size_t i = 0; i < batch; ++i) y[i] = static_cast<std::int64_t>(i % 10);
+  }
+  /// zero_grad, forward, cross-entropy backward, SGD step.
+  void step() {
     net.zero_grad();
     net.forward(X);
     benchmark::DoNotOptimize(net.backward(loss, y));
     sgd.step(net);
-  };
-  step();  // untimed: the workspace grows on the first step
-  for (auto _ : state) step();
+  }
+};
+
+/// Training steps on `threads` threads.
+template <class Net, class In>
+void train_steps(benchmark::State& state, int threads, std::size_t batch, float lr) {
+  ctnn::set_num_threads(threads);
+  Training<Net, In> t(batch, lr);
+  t.step();  // untimed: the workspace grows on the first step
+  for (auto _ : state) t.step();
   count_examples(state, batch);
   ctnn::set_num_threads(1);
 }
@@ -146,17 +155,11 @@ BENCHMARK(BM_resnet18_train_step_threads_ctnn)
 // (docs/benchmarks.md).
 void BM_resnet18_parameter_passes_threads_ctnn(benchmark::State& state) {
   ctnn::set_num_threads(int(state.range(0)));
-  ctnn::Model<ResNet18, Image<28>> net;
-  auto X = ctnn::rand<Image<28>>(resnet_batch);
-  std::vector<std::int64_t> y(resnet_batch);
-  for (std::size_t i = 0; i < resnet_batch; ++i) y[i] = static_cast<std::int64_t>(i % 10);
-  nn::CrossEntropyLoss loss;
-  ctnn::optim::SGD sgd{.lr = resnet_lr};
-  net.forward(X);  // untimed: one backward, so that every gradient exists
-  net.backward(loss, y);
+  Training<ResNet18, Image<28>> t(resnet_batch, resnet_lr);
+  t.step();  // untimed: every gradient exists
   for (auto _ : state) {
-    net.zero_grad();
-    sgd.step(net);
+    t.net.zero_grad();
+    t.sgd.step(t.net);
   }
   ctnn::set_num_threads(1);
 }
